@@ -1,0 +1,66 @@
+// Compile-time constants of strata's memory layout, in one place. Derived
+// values are computed here and tied together by static_assert
+// (style: snmalloc sizeclassconfig.h, tcmalloc common.h).
+#ifndef STRATA_ALLOC_CONFIG_H_
+#define STRATA_ALLOC_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::internal {
+
+// A pool: one OS page holding blocks of a single size class.
+inline constexpr size_t kPoolShift = 12;
+inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 4 KiB
+
+// An arena: 64 pools, aligned to its size so that masking a pointer finds the
+// arena header. Pool 0 holds the header, pools 1..63 hold blocks.
+inline constexpr size_t kArenaShift = 18;
+inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;  // 256 KiB
+inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;
+inline constexpr size_t kFirstUsablePool = 1;
+inline constexpr size_t kUsablePools = kPoolsPerArena - kFirstUsablePool;
+
+// Small classes: 8..512 bytes in steps of 8 (the seed's pymalloc classes).
+inline constexpr size_t kSmallStep = 8;
+inline constexpr size_t kMaxSmallSize = 512;
+inline constexpr size_t kNumSmallClasses = kMaxSmallSize / kSmallStep;  // 64
+
+// Medium classes: above 512 B up to kMaxMediumSize, eight classes per
+// doubling (so a request wastes at most 1/9 of its block to rounding), each
+// carved from a run of 1..kMaxRunPools contiguous pools inside an arena.
+inline constexpr size_t kMediumStepsPerDoubling = 8;
+inline constexpr size_t kMaxMediumSize = size_t{64} << 10;  // 64 KiB
+inline constexpr size_t kMaxRunPools = kMaxMediumSize / kPoolSize;  // 16
+
+// Everything above kMaxMediumSize is "large": mapped directly from the OS,
+// aligned to kArenaSize, with a header in front of the block.
+inline constexpr size_t kLargeAlignment = kArenaSize;
+inline constexpr size_t kLargeHeaderSize = 64;
+
+// Arenas are reserved from the OS this many at a time to save syscalls.
+inline constexpr size_t kArenasPerReservation = 16;  // 4 MiB
+
+// Large mappings kept for reuse after free (so repeated large allocations do
+// not fault in fresh pages every time), and the bytes they may hold in all.
+inline constexpr size_t kLargeCacheSlots = 16;
+inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
+
+// Strictest alignment a plain allocation of at least 16 bytes guarantees.
+inline constexpr size_t kMaxNaturalAlign = 16;
+
+// The largest request that is ever served. PTRDIFF_MAX bounds every object in
+// C; anything above, or whose page rounding would overflow, is refused.
+inline constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX) - kLargeAlignment;
+
+inline constexpr size_t kCacheLine = 64;
+
+static_assert(kPoolsPerArena == 64, "arena bitmap is one 64-bit word");
+static_assert(kMaxSmallSize % kSmallStep == 0);
+static_assert(kMaxMediumSize % kPoolSize == 0);
+static_assert(kMaxRunPools <= kUsablePools);
+static_assert(kLargeHeaderSize >= kMaxNaturalAlign && kLargeHeaderSize % kMaxNaturalAlign == 0);
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_CONFIG_H_

@@ -1,0 +1,411 @@
+// Slow paths of the thread cache; see heap.h for the protocol.
+#include "alloc/heap.h"
+
+#include <errno.h>
+
+#include <new>
+
+#include "alloc/meta_alloc.h"
+#include "threading/tagged_stack.h"
+#include "threading/thread_exit.h"
+
+namespace strata::internal {
+
+constinit PoolDesc g_empty_pool{};
+constinit Heap g_empty_heap(0);
+ABSL_CONST_INIT thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC = &g_empty_heap;
+
+namespace {
+
+// SYNCHRONIZATION
+//  - g_orphans, g_free_heaps: lock-free tagged stacks of heaps (type-stable).
+//    Push is a release and pop an acquire: the previous owner's writes to the
+//    heap happen-before the next owner's reads.
+//  - g_all_heaps: push-only list (release CAS; readers acquire).
+//  - g_next_id: relaxed counter; ids only spread outgoing slots.
+constinit threading::TaggedStack<Heap, &Heap::stack_next_> g_orphans;
+constinit threading::TaggedStack<Heap, &Heap::stack_next_> g_free_heaps;
+std::atomic<Heap*> g_all_heaps{nullptr};
+std::atomic<uint32_t> g_next_id{1};
+
+constinit threading::ThreadExitHook g_exit_hook(&OnThreadExit);
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* PopFree(PoolDesc* d) {
+  FreeBlock* b = d->free;
+  d->free = b->next;
+  ++d->used;
+  return b;
+}
+
+// Index of the lowest pool starting n consecutive free pools, or -1.
+int FindRun(uint64_t mask, uint32_t n) {
+  uint64_t m = mask;
+  for (uint32_t i = 1; i < n && m != 0; ++i) m &= mask >> i;
+  return m == 0 ? -1 : __builtin_ctzll(m);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Allocation
+
+void* Heap::AllocateSlow(size_t cls) {
+  if (this == &g_empty_heap) {
+    Heap* h = AcquireHeapForThread();
+    if (h == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    return h->Allocate(cls);
+  }
+  PoolDesc* d = current_[cls];
+  // 1. The current run still has uncarved blocks.
+  if (d->carved < d->capacity) return PopCarving(d);
+  // 2. Blocks other threads gave back (may refill the current run).
+  if (DrainRemote() > 0) {
+    d = current_[cls];
+    if (d->free != nullptr) return PopFree(d);
+  }
+  // 3. A partial run of this class.
+  if (PoolDesc* p = partial_[cls]) {
+    UnlinkPartial(p);
+    SetCurrent(cls, p);
+    return p->free != nullptr ? PopFree(p) : PopCarving(p);
+  }
+  // 4. A new run. Hand over what we hold for others first: they may be
+  // waiting for memory as we are.
+  FlushOutgoing();
+  PoolDesc* run = NewRun(cls);
+  if (run == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  SetCurrent(cls, run);
+  return PopCarving(run);
+}
+
+void* Heap::PopCarving(PoolDesc* d) {
+  const uint32_t size = kClasses[d->size_class].size;
+  uint32_t n = static_cast<uint32_t>(kPoolSize) / size;  // about a page at a time
+  if (n == 0) n = 1;
+  if (n > d->capacity - d->carved) n = d->capacity - d->carved;
+  char* first = d->Start() + size_t{d->carved} * size;
+  // Link first .. first + (n-1)*size in address order, onto the free list.
+  char* p = first + size_t{n - 1} * size;
+  FreeBlock* head = d->free;
+  for (uint32_t i = 0; i < n; ++i, p -= size) {
+    auto* b = reinterpret_cast<FreeBlock*>(p);
+    b->next = head;
+    head = b;
+  }
+  d->free = head;
+  d->carved += n;
+  return PopFree(d);
+}
+
+void Heap::SetCurrent(size_t cls, PoolDesc* d) {
+  PoolDesc* old = current_[cls];
+  // The old current run is exhausted (no free, fully carved): it is full.
+  if (old != &g_empty_pool) old->list = PoolList::kNone;
+  d->list = PoolList::kCurrent;
+  current_[cls] = d;
+}
+
+PoolDesc* Heap::NewRun(size_t cls) {
+  const uint32_t n = kClasses[cls].run_pools;
+  ArenaHeader* a = avail_arenas_;
+  int start = -1;
+  for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
+    start = FindRun(a->free_mask, n);
+    if (start >= 0) break;
+  }
+  if (start < 0) {
+    a = AcquireArena(this);
+    if (a == nullptr) return nullptr;
+    ++arenas_;
+    ++empty_arenas_;
+    LinkArena(a, /*avail=*/true);
+    start = FindRun(a->free_mask, n);
+  }
+  if (a->used_pools == 0) --empty_arenas_;
+  const uint64_t bits = ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
+  a->free_mask &= ~bits;
+  a->used_pools += n;
+  if (a->free_mask == 0) {
+    UnlinkArena(a);
+    LinkArena(a, /*avail=*/false);
+  }
+  PoolDesc* head = &a->pools[start];
+  head->free = nullptr;
+  head->used = 0;
+  head->carved = 0;
+  head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
+  head->size_class = static_cast<uint8_t>(cls);
+  head->run_pools = static_cast<uint8_t>(n);
+  head->head_offset = 0;
+  head->state = PoolState::kHead;
+  head->list = PoolList::kNone;
+  head->prev = head->next = nullptr;
+  for (uint32_t i = 1; i < n; ++i) {
+    PoolDesc* t = head + i;
+    t->state = PoolState::kTail;
+    t->head_offset = static_cast<uint8_t>(i);
+    t->size_class = static_cast<uint8_t>(cls);
+  }
+  return head;
+}
+
+// ---------------------------------------------------------------------------
+// Local free
+
+void Heap::FreeLocalSlow(PoolDesc* d) {
+  if (d->list == PoolList::kNone) {
+    // The run was full; now it has a free block.
+    if (d->used == 0) {
+      ReleaseRun(d);  // a one-block run
+    } else {
+      LinkPartial(d);
+    }
+    return;
+  }
+  if (d->used == 0 && d->list == PoolList::kPartial) {
+    UnlinkPartial(d);
+    ReleaseRun(d);
+  }
+  // used == 0 on the current run: keep it, the next allocation reuses it.
+}
+
+void Heap::ReleaseRun(PoolDesc* d) {
+  ArenaHeader* a = ArenaOf(d);
+  const uint32_t n = d->run_pools;
+  const uint32_t start = d->index;
+  for (uint32_t i = 0; i < n; ++i) {
+    PoolDesc* p = d + i;
+    const uint8_t index = p->index;
+    *p = PoolDesc{};
+    p->index = index;
+  }
+  a->free_mask |= ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
+  a->used_pools -= n;
+  if (!a->on_avail_list) {
+    UnlinkArena(a);
+    LinkArena(a, /*avail=*/true);
+  }
+  if (a->used_pools == 0) {
+    if (empty_arenas_ >= kHeapRetainedEmptyArenas) {
+      UnlinkArena(a);
+      --arenas_;
+      ReleaseArena(a);
+    } else {
+      ++empty_arenas_;
+    }
+  }
+}
+
+void Heap::LinkPartial(PoolDesc* d) {
+  const size_t cls = d->size_class;
+  d->list = PoolList::kPartial;
+  d->prev = nullptr;
+  d->next = partial_[cls];
+  if (d->next != nullptr) d->next->prev = d;
+  partial_[cls] = d;
+}
+
+void Heap::UnlinkPartial(PoolDesc* d) {
+  if (d->prev != nullptr) {
+    d->prev->next = d->next;
+  } else {
+    partial_[d->size_class] = d->next;
+  }
+  if (d->next != nullptr) d->next->prev = d->prev;
+  d->prev = d->next = nullptr;
+  d->list = PoolList::kNone;
+}
+
+void Heap::LinkArena(ArenaHeader* a, bool avail) {
+  ArenaHeader*& head = avail ? avail_arenas_ : full_arenas_;
+  a->on_avail_list = avail;
+  a->prev = nullptr;
+  a->next = head;
+  if (head != nullptr) head->prev = a;
+  head = a;
+}
+
+void Heap::UnlinkArena(ArenaHeader* a) {
+  if (a->prev != nullptr) {
+    a->prev->next = a->next;
+  } else {
+    (a->on_avail_list ? avail_arenas_ : full_arenas_) = a->next;
+  }
+  if (a->next != nullptr) a->next->prev = a->prev;
+  a->prev = a->next = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Remote free
+
+void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
+  auto* b = static_cast<FreeBlock*>(p);
+  if (this == &g_empty_heap) {
+    // First call of this thread, or a free after its exit hook ran.
+    Heap* h = AcquireHeapForThread();
+    if (h == nullptr) {
+      owner->remote_.PushBatch(b, b);  // no heap to batch in: a batch of one
+    } else if (h == owner) {
+      h->FreeLocal(RunOf(ArenaOf(p), p), p);  // we adopted the owner itself
+    } else {
+      h->FreeRemote(p, owner, bytes);
+    }
+    return;
+  }
+  Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
+  if (o.target != owner) {
+    if (o.head != nullptr) Flush(o);
+    o.target = owner;
+  }
+  b->next = o.head;
+  if (o.head == nullptr) o.tail = b;
+  o.head = b;
+  o.bytes += bytes;
+  if (o.bytes >= kRemoteBatchBytes) Flush(o);
+}
+
+void Heap::Flush(Outgoing& o) {
+  o.target->remote_.PushBatch(o.head, o.tail);
+  o.head = o.tail = nullptr;
+  o.bytes = 0;
+}
+
+void Heap::FlushOutgoing() {
+  for (Outgoing& o : outgoing_) {
+    if (o.head != nullptr) Flush(o);
+  }
+}
+
+size_t Heap::DrainRemote() {
+  FreeBlock* b = remote_.TakeAll();
+  size_t n = 0;
+  while (b != nullptr) {
+    FreeBlock* next = b->next;
+    FreeLocalOrForward(b);
+    b = next;
+    ++n;
+  }
+  return n;
+}
+
+void Heap::FreeLocalOrForward(void* p) {
+  ArenaHeader* a = ArenaOf(p);
+  // Acquire pairs with the release store of owner in the arena source.
+  Heap* owner = a->owner.load(std::memory_order_acquire);
+  PoolDesc* d = RunOf(a, p);
+  if (owner == this) {
+    FreeLocal(d, p);
+  } else {
+    FreeRemote(p, owner, kClasses[d->size_class].size);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Thread life
+
+void Heap::Abandon() {
+  FlushOutgoing();
+  for (Outgoing& o : outgoing_) o.target = nullptr;
+  DrainRemote();
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    PoolDesc* d = current_[cls];
+    if (d == &g_empty_pool) continue;
+    current_[cls] = &g_empty_pool;
+    d->list = PoolList::kNone;
+    if (d->used == 0) {
+      ReleaseRun(d);
+    } else if (d->free != nullptr || d->carved < d->capacity) {
+      LinkPartial(d);
+    }
+  }
+  // Return the empty arenas we kept as spares.
+  for (ArenaHeader* a = avail_arenas_; a != nullptr;) {
+    ArenaHeader* next = a->next;
+    if (a->used_pools == 0) {
+      UnlinkArena(a);
+      --arenas_;
+      --empty_arenas_;
+      ReleaseArena(a);
+    }
+    a = next;
+  }
+}
+
+bool Heap::IsValid() const {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const PoolDesc* c = current_[cls];
+    if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
+      return false;
+    }
+    for (const PoolDesc* d = partial_[cls]; d != nullptr; d = d->next) {
+      if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
+      if (d->free == nullptr && d->carved == d->capacity) return false;
+    }
+  }
+  size_t arenas = 0, empty = 0;
+  for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
+    for (const ArenaHeader* a = list; a != nullptr; a = a->next) {
+      ++arenas;
+      if (a->used_pools == 0) ++empty;
+      // Relaxed: we own the arena; only we write its owner.
+      if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != this) return false;
+      if (a->on_avail_list != (a->free_mask != 0)) return false;
+      for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
+        if (a->pools[i].state == PoolState::kHead && !a->pools[i].IsValid()) return false;
+      }
+    }
+  }
+  return arenas == arenas_ && empty == empty_arenas_;
+}
+
+// ---------------------------------------------------------------------------
+// Heaps for threads
+
+Heap* AcquireHeapForThread() {
+  Heap* h = g_orphans.Pop();
+  if (h == nullptr) h = g_free_heaps.Pop();
+  if (h == nullptr) {
+    void* mem = MetaAllocate(sizeof(Heap));
+    if (mem == nullptr) return nullptr;
+    // Relaxed: ids only spread outgoing batches over slots.
+    h = new (mem) Heap(g_next_id.fetch_add(1, std::memory_order_relaxed));
+    Heap* head = g_all_heaps.load(std::memory_order_relaxed);
+    do {
+      h->all_next_ = head;
+      // Release pairs with the acquire in AllHeaps().
+    } while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
+                                                std::memory_order_relaxed));
+  }
+  // Relaxed: the pop above (acquire) already ordered us after the previous
+  // owner; readers of state_ only want a hint.
+  h->state_.store(Heap::State::kActive, std::memory_order_relaxed);
+  tls_heap = h;
+  // If the key cannot be made the heap is simply never abandoned: its
+  // blocks stay valid and freeable, only its cache is not recycled.
+  g_exit_hook.Arm(h);
+  return h;
+}
+
+Heap* AllHeaps() {
+  // Acquire pairs with the release CAS in AcquireHeapForThread().
+  return g_all_heaps.load(std::memory_order_acquire);
+}
+
+void OnThreadExit(void* value) {
+  auto* h = static_cast<Heap*>(value);
+  h->Abandon();
+  tls_heap = &g_empty_heap;
+  const bool owns_arenas = h->OwnsArenas();
+  // Relaxed: the stack push below is the release that hands the heap over.
+  h->state_.store(owns_arenas ? Heap::State::kOrphan : Heap::State::kFree,
+                  std::memory_order_relaxed);
+  (owns_arenas ? g_orphans : g_free_heaps).Push(h);
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,138 @@
+#include "alloc/large.h"
+
+#include <cstring>
+
+#include "alloc/arena.h"
+#include "alloc/os.h"
+#include "alloc/page_map.h"
+
+namespace strata::internal {
+namespace {
+
+// SYNCHRONIZATION: g_cache slots are exchanged lock-free (a mapping is in at
+// most one slot; whoever swaps it out owns it). Counters are relaxed stats,
+// except g_cached_bytes, whose fetch_add reserves room in the cache.
+std::atomic<LargeHeader*> g_cache[kLargeCacheSlots] = {};
+std::atomic<uint64_t> g_cached_bytes{0};
+std::atomic<uint64_t> g_cached_count{0};
+std::atomic<uint64_t> g_live_count{0};
+std::atomic<uint64_t> g_live_bytes{0};
+std::atomic<uint64_t> g_cache_hits{0};
+
+constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
+
+LargeHeader* TakeFromCache(size_t reserved, size_t align) {
+  for (auto& slot : g_cache) {
+    // Relaxed: a hint; the exchange below is what claims the mapping.
+    LargeHeader* h = slot.load(std::memory_order_relaxed);
+    if (h == nullptr || h->reserved < reserved || h->reserved / 2 > reserved) continue;
+    if (reinterpret_cast<uintptr_t>(h) % align != 0) continue;
+    // Acquire pairs with the release CAS in PutInCache(): the header is ours.
+    if (slot.compare_exchange_strong(h, nullptr, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      // Relaxed: accounting; the mapping is exclusively ours now.
+      g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+      g_cached_count.fetch_sub(1, std::memory_order_relaxed);
+      g_cache_hits.fetch_add(1, std::memory_order_relaxed);
+      return h;
+    }
+  }
+  return nullptr;
+}
+
+bool PutInCache(LargeHeader* h) {
+  if (h->reserved > kLargeCacheMaxBytes / 4) return false;
+  // Relaxed: reserving room; the slot CAS publishes the mapping.
+  if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved >
+      kLargeCacheMaxBytes) {
+    g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+    return false;
+  }
+  // Relaxed: the release CAS below publishes it.
+  h->state.store(LargeHeader::kCached, std::memory_order_relaxed);
+  for (auto& slot : g_cache) {
+    LargeHeader* empty = nullptr;
+    // Release pairs with the acquire CAS in TakeFromCache().
+    if (slot.compare_exchange_strong(empty, h, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      // Relaxed: statistics only.
+      g_cached_count.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+  return false;
+}
+
+}  // namespace
+
+void* LargeAllocate(size_t size, size_t align, bool zero) {
+  if (align < kMaxNaturalAlign) align = kMaxNaturalAlign;
+  const size_t offset = align > kLargeHeaderSize ? align : kLargeHeaderSize;
+  if (size > kMaxRequest || offset > kMaxRequest - size) return nullptr;
+  const size_t end = offset + size;
+  const size_t reserved = RoundUp(end, kArenaSize);
+  if (reserved < end) return nullptr;  // overflow
+  const size_t map_align = align > kLargeAlignment ? align : kLargeAlignment;
+
+  LargeHeader* h = TakeFromCache(reserved, map_align);
+  if (h != nullptr && zero) {
+    // Everything past the header may hold old data, up to the block's end.
+    memset(h->Base() + sizeof(LargeHeader), 0, offset + size - sizeof(LargeHeader));
+  }
+  if (h == nullptr) {
+    void* base = os::MapAligned(reserved, map_align);
+    if (base == nullptr) return nullptr;
+    h = static_cast<LargeHeader*>(base);
+    h->kind = kLargeKind;
+    h->reserved = reserved;
+    if (!GetPageMap().Register(base, reserved, h)) {
+      os::Unmap(base, reserved);
+      return nullptr;
+    }
+  }
+  h->offset = offset;
+  size_t usable = RoundUp(end, kPoolSize) - offset;
+  if (usable > reserved - offset) usable = reserved - offset;
+  h->usable = usable;
+  // Release pairs with the acquire in LargeTryBeginFree().
+  h->state.store(LargeHeader::kLive, std::memory_order_release);
+  // Relaxed: statistics only.
+  g_live_count.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(usable, std::memory_order_relaxed);
+  return h->Block();
+}
+
+void LargeFree(LargeHeader* h) {
+  // Relaxed: statistics only.
+  g_live_count.fetch_sub(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(h->usable, std::memory_order_relaxed);
+  if (PutInCache(h)) return;
+  const size_t reserved = h->reserved;
+  GetPageMap().Unregister(h, reserved);
+  os::Unmap(h, reserved);
+}
+
+bool LargeResizeInPlace(LargeHeader* h, size_t new_size) {
+  const size_t room = h->reserved - h->offset;
+  if (new_size > room) return false;
+  // Shrinking below half: let the caller move it so the tail can be freed.
+  if (new_size < h->usable / 2) return false;
+  size_t usable = RoundUp(h->offset + new_size, kPoolSize) - h->offset;
+  if (usable > room) usable = room;
+  if (usable < h->usable) usable = h->usable;  // never shrink the usable size
+  // Relaxed: statistics only.
+  g_live_bytes.fetch_add(usable - h->usable, std::memory_order_relaxed);
+  h->usable = usable;
+  return true;
+}
+
+LargeStats GetLargeStats() {
+  // Relaxed: statistics only.
+  return {g_live_count.load(std::memory_order_relaxed), g_live_bytes.load(std::memory_order_relaxed),
+          g_cached_count.load(std::memory_order_relaxed),
+          g_cached_bytes.load(std::memory_order_relaxed),
+          g_cache_hits.load(std::memory_order_relaxed)};
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,77 @@
+// Large allocations (above kMaxMediumSize): each is its own OS mapping,
+// aligned to kArenaSize so the page map can point each of its chunks at the
+// header at its start. The block follows the header (or sits at the requested
+// alignment); its usable size is page-granular. Freed mappings up to a
+// bounded size are kept in a small lock-free cache so that repeated large
+// allocations do not pay for fresh page faults every time.
+#ifndef STRATA_ALLOC_LARGE_H_
+#define STRATA_ALLOC_LARGE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/config.h"
+
+namespace strata::internal {
+
+// SYNCHRONIZATION
+//  - kind, reserved, base: immutable while the mapping exists.
+//  - state: CAS kLive -> kFreeing by exactly one freeing thread (a second,
+//    concurrent free of the same block fails the CAS and is reported);
+//    kCached while in the cache.
+//  - offset, usable: written by the thread that allocates from the mapping
+//    (fresh or taken from the cache) before the block is handed out; read by
+//    the thread that frees it (ordered by the program's own hand-off).
+struct alignas(kCacheLine) LargeHeader {
+  enum State : uint32_t { kLive = 1, kFreeing = 2, kCached = 3 };
+
+  uint32_t kind;               // kLargeKind (shared prefix with ArenaHeader)
+  std::atomic<uint32_t> state;
+  size_t reserved;             // bytes mapped from the header on (multiple of kArenaSize)
+  size_t offset;               // block address - header address
+  size_t usable;               // usable bytes of the block (page-granular end)
+
+  char* Base() { return reinterpret_cast<char*>(this); }
+  void* Block() { return Base() + offset; }
+};
+static_assert(sizeof(LargeHeader) <= kLargeHeaderSize);
+
+// Returns a block of at least `size` bytes aligned to `align`, or nullptr
+// when the size cannot be served or the OS refuses. With zero, the block
+// reads as zeros (fresh mappings already do; recycled ones are cleared).
+// REQUIRES: align is a power of two.
+void* LargeAllocate(size_t size, size_t align, bool zero);
+
+// Frees the block of h. REQUIRES: IsLargeBlock(h, p) was true and the state
+// CAS succeeded (see LargeTryBeginFree).
+void LargeFree(LargeHeader* h);
+
+// True when p is exactly the live block of h (not an interior pointer).
+inline bool IsLargeBlock(LargeHeader* h, const void* p) { return h->Block() == p; }
+
+// Claims h for freeing: kLive -> kFreeing. False means double free.
+inline bool LargeTryBeginFree(LargeHeader* h) {
+  uint32_t expected = LargeHeader::kLive;
+  // Acquire/release: pairs with the release store of kLive in
+  // LargeAllocate; makes the one winning free the only one to proceed.
+  return h->state.compare_exchange_strong(expected, LargeHeader::kFreeing,
+                                          std::memory_order_acq_rel,
+                                          std::memory_order_relaxed);
+}
+
+// Resizes in place when the mapping allows; returns false otherwise.
+bool LargeResizeInPlace(LargeHeader* h, size_t new_size);
+
+struct LargeStats {
+  uint64_t live_count;     // live large blocks
+  uint64_t live_bytes;     // their usable bytes
+  uint64_t cached_count;   // mappings waiting in the cache
+  uint64_t cached_bytes;   // their reserved bytes
+  uint64_t cache_hits;     // allocations served from the cache
+};
+LargeStats GetLargeStats();
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_LARGE_H_

@@ -1,0 +1,47 @@
+#include "alloc/meta_alloc.h"
+
+#include <atomic>
+#include <cstdint>
+
+#include "alloc/config.h"
+#include "alloc/os.h"
+#include "threading/spin_lock.h"
+
+namespace strata::internal {
+namespace {
+
+constexpr size_t kMetaChunk = size_t{64} << 10;
+
+// SYNCHRONIZATION: g_cursor and g_end are guarded by g_lock; g_mapped is a
+// relaxed statistic.
+constinit threading::SpinLock g_lock;
+char* g_cursor = nullptr;
+char* g_end = nullptr;
+std::atomic<size_t> g_mapped{0};
+
+}  // namespace
+
+void* MetaAllocate(size_t size) {
+  size = (size + kCacheLine - 1) & ~(kCacheLine - 1);
+  threading::SpinLockHolder hold(&g_lock);
+  if (static_cast<size_t>(g_end - g_cursor) < size) {
+    const size_t chunk = size > kMetaChunk ? (size + 4095) & ~size_t{4095} : kMetaChunk;
+    char* fresh = static_cast<char*>(os::MapAligned(chunk, 4096));
+    if (fresh == nullptr) return nullptr;
+    // The tail of the previous chunk is abandoned: a few bytes at most.
+    g_cursor = fresh;
+    g_end = fresh + chunk;
+    // Relaxed: statistics only.
+    g_mapped.fetch_add(chunk, std::memory_order_relaxed);
+  }
+  void* result = g_cursor;
+  g_cursor += size;
+  return result;
+}
+
+size_t MetaBytesMapped() {
+  // Relaxed: statistics only.
+  return g_mapped.load(std::memory_order_relaxed);
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,113 @@
+// Linux implementation of the OS layer (see os.h for the contract).
+#include "alloc/os.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+
+namespace strata::internal::os {
+namespace {
+
+void* RealMap(size_t size) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void RealUnmap(void* p, size_t size) { munmap(p, size); }
+
+bool RealPurge(void* p, size_t size, PurgeMode mode) {
+  return madvise(p, size, mode == PurgeMode::kFree ? MADV_FREE : MADV_DONTNEED) == 0;
+}
+
+constexpr Backend kRealBackend = {&RealMap, &RealUnmap, &RealPurge};
+
+// Relaxed: switched only by tests while no other thread is inside strata.
+std::atomic<const Backend*> g_backend{&kRealBackend};
+
+Counters g_counters;
+
+const Backend& Current() { return *g_backend.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+Counters& GetCounters() { return g_counters; }
+
+const Backend* SetBackendForTesting(const Backend* backend) {
+  return g_backend.exchange(backend ? backend : &kRealBackend, std::memory_order_relaxed);
+}
+
+const Backend* RealBackend() { return &kRealBackend; }
+
+void* MapAligned(size_t size, size_t align) {
+  const int saved_errno = errno;
+  // Over-map by `align` and trim both ends: three syscalls in the worst case,
+  // which is why arenas are reserved in batches.
+  const size_t page = 4096;
+  void* result = nullptr;
+  if (size + align >= size) {  // overflow check
+    const size_t span = align > page ? size + align : size;
+    char* raw = static_cast<char*>(Current().map(span));
+    if (raw != nullptr) {
+      const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t{align} - 1);
+      char* aligned = reinterpret_cast<char*>(start);
+      if (aligned > raw) Current().unmap(raw, static_cast<size_t>(aligned - raw));
+      char* end = raw + span;
+      if (aligned + size < end) Current().unmap(aligned + size, static_cast<size_t>(end - (aligned + size)));
+      result = aligned;
+    }
+  }
+  // Relaxed: statistics only.
+  if (result != nullptr) {
+    g_counters.maps.fetch_add(1, std::memory_order_relaxed);
+    g_counters.mapped_bytes.fetch_add(size, std::memory_order_relaxed);
+  } else {
+    g_counters.map_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  errno = saved_errno;
+  return result;
+}
+
+void Unmap(void* p, size_t size) {
+  const int saved_errno = errno;
+  Current().unmap(p, size);
+  // Relaxed: statistics only.
+  g_counters.unmaps.fetch_add(1, std::memory_order_relaxed);
+  g_counters.mapped_bytes.fetch_sub(size, std::memory_order_relaxed);
+  errno = saved_errno;
+}
+
+bool Purge(void* p, size_t size, PurgeMode mode) {
+  const int saved_errno = errno;
+  const bool ok = Current().purge(p, size, mode);
+  // Relaxed: statistics only.
+  g_counters.purges.fetch_add(1, std::memory_order_relaxed);
+  errno = saved_errno;
+  return ok;
+}
+
+void WriteAll(int fd, const char* buf, size_t len) {
+  const int saved_errno = errno;
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    buf += n;
+    len -= static_cast<size_t>(n);
+  }
+  errno = saved_errno;
+}
+
+void Abort() {
+  // abort() raises SIGABRT without allocating; restore the default action so
+  // a handler cannot bring us back into a corrupted allocator.
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}
+
+}  // namespace strata::internal::os

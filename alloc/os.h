@@ -1,0 +1,59 @@
+// The OS layer: the only place strata talks to the kernel about memory.
+//
+// Contract:
+//  - MapAligned(size, align) returns `size` bytes of zeroed, read-write memory
+//    whose address is a multiple of `align`, or nullptr when the OS refuses.
+//    REQUIRES: size and align are multiples of the page size; align is a
+//    power of two. Never aborts, never allocates, leaves errno as it found it.
+//  - Unmap(p, size) returns a range obtained from MapAligned (or a page-
+//    aligned part of one) to the OS. Never fails for valid ranges.
+//  - Purge(p, size, mode) tells the OS the contents are no longer needed; the
+//    range stays mapped and reads back as zero (kDontNeed) or as either the
+//    old contents or zero (kFree, which the kernel reclaims lazily and which
+//    stays counted in RSS until it does). Returns false if the OS refused.
+// Tests may install a Backend to simulate a refusing OS.
+#ifndef STRATA_ALLOC_OS_H_
+#define STRATA_ALLOC_OS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::internal::os {
+
+enum class PurgeMode { kDontNeed, kFree };
+
+void* MapAligned(size_t size, size_t align);
+void Unmap(void* p, size_t size);
+bool Purge(void* p, size_t size, PurgeMode mode);
+
+// Writes all of buf to file descriptor fd, retrying on EINTR. Never allocates.
+void WriteAll(int fd, const char* buf, size_t len);
+
+// Aborts the process without running atexit handlers or allocating.
+[[noreturn]] void Abort();
+
+// Cumulative OS call counters (relaxed atomics; these are slow paths).
+struct Counters {
+  std::atomic<uint64_t> maps{0};
+  std::atomic<uint64_t> map_failures{0};
+  std::atomic<uint64_t> unmaps{0};
+  std::atomic<uint64_t> purges{0};
+  std::atomic<uint64_t> mapped_bytes{0};  // currently mapped by strata
+};
+Counters& GetCounters();
+
+// Raw primitives, replaceable by tests (all-or-nothing).
+struct Backend {
+  void* (*map)(size_t size);  // page-aligned, zeroed, nullptr on failure
+  void (*unmap)(void* p, size_t size);
+  bool (*purge)(void* p, size_t size, PurgeMode mode);
+};
+// Installs `backend` (nullptr restores the real OS). Returns the previous one.
+// REQUIRES: no other thread is inside strata while switching.
+const Backend* SetBackendForTesting(const Backend* backend);
+const Backend* RealBackend();
+
+}  // namespace strata::internal::os
+
+#endif  // STRATA_ALLOC_OS_H_

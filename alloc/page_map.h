@@ -1,0 +1,70 @@
+// The process-wide map that answers "is this pointer one of strata's?" in
+// O(1): a two-level radix tree over the 47-bit user address space at arena
+// (256 KiB chunk) granularity. Each entry is the header of the mapping that
+// covers the chunk (an arena header or a large-allocation header), or null.
+#ifndef STRATA_ALLOC_PAGE_MAP_H_
+#define STRATA_ALLOC_PAGE_MAP_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/config.h"
+
+namespace strata::internal {
+
+// SYNCHRONIZATION
+//  - root_[i]: written once (CAS null -> leaf, release) by any thread that
+//    registers memory; read lock-free with acquire by every lookup.
+//  - leaf entries: written (release) when a mapping is registered, before the
+//    mapping's memory is handed to anyone, and cleared before it is unmapped;
+//    read with acquire by lookups. A lookup racing with registration of an
+//    unrelated chunk is harmless: nobody can hold a pointer into a chunk
+//    before its registration happens-before the pointer was handed out.
+class PageMap {
+ public:
+  static constexpr int kAddressBits = 47;
+  static constexpr int kChunkBits = kAddressBits - static_cast<int>(kArenaShift);  // 29
+  static constexpr int kLeafBits = 15;
+  static constexpr int kRootBits = kChunkBits - kLeafBits;  // 14
+  static constexpr size_t kLeafEntries = size_t{1} << kLeafBits;
+  static constexpr size_t kRootEntries = size_t{1} << kRootBits;
+
+  using Entry = std::atomic<void*>;
+
+  constexpr PageMap() = default;
+  PageMap(const PageMap&) = delete;
+  PageMap& operator=(const PageMap&) = delete;
+
+  // Returns the header registered for the chunk holding p, or nullptr.
+  // Thread-safety: any thread, lock-free, wait-free.
+  void* Lookup(const void* p) const {
+    const uintptr_t chunk = reinterpret_cast<uintptr_t>(p) >> kArenaShift;
+    if (chunk >> kChunkBits) return nullptr;  // kernel or non-canonical
+    // Acquire pairs with the release CAS that installed the leaf.
+    const Entry* leaf = root_[chunk >> kLeafBits].load(std::memory_order_acquire);
+    if (leaf == nullptr) return nullptr;
+    // Acquire pairs with the release store in Register().
+    return leaf[chunk & (kLeafEntries - 1)].load(std::memory_order_acquire);
+  }
+
+  // Points every chunk of [start, start + bytes) at header. Returns false
+  // (registering nothing) when a leaf could not be mapped.
+  // REQUIRES: start and bytes are multiples of kArenaSize.
+  bool Register(const void* start, size_t bytes, void* header);
+
+  // Clears every chunk of [start, start + bytes). REQUIRES: registered.
+  void Unregister(const void* start, size_t bytes);
+
+ private:
+  Entry* EnsureLeaf(size_t root_index);
+
+  std::atomic<Entry*> root_[kRootEntries] = {};
+};
+
+// The single process-wide map; constant-initialised (usable before main).
+PageMap& GetPageMap();
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_PAGE_MAP_H_

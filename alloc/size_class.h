@@ -1,0 +1,182 @@
+// Size classes: request size -> class index -> block size, as constexpr
+// tables. Class 0 is unused; classes 1..64 are the small classes 8..512 B by
+// 8; the medium classes that follow grow eight to a doubling up to
+// kMaxMediumSize. Each class has the number of pools in its run (1 for small
+// classes) chosen so that the tail of the run wasted is at most 1/16 of it.
+#ifndef STRATA_ALLOC_SIZE_CLASS_H_
+#define STRATA_ALLOC_SIZE_CLASS_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/config.h"
+
+namespace strata::internal {
+
+struct ClassInfo {
+  uint32_t size;       // block size in bytes
+  uint32_t run_pools;  // pools per run: run_pools * kPoolSize bytes
+  uint32_t blocks;     // blocks per run = run_pools * kPoolSize / size
+  uint32_t align;      // guaranteed alignment of every block of the class
+  uint32_t div_magic;  // ceil(2^32 / size): offset / size == (offset * div_magic) >> 32
+                       // exactly for every offset < 2^16 (a run is at most 64 KiB)
+};
+
+namespace size_class_internal {
+
+inline constexpr size_t kNumMediumClasses =
+    kMediumStepsPerDoubling * (/*log2(64K/512)=*/7);
+
+constexpr uint32_t AlignOf(uint32_t size) {
+  // Largest power of two <= 16 that divides size (the C11 rule for an object
+  // of that size); blocks sit at multiples of their size from a page start.
+  uint32_t a = size & (~size + 1);  // lowest set bit
+  return a > kMaxNaturalAlign ? kMaxNaturalAlign : a;
+}
+
+constexpr uint32_t RunPoolsFor(uint32_t size) {
+  if (size <= kMaxSmallSize) return 1;
+  // Smallest run holding at least min_blocks blocks with tail waste <= 1/16.
+  const uint32_t min_blocks = size <= 4096 ? 4 : (size <= 16384 ? 2 : 1);
+  for (uint32_t pools = 1; pools <= kMaxRunPools; ++pools) {
+    const uint32_t bytes = pools * kPoolSize;
+    const uint32_t blocks = bytes / size;
+    if (blocks >= min_blocks && (bytes - blocks * size) * 16 <= bytes) return pools;
+  }
+  return 0;  // caught by static_assert below
+}
+
+constexpr auto MakeClasses() {
+  std::array<ClassInfo, 1 + kNumSmallClasses + kNumMediumClasses> c{};
+  size_t i = 1;
+  for (uint32_t s = kSmallStep; s <= kMaxSmallSize; s += kSmallStep) c[i++] = {s, 0, 0, 0, 0};
+  for (uint32_t base = kMaxSmallSize; base < kMaxMediumSize; base *= 2) {
+    const uint32_t step = base / kMediumStepsPerDoubling;
+    for (uint32_t k = 1; k <= kMediumStepsPerDoubling; ++k) c[i++] = {base + k * step, 0, 0, 0, 0};
+  }
+  for (size_t j = 1; j < c.size(); ++j) {
+    c[j].run_pools = RunPoolsFor(c[j].size);
+    c[j].blocks = c[j].run_pools ? c[j].run_pools * kPoolSize / c[j].size : 0;
+    c[j].align = AlignOf(c[j].size);
+    c[j].div_magic = static_cast<uint32_t>(((uint64_t{1} << 32) + c[j].size - 1) / c[j].size);
+  }
+  return c;
+}
+
+}  // namespace size_class_internal
+
+inline constexpr auto kClasses = size_class_internal::MakeClasses();
+inline constexpr size_t kNumClasses = kClasses.size();  // including unused class 0
+inline constexpr size_t kFirstMediumClass = 1 + kNumSmallClasses;
+
+// Two lookup tables: by 8-byte granule up to 1 KiB (the hot range), then by
+// 128-byte granule up to kMaxMediumSize. Medium classes above 1 KiB are
+// multiples of 128, so the coarse table is exact.
+inline constexpr size_t kLowTableMax = 1024;
+inline constexpr size_t kHighGranule = 128;
+
+namespace size_class_internal {
+
+constexpr size_t FirstClassAtLeast(size_t n) {
+  size_t c = 1;
+  while (c < kNumClasses && kClasses[c].size < n) ++c;
+  return c;
+}
+
+constexpr auto MakeLowTable() {
+  std::array<uint8_t, kLowTableMax / kSmallStep + 1> t{};
+  for (size_t g = 0; g < t.size(); ++g) t[g] = static_cast<uint8_t>(FirstClassAtLeast(g * kSmallStep));
+  return t;
+}
+
+constexpr auto MakeHighTable() {
+  std::array<uint8_t, kMaxMediumSize / kHighGranule + 1> t{};
+  for (size_t g = 0; g < t.size(); ++g) t[g] = static_cast<uint8_t>(FirstClassAtLeast(g * kHighGranule));
+  return t;
+}
+
+}  // namespace size_class_internal
+
+inline constexpr auto kLowClassTable = size_class_internal::MakeLowTable();
+inline constexpr auto kHighClassTable = size_class_internal::MakeHighTable();
+
+// Returns the class serving n bytes. REQUIRES: n <= kMaxMediumSize.
+inline size_t SizeToClass(size_t n) {
+  if (n <= kLowTableMax) return kLowClassTable[(n + kSmallStep - 1) / kSmallStep];
+  return kHighClassTable[(n + kHighGranule - 1) / kHighGranule];
+}
+
+inline constexpr size_t ClassSize(size_t cls) { return kClasses[cls].size; }
+
+// Returns offset / ClassSize(cls) without a divide. REQUIRES: offset < 2^16.
+inline constexpr uint32_t BlockIndex(size_t cls, uint32_t offset) {
+  return static_cast<uint32_t>((uint64_t{offset} * kClasses[cls].div_magic) >> 32);
+}
+
+// ---- Invariants, checked at compile time --------------------------------
+namespace size_class_internal {
+
+constexpr bool ClassesAreValid() {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const ClassInfo& k = kClasses[c];
+    if (k.run_pools == 0 || k.run_pools > kMaxRunPools || k.blocks == 0) return false;
+    if (c > 1 && k.size <= kClasses[c - 1].size) return false;       // strictly increasing
+    if (k.size % kSmallStep != 0) return false;                       // 8-byte granules
+    if (c >= kFirstMediumClass && k.size % 64 != 0) return false;     // medium: 64-aligned
+    const size_t run = size_t{k.run_pools} * kPoolSize;
+    if (c >= kFirstMediumClass && (run - size_t{k.blocks} * k.size) * 16 > run) return false;
+    // Rounding waste: the largest request a class serves exclusively is just
+    // above the previous class; it wastes < 1/8 of the block (medium only;
+    // small classes waste < 8 bytes).
+    if (c > kFirstMediumClass) {
+      const size_t prev = kClasses[c - 1].size;
+      if ((k.size - (prev + 1)) * 8 >= k.size) return false;
+    }
+  }
+  return true;
+}
+
+// Every size 0..kMaxMediumSize maps to the smallest class that holds it.
+constexpr bool TablesAreExact() {
+  size_t expect = 1;
+  for (size_t n = 0; n <= kMaxMediumSize; ++n) {
+    while (kClasses[expect].size < n) ++expect;
+    const size_t c = n <= kLowTableMax ? kLowClassTable[(n + 7) / 8]
+                                       : kHighClassTable[(n + kHighGranule - 1) / kHighGranule];
+    if (c != expect) return false;
+  }
+  return true;
+}
+
+}  // namespace size_class_internal
+
+static_assert(kNumClasses == 1 + 64 + 56, "64 small + 56 medium classes");
+static_assert(kNumClasses <= 255, "class index fits a byte");
+static_assert(kClasses[1].size == 8 && kClasses[kNumSmallClasses].size == kMaxSmallSize);
+static_assert(kClasses[kNumClasses - 1].size == kMaxMediumSize);
+static_assert(size_class_internal::ClassesAreValid());
+static_assert(size_class_internal::TablesAreExact());
+
+namespace size_class_internal {
+// The magic division is exact for every offset inside a run.
+constexpr bool MagicDivisionIsExact() {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const uint32_t size = kClasses[c].size;
+    const uint32_t run = kClasses[c].run_pools * static_cast<uint32_t>(kPoolSize);
+    for (uint32_t q = 0; q * size < run; ++q) {
+      // Check both ends of each quotient's range: q*size and q*size + size-1.
+      if (BlockIndex(c, q * size) != q) return false;
+      const uint32_t last = q * size + size - 1 < run ? q * size + size - 1 : run - 1;
+      if (BlockIndex(c, last) != q) return false;
+    }
+  }
+  return true;
+}
+}  // namespace size_class_internal
+static_assert(kMaxMediumSize <= (size_t{1} << 16), "magic division covers 64 KiB runs");
+static_assert(size_class_internal::MagicDivisionIsExact());
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_SIZE_CLASS_H_

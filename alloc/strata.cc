@@ -1,0 +1,266 @@
+// strata's public entry points.
+//
+// Allocation code overview (call tree, fast path first):
+//
+//   strata::Allocate(n)
+//     n <= 64 KiB:  tls_heap->Allocate(SizeToClass(n))          [heap.h, inline]
+//                     current_[cls]->free pop, ++used             fast path
+//                     Heap::AllocateSlow                          [heap.cc]
+//                       carve more of the current run | drain remote queue |
+//                       a partial run | NewRun -> pools from an owned arena
+//                         AcquireArena -> empty-arena stack | OS reservation [arena.cc]
+//                           os::MapAligned                        [os.cc]
+//     n > 64 KiB:   LargeAllocate -> large cache | os::MapAligned  [large.cc]
+//
+//   strata::Deallocate(p)
+//     GetPageMap().Lookup(p) -> header (arena or large)           [page_map.h]
+//     arena:  RunOf(p) validated; owner == tls_heap ? Heap::FreeLocal (fast path)
+//                                                  : Heap::FreeRemote (batched,
+//                                                    MpscQueue to the owner)
+//     large:  LargeFree -> large cache | os::Unmap
+#include "alloc/strata.h"
+
+#include <errno.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "alloc/arena.h"
+#include "alloc/config.h"
+#include "alloc/error.h"
+#include "alloc/heap.h"
+#include "alloc/large.h"
+#include "alloc/page_map.h"
+#include "alloc/size_class.h"
+
+namespace strata {
+namespace {
+
+using internal::ArenaHeader;
+using internal::Heap;
+using internal::kClasses;
+using internal::LargeHeader;
+using internal::PoolDesc;
+
+ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, bool zero = false) {
+  void* p = internal::LargeAllocate(size, align, zero);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateInline(size_t size) {
+  if (ABSL_PREDICT_TRUE(size <= internal::kMaxMediumSize)) {
+    return internal::tls_heap->Allocate(internal::SizeToClass(size));
+  }
+  return AllocateLargeOrFail(size, internal::kMaxNaturalAlign);
+}
+
+// Offset of p from the start of run d. REQUIRES: p lies in run d.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t BlockOffset(const PoolDesc* d, const void* p) {
+  return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) & (internal::kArenaSize - 1)) -
+                               size_t{d->index} * internal::kPoolSize);
+}
+
+// What a pointer resolves to, after validation.
+struct Resolved {
+  ArenaHeader* arena;  // null for a large block
+  PoolDesc* run;       // arena only
+  LargeHeader* large;  // large only
+};
+
+// Resolves p (non-null) or reports it and aborts. `op` names the caller.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* op) {
+  void* header = internal::GetPageMap().Lookup(p);
+  if (ABSL_PREDICT_FALSE(header == nullptr)) {
+    internal::ReportInvalidFree(p, "pointer was not allocated by strata", op);
+  }
+  auto* arena = static_cast<ArenaHeader*>(header);
+  if (ABSL_PREDICT_FALSE(arena->kind != internal::kArenaKind)) {
+    auto* large = static_cast<LargeHeader*>(header);
+    if (!internal::IsLargeBlock(large, p)) {
+      internal::ReportInvalidFree(p, "pointer is not the start of a live large block", op);
+    }
+    return {nullptr, nullptr, large};
+  }
+  PoolDesc* d = internal::RunOf(arena, p);
+  const uint32_t offset = BlockOffset(d, p);
+  // A block start: in a live run, at a multiple of the class size, carved.
+  // The racy read of a foreign run's state is fine: for a valid pointer it
+  // cannot change while the block lives; for an invalid one we only report.
+  // Only fields that stay fixed while a block of the run lives are read here
+  // (state, size_class, index); `carved` is the owner's and is checked on
+  // the local path in FreeResolved.
+  const uint32_t block = internal::BlockIndex(d->size_class, offset);
+  if (ABSL_PREDICT_FALSE(d->state != internal::PoolState::kHead ||
+                         block * kClasses[d->size_class].size != offset)) {
+    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+  }
+  return {arena, d, nullptr};
+}
+
+ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char* op) {
+  if (!internal::LargeTryBeginFree(h)) internal::ReportInvalidFree(p, "double free of a large block", op);
+  internal::LargeFree(h);
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
+  if (ABSL_PREDICT_FALSE(r.large != nullptr)) return FreeLarge(r.large, p, op);
+  // Acquire pairs with the release store of owner when the arena was taken.
+  Heap* owner = r.arena->owner.load(std::memory_order_acquire);
+  Heap* self = internal::tls_heap;
+  if (ABSL_PREDICT_TRUE(owner == self)) {
+    if (ABSL_PREDICT_FALSE(internal::BlockIndex(r.run->size_class, BlockOffset(r.run, p)) >=
+                           r.run->carved)) {
+      internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+    }
+    return self->FreeLocal(r.run, p);
+  }
+  if (ABSL_PREDICT_FALSE(owner == nullptr)) {
+    internal::ReportInvalidFree(p, "block of an empty arena (double free?)", op);
+  }
+  self->FreeRemote(p, owner, kClasses[r.run->size_class].size);
+}
+
+size_t UsableResolved(const Resolved& r) {
+  return r.large != nullptr ? r.large->usable : kClasses[r.run->size_class].size;
+}
+
+// The smallest class >= size whose blocks are all aligned to `align`, or 0.
+size_t AlignedClass(size_t size, size_t align) {
+  if (align > internal::kPoolSize || size > internal::kMaxMediumSize) return 0;
+  const size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded > internal::kMaxMediumSize) return 0;
+  for (size_t c = internal::SizeToClass(rounded); c < internal::kNumClasses; ++c) {
+    // Runs start on a pool boundary, so a class whose size is a multiple of
+    // align (<= pool size) places every block on an align boundary.
+    if (kClasses[c].size % align == 0) return c;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void* Allocate(size_t size) noexcept { return AllocateInline(size); }
+
+void* AllocateZeroed(size_t count, size_t size) noexcept {
+  size_t bytes;
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &bytes))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (bytes > internal::kMaxMediumSize) {
+    // Fresh mappings are already zero: only recycled ones are cleared, so a
+    // huge calloc does not fault in every page.
+    return AllocateLargeOrFail(bytes, internal::kMaxNaturalAlign, /*zero=*/true);
+  }
+  void* p = internal::tls_heap->Allocate(internal::SizeToClass(bytes));
+  if (p != nullptr) memset(p, 0, bytes);
+  return p;
+}
+
+void* AllocateAligned(size_t alignment, size_t size) noexcept {
+  if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0 ||
+                         alignment > kMaxAlignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (alignment <= 8) return AllocateInline(size);
+  if (size == 0) size = 1;
+  if (const size_t cls = AlignedClass(size, alignment)) {
+    return internal::tls_heap->Allocate(cls);
+  }
+  return AllocateLargeOrFail(size, alignment);
+}
+
+void Deallocate(void* p) noexcept {
+  if (p == nullptr) return;
+  FreeResolved(Resolve(p, "free"), p, "free");
+}
+
+void DeallocateSized(void* p, size_t size) noexcept {
+  if (p == nullptr) return;
+  const Resolved r = Resolve(p, "free_sized");
+  // The size must be one the block could have been allocated with.
+  if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
+    internal::ReportInvalidFree(p, "size does not match the block", "free_sized");
+  }
+  FreeResolved(r, p, "free_sized");
+}
+
+void DeallocateAligned(void* p, size_t alignment) noexcept {
+  if (p == nullptr) return;
+  if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
+    internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned");
+  }
+  FreeResolved(Resolve(p, "free_aligned"), p, "free_aligned");
+}
+
+void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
+  if (p == nullptr) return;
+  if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
+    internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned_sized");
+  }
+  const Resolved r = Resolve(p, "free_aligned_sized");
+  if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
+    internal::ReportInvalidFree(p, "size does not match the block", "free_aligned_sized");
+  }
+  FreeResolved(r, p, "free_aligned_sized");
+}
+
+void* Reallocate(void* p, size_t size) noexcept {
+  if (p == nullptr) return AllocateInline(size);
+  if (size == 0) {
+    Deallocate(p);
+    return nullptr;
+  }
+  const Resolved r = Resolve(p, "realloc");
+  const size_t usable = UsableResolved(r);
+  if (r.large != nullptr) {
+    if (size > internal::kMaxMediumSize && internal::LargeResizeInPlace(r.large, size)) return p;
+  } else if (size <= usable && size > usable / 2) {
+    return p;  // same block still fits and is not mostly wasted
+  }
+  void* q = AllocateInline(size);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
+  memcpy(q, p, size < usable ? size : usable);
+  FreeResolved(r, p, "realloc");
+  return q;
+}
+
+size_t UsableSize(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  return UsableResolved(Resolve(p, "usable_size"));
+}
+
+bool Owns(const void* p) noexcept {
+  void* header = internal::GetPageMap().Lookup(p);
+  if (header == nullptr) return false;
+  auto* arena = static_cast<ArenaHeader*>(header);
+  if (arena->kind == internal::kArenaKind) return true;
+  auto* large = static_cast<LargeHeader*>(header);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(large);
+  const uintptr_t q = reinterpret_cast<uintptr_t>(p);
+  return q >= base && q - base < large->reserved;
+}
+
+}  // namespace strata
+
+extern "C" {
+
+void* strata_malloc(size_t size) { return strata::Allocate(size); }
+void* strata_calloc(size_t count, size_t size) { return strata::AllocateZeroed(count, size); }
+void* strata_realloc(void* p, size_t size) { return strata::Reallocate(p, size); }
+void* strata_aligned_alloc(size_t alignment, size_t size) {
+  return strata::AllocateAligned(alignment, size);
+}
+void strata_free(void* p) { strata::Deallocate(p); }
+void strata_free_sized(void* p, size_t size) { strata::DeallocateSized(p, size); }
+void strata_free_aligned_sized(void* p, size_t alignment, size_t size) {
+  strata::DeallocateAlignedSized(p, size, alignment);
+}
+size_t strata_usable_size(const void* p) { return strata::UsableSize(p); }
+int strata_owns(const void* p) { return strata::Owns(p) ? 1 : 0; }
+
+}  // extern "C"

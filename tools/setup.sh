@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package strata needs to build, test and compare itself.
+# Idempotent: packages already present are left alone and apt is not asked twice.
+# Works as root or through sudo. Needs only Debian's package archive.
+set -euo pipefail
+
+PACKAGES=(
+  # Build: Debian's Bazel 4.2.3 and the offline rule stand-ins it reads.
+  bazel-bootstrap bazel-platforms
+  # Toolchains: g++ 12 for the default build, clang 14 + runtimes for TSan/ASan/UBSan/fuzz.
+  g++ clang-14 libclang-rt-14-dev
+  # Libraries used as system dependencies.
+  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # Peers for side-by-side comparison through LD_PRELOAD.
+  libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
+  # Measurement.
+  valgrind time python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "setup: done"
