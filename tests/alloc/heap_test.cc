@@ -1,0 +1,128 @@
+// Thread heaps: blocks freed by other threads come back to their owner, and
+// a dead thread's heap is adopted by the next thread.
+#include "alloc/heap.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "alloc/stats.h"
+#include "alloc/strata.h"
+#include "gtest/gtest.h"
+#include "tests/util/sanitizer.h"
+
+namespace strata::internal {
+namespace {
+
+TEST(HeapTest, FirstAllocationGivesTheThreadAHeap) {
+  std::thread t([] {
+    EXPECT_EQ(tls_heap, &g_empty_heap);
+    void* p = strata::Allocate(32);
+    EXPECT_NE(tls_heap, &g_empty_heap);
+    EXPECT_TRUE(tls_heap->IsValid());
+    strata::Deallocate(p);
+  });
+  t.join();
+}
+
+// Blocks allocated on one thread and freed on another return to the owner
+// (through its queue) and are reused rather than leaked.
+TEST(HeapTest, RemoteFreesReturnToTheOwner) {
+  const size_t n = testing::Scaled<size_t>(200000, 20000);
+  std::vector<void*> blocks(n);
+  for (size_t i = 0; i < n; ++i) blocks[i] = strata::Allocate(48);
+  Heap* owner = tls_heap;
+  std::thread freer([&] {
+    for (void* p : blocks) strata::Deallocate(p);
+    // Thread exit flushes the last partial batch.
+  });
+  freer.join();
+  EXPECT_GT(owner->DrainRemote(), 0u);
+  EXPECT_TRUE(owner->IsValid());
+  Stats s;
+  GetStats(&s);
+  EXPECT_EQ(s.classes[SizeToClass(48)].blocks_in_use, 0u);
+}
+
+// A thread exits while its blocks are alive; another thread frees them later
+// and a third thread adopts the orphaned heap.
+TEST(HeapTest, OrphanedHeapIsAdoptedAndItsBlocksStayFreeable) {
+  std::vector<void*> blocks;
+  Heap* dead = nullptr;
+  std::thread maker([&] {
+    for (int i = 0; i < 1000; ++i) blocks.push_back(strata::Allocate(64 + (i % 4) * 512));
+    dead = tls_heap;
+  });
+  maker.join();
+  EXPECT_EQ(dead->state(), Heap::State::kOrphan);
+  for (void* p : blocks) strata::Deallocate(p);  // remote frees into the orphan
+  tls_heap->FlushOutgoing();
+  std::thread adopter([&] {
+    void* p = strata::Allocate(64);
+    EXPECT_EQ(tls_heap, dead);  // orphans are taken before new heaps
+    tls_heap->DrainRemote();
+    EXPECT_TRUE(tls_heap->IsValid());
+    // Every block the dead thread made came back: only p is in use.
+    Stats s;
+    GetStats(&s);
+    for (size_t size : {64, 576, 1152, 1664}) {
+      EXPECT_EQ(s.classes[SizeToClass(size)].blocks_in_use, size == 64 ? 1u : 0u) << size;
+    }
+    strata::Deallocate(p);
+  });
+  adopter.join();
+}
+
+// Many threads allocate, hand blocks to a neighbour and free what they get.
+TEST(HeapTest, RingOfThreadsSwappingBlocks) {
+  constexpr int kThreads = 4;
+  const int kRounds = testing::Scaled(2000, 200);
+  constexpr int kBatch = 64;
+  struct Slot {
+    std::atomic<void**> batch{nullptr};
+  };
+  Slot slots[kThreads];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      void* mine[kBatch];
+      void* received[kBatch];
+      for (int r = 0; r < kRounds; ++r) {
+        for (int i = 0; i < kBatch; ++i) {
+          const size_t size = 8 + ((r * kBatch + i) * 37) % 2000;
+          mine[i] = strata::Allocate(size);
+          *static_cast<int*>(mine[i]) = t;
+        }
+        // Hand our batch to the next thread, wait until it took it.
+        void** expected = nullptr;
+        // Release pairs with the acquire exchange by the receiver.
+        while (!slots[(t + 1) % kThreads].batch.compare_exchange_weak(
+            expected, mine, std::memory_order_release, std::memory_order_relaxed)) {
+          expected = nullptr;
+          std::this_thread::yield();
+        }
+        // Take the batch handed to us.
+        void** got;
+        while ((got = slots[t].batch.load(std::memory_order_acquire)) == nullptr) {
+          std::this_thread::yield();
+        }
+        for (int i = 0; i < kBatch; ++i) received[i] = got[i];
+        // Release: the sender may reuse its array once it sees null.
+        slots[t].batch.store(nullptr, std::memory_order_release);
+        for (int i = 0; i < kBatch; ++i) {
+          ASSERT_EQ(*static_cast<int*>(received[i]), (t + kThreads - 1) % kThreads);
+          strata::Deallocate(received[i]);
+        }
+        // Wait until our batch was taken before overwriting `mine`.
+        while (slots[(t + 1) % kThreads].batch.load(std::memory_order_acquire) == mine) {
+          std::this_thread::yield();
+        }
+      }
+      EXPECT_TRUE(tls_heap->IsValid());
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
+}  // namespace
+}  // namespace strata::internal

@@ -1,0 +1,69 @@
+// The OS layer's contract, and what the allocator does when the OS refuses.
+#include "alloc/os.h"
+
+#include <errno.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "alloc/config.h"
+#include "alloc/strata.h"
+#include "gtest/gtest.h"
+
+namespace strata::internal::os {
+namespace {
+
+TEST(OsTest, MapAlignedGivesAlignedZeroedMemory) {
+  for (size_t align : {size_t{4096}, kArenaSize, size_t{1} << 21}) {
+    const size_t size = 3 * kArenaSize;
+    errno = 1234;
+    auto* p = static_cast<unsigned char*>(MapAligned(size, align));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(errno, 1234);  // untouched
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
+    for (size_t i = 0; i < size; i += 4096) ASSERT_EQ(p[i], 0);
+    memset(p, 1, size);
+    EXPECT_TRUE(Purge(p, size, PurgeMode::kDontNeed));
+    EXPECT_EQ(p[100], 0);  // DONTNEED reads back zero
+    Unmap(p, size);
+  }
+}
+
+TEST(OsTest, OverflowingSizeIsRefused) {
+  EXPECT_EQ(MapAligned(~size_t{0} - 4095, kArenaSize), nullptr);
+}
+
+void* RefuseMap(size_t) { return nullptr; }
+
+// With an OS that refuses every mapping, requests that need new memory fail
+// cleanly with ENOMEM, and memory already held keeps working.
+TEST(OsTest, RefusingOsGivesEnomem) {
+  void* held = strata::Allocate(100);  // this thread's heap exists now
+  ASSERT_NE(held, nullptr);
+  const Backend refusing = {&RefuseMap, RealBackend()->unmap, RealBackend()->purge};
+  const Backend* previous = SetBackendForTesting(&refusing);
+  errno = 0;
+  EXPECT_EQ(strata::Allocate(size_t{8} << 20), nullptr);  // large: a fresh mapping
+  EXPECT_EQ(errno, ENOMEM);
+  // Exhaust what the heap holds for one medium class; eventually it needs a
+  // new arena, which the OS refuses.
+  void* blocks[20000];
+  size_t n = 0;
+  errno = 0;
+  while (n < 20000) {
+    void* p = strata::Allocate(60000);
+    if (p == nullptr) break;
+    blocks[n++] = p;
+  }
+  EXPECT_LT(n, 20000u);
+  EXPECT_EQ(errno, ENOMEM);
+  SetBackendForTesting(previous);
+  for (size_t i = 0; i < n; ++i) strata::Deallocate(blocks[i]);
+  void* after = strata::Allocate(60000);  // works again
+  EXPECT_NE(after, nullptr);
+  strata::Deallocate(after);
+  strata::Deallocate(held);
+}
+
+}  // namespace
+}  // namespace strata::internal::os

@@ -1,0 +1,66 @@
+#include "alloc/size_class.h"
+
+#include <cstddef>
+
+#include "gtest/gtest.h"
+
+namespace strata::internal {
+namespace {
+
+TEST(SizeClassTest, SmallClassesAreThePymallocClasses) {
+  for (size_t c = 1; c <= kNumSmallClasses; ++c) {
+    EXPECT_EQ(kClasses[c].size, c * 8);
+    EXPECT_EQ(kClasses[c].run_pools, 1u);
+    EXPECT_EQ(kClasses[c].blocks, kPoolSize / (c * 8));
+  }
+}
+
+// Every size 0..kMaxMediumSize maps to the smallest class that holds it.
+TEST(SizeClassTest, EverySizeMapsToTheSmallestFittingClass) {
+  for (size_t n = 0; n <= kMaxMediumSize; ++n) {
+    const size_t c = SizeToClass(n);
+    ASSERT_GE(c, 1u) << n;
+    ASSERT_LT(c, kNumClasses) << n;
+    ASSERT_GE(ClassSize(c), n) << n;
+    if (c > 1) {
+      ASSERT_LT(ClassSize(c - 1), n) << n;
+    }
+  }
+}
+
+TEST(SizeClassTest, MediumRoundingWasteIsBounded) {
+  for (size_t n = kMaxSmallSize + 1; n <= kMaxMediumSize; ++n) {
+    const size_t block = ClassSize(SizeToClass(n));
+    // Rounding wastes less than 1/8 of the block (the design allows 12.5%).
+    ASSERT_LT((block - n) * 8, block) << n;
+  }
+}
+
+TEST(SizeClassTest, RunsWasteAtMostASixteenth) {
+  for (size_t c = kFirstMediumClass; c < kNumClasses; ++c) {
+    const size_t run = size_t{kClasses[c].run_pools} * kPoolSize;
+    const size_t tail = run - size_t{kClasses[c].blocks} * kClasses[c].size;
+    EXPECT_LE(tail * 16, run) << "class " << c;
+  }
+}
+
+TEST(SizeClassTest, AlignmentFollowsTheC11Rule) {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const uint32_t size = kClasses[c].size;
+    const uint32_t align = kClasses[c].align;
+    EXPECT_EQ(size % align, 0u);
+    EXPECT_TRUE(align == 16 || (size % (align * 2)) != 0) << size;
+  }
+}
+
+TEST(SizeClassTest, BlockIndexDividesExactly) {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const uint32_t run = kClasses[c].run_pools * static_cast<uint32_t>(kPoolSize);
+    for (uint32_t off = 0; off < run; ++off) {
+      ASSERT_EQ(BlockIndex(c, off), off / kClasses[c].size) << c << " " << off;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata::internal
