@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Fails when an #include goes against the layering in ARCHITECTURE.md:
+#   threading/ includes nothing from alloc/, tests/, stress/, tools/;
+#   alloc/ includes nothing from tests/, stress/, tools/;
+#   inside alloc/, a file includes only headers of its own or a lower rank.
+# Usage: check_layers.sh FILE...   (Bazel passes the sources as data)
+set -euo pipefail
+
+# Rank of each alloc/ header: lower ranks never include higher ones.
+rank() {
+  case "$1" in
+    config|size_class|os) echo 0 ;;
+    fd_writer|error|page_map|meta_alloc) echo 1 ;;
+    arena|large) echo 2 ;;
+    heap) echo 3 ;;
+    strata|stats) echo 4 ;;
+    *) echo 9 ;;  # future top-level pieces (override, flags): may include all
+  esac
+}
+
+bad=0
+for f in "$@"; do
+  dir=$(basename "$(dirname "$f")")
+  base=$(basename "$f"); base=${base%.*}
+  while IFS= read -r inc; do
+    target=${inc#\"}; target=${target%\"}
+    case "$dir" in
+      threading)
+        case "$target" in threading/*|absl/*) ;; *"/"*) echo "$f: threading/ may not include $target"; bad=1 ;; esac ;;
+      alloc)
+        case "$target" in
+          tests/*|stress/*|tools/*) echo "$f: alloc/ may not include $target"; bad=1 ;;
+          alloc/*)
+            t=${target#alloc/}; t=${t%.h}
+            if [ "$(rank "$t")" -gt "$(rank "$base")" ]; then
+              echo "$f: $base (rank $(rank "$base")) may not include higher layer $target (rank $(rank "$t"))"; bad=1
+            fi ;;
+        esac ;;
+    esac
+  done < <(grep -oE '^#include "[^"]+"' "$f" | sed 's/^#include //')
+done
+if [ "$bad" -ne 0 ]; then exit 1; fi
+echo "layering ok: $# files"
