@@ -29,6 +29,7 @@ std::atomic<Heap*> g_all_heaps{nullptr};
 std::atomic<uint32_t> g_next_id{1};
 
 constinit threading::ThreadExitHook g_exit_hook(&OnThreadExit);
+std::atomic<uint64_t> g_donations_counter{0};
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* PopFree(PoolDesc* d) {
   FreeBlock* b = d->free;
@@ -75,7 +76,19 @@ void* Heap::AllocateSlow(size_t cls) {
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
   FlushOutgoing();
-  PoolDesc* run = NewRun(cls);
+  const uint32_t pools = kClasses[cls].run_pools;
+  ArenaHeader* arena = nullptr;
+  int start = FindFreeRun(pools, &arena);
+  if (start < 0 && CollectOrphans(1) > 0) {
+    // A dead thread's memory is ours now: its partial runs come first.
+    if (PoolDesc* p = partial_[cls]) {
+      UnlinkPartial(p);
+      SetCurrent(cls, p);
+      return p->free != nullptr ? PopFree(p) : PopCarving(p);
+    }
+    start = FindFreeRun(pools, &arena);
+  }
+  PoolDesc* run = NewRun(cls, arena, start);
   if (run == nullptr) {
     errno = ENOMEM;
     return nullptr;
@@ -111,19 +124,26 @@ void Heap::SetCurrent(size_t cls, PoolDesc* d) {
   current_[cls] = d;
 }
 
-PoolDesc* Heap::NewRun(size_t cls) {
-  const uint32_t n = kClasses[cls].run_pools;
+int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
   ArenaHeader* a = avail_arenas_;
-  int start = -1;
   for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
-    start = FindRun(a->free_mask, n);
-    if (start >= 0) break;
+    const int start = FindRun(a->free_mask, n);
+    if (start >= 0) {
+      *arena = a;
+      return start;
+    }
   }
+  return -1;
+}
+
+PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
+  const uint32_t n = kClasses[cls].run_pools;
   if (start < 0) {
     a = AcquireArena(this);
     if (a == nullptr) return nullptr;
     ++arenas_;
     ++empty_arenas_;
+    free_pools_ += kUsablePools;
     LinkArena(a, /*avail=*/true);
     start = FindRun(a->free_mask, n);
   }
@@ -131,6 +151,7 @@ PoolDesc* Heap::NewRun(size_t cls) {
   const uint64_t bits = ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
   a->free_mask &= ~bits;
   a->used_pools += n;
+  free_pools_ -= n;
   if (a->free_mask == 0) {
     UnlinkArena(a);
     LinkArena(a, /*avail=*/false);
@@ -187,19 +208,83 @@ void Heap::ReleaseRun(PoolDesc* d) {
   }
   a->free_mask |= ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
   a->used_pools -= n;
+  free_pools_ += n;
   if (!a->on_avail_list) {
     UnlinkArena(a);
     LinkArena(a, /*avail=*/true);
   }
-  if (a->used_pools == 0) {
-    if (empty_arenas_ >= kHeapRetainedEmptyArenas) {
+  if (a->used_pools == 0) ++empty_arenas_;
+  if (CachedPoolBytes() > kThreadCacheBytes) TrimToBudget();
+}
+
+void Heap::TrimToBudget() {
+  // First the empty arenas: nothing pins them.
+  for (ArenaHeader* a = avail_arenas_; a != nullptr && CachedPoolBytes() > kThreadCacheBytes;) {
+    ArenaHeader* next = a->next;
+    if (a->used_pools == 0) {
       UnlinkArena(a);
       --arenas_;
+      --empty_arenas_;
+      free_pools_ -= kUsablePools;
       ReleaseArena(a);
-    } else {
-      ++empty_arenas_;
+    }
+    a = next;
+  }
+  // Then, with hysteresis (only when twice over budget), arenas that are
+  // mostly free but pinned by a few live blocks: donated whole, so other
+  // threads can use their free pools. Arenas holding a current run stay.
+  if (CachedPoolBytes() <= 2 * kThreadCacheBytes) return;
+  size_t scanned = 0;
+  for (ArenaHeader* a = avail_arenas_;
+       a != nullptr && scanned < kRunSearchLimit && CachedPoolBytes() > kThreadCacheBytes;
+       ++scanned) {
+    ArenaHeader* next = a->next;
+    if (__builtin_popcountll(a->free_mask) * 2 >= static_cast<int>(kUsablePools)) {
+      bool has_current = false;
+      for (size_t i = kFirstUsablePool; i < kPoolsPerArena && !has_current; ++i) {
+        has_current = a->pools[i].state == PoolState::kHead && a->pools[i].list == PoolList::kCurrent;
+      }
+      if (!has_current) DonateArena(a);
+    }
+    a = next;
+  }
+}
+
+void Heap::DonateArena(ArenaHeader* a) {
+  // A carrier heap takes the arena to the orphan stack, where any thread
+  // about to map memory absorbs it. If no carrier can be had, keep it.
+  Heap* carrier = g_free_heaps.Pop();
+  if (carrier == nullptr) carrier = Create();
+  if (carrier == nullptr) return;
+  carrier->MoveArenaFrom(this, a);
+  // Relaxed: the push below is the release that hands the carrier over.
+  carrier->state_.store(State::kOrphan, std::memory_order_relaxed);
+  // Relaxed: statistics only.
+  g_donations_counter.fetch_add(1, std::memory_order_relaxed);
+  g_orphans.Push(carrier);
+}
+
+void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
+  const size_t free = static_cast<size_t>(__builtin_popcountll(a->free_mask));
+  from->UnlinkArena(a);
+  --from->arenas_;
+  from->free_pools_ -= free;
+  if (a->used_pools == 0) --from->empty_arenas_;
+  for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
+    PoolDesc* d = &a->pools[i];
+    if (d->state == PoolState::kHead && d->list == PoolList::kPartial) {
+      from->UnlinkPartial(d);
+      LinkPartial(d);
     }
   }
+  // Release pairs with the acquire load of owner by freeing threads: a
+  // thread that sees us as owner sends blocks here. Threads that still saw
+  // `from` send them to `from`, which forwards them (FreeLocalOrForward).
+  a->owner.store(this, std::memory_order_release);
+  LinkArena(a, a->free_mask != 0);
+  ++arenas_;
+  free_pools_ += free;
+  if (a->used_pools == 0) ++empty_arenas_;
 }
 
 void Heap::LinkPartial(PoolDesc* d) {
@@ -310,9 +395,9 @@ void Heap::FreeLocalOrForward(void* p) {
 // Thread life
 
 void Heap::Abandon() {
+  DrainRemote();  // may forward blocks: they join outgoing batches
   FlushOutgoing();
   for (Outgoing& o : outgoing_) o.target = nullptr;
-  DrainRemote();
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = current_[cls];
     if (d == &g_empty_pool) continue;
@@ -324,17 +409,56 @@ void Heap::Abandon() {
       LinkPartial(d);
     }
   }
-  // Return the empty arenas we kept as spares.
+  // Return every empty arena: a dead thread needs no spares.
   for (ArenaHeader* a = avail_arenas_; a != nullptr;) {
     ArenaHeader* next = a->next;
     if (a->used_pools == 0) {
       UnlinkArena(a);
       --arenas_;
       --empty_arenas_;
+      free_pools_ -= kUsablePools;
       ReleaseArena(a);
     }
     a = next;
   }
+}
+
+void Heap::Absorb(Heap* orphan) {
+  // Blocks already queued for the orphan: free them as the orphan, whose
+  // metadata we hold exclusively, before its arenas move.
+  orphan->DrainRemote();
+  orphan->FlushOutgoing();
+  while (orphan->avail_arenas_ != nullptr) MoveArenaFrom(orphan, orphan->avail_arenas_);
+  while (orphan->full_arenas_ != nullptr) MoveArenaFrom(orphan, orphan->full_arenas_);
+}
+
+size_t Heap::CollectOrphans(size_t max_orphans) {
+  size_t absorbed = 0;
+  while (absorbed < max_orphans) {
+    Heap* orphan = g_orphans.Pop();
+    if (orphan == nullptr) break;
+    Absorb(orphan);
+    // Relaxed: the push is the release that hands the heap over.
+    orphan->state_.store(State::kFree, std::memory_order_relaxed);
+    g_free_heaps.Push(orphan);
+    ++absorbed;
+  }
+  // Blocks that reached heaps after they gave their arenas away sit in
+  // free heaps' queues: forward them to their arenas' owners now.
+  constexpr size_t kSweep = 64;
+  Heap* swept[kSweep];
+  size_t n = 0;
+  while (n < kSweep && (max_orphans > 1 || n < 4)) {
+    Heap* h = g_free_heaps.Pop();
+    if (h == nullptr) break;
+    swept[n++] = h;
+    if (!h->remote_.EmptyHint()) {
+      h->DrainRemote();
+      h->FlushOutgoing();
+    }
+  }
+  while (n > 0) g_free_heaps.Push(swept[--n]);
+  return absorbed;
 }
 
 bool Heap::IsValid() const {
@@ -361,27 +485,42 @@ bool Heap::IsValid() const {
       }
     }
   }
-  return arenas == arenas_ && empty == empty_arenas_;
+  size_t free_pools = 0;
+  for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
+    for (const ArenaHeader* a = list; a != nullptr; a = a->next) {
+      free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
+    }
+  }
+  return arenas == arenas_ && empty == empty_arenas_ && free_pools == free_pools_;
 }
 
 // ---------------------------------------------------------------------------
 // Heaps for threads
 
+Heap* Heap::Create() {
+  void* mem = MetaAllocate(sizeof(Heap));
+  if (mem == nullptr) return nullptr;
+  // Relaxed: ids only spread outgoing batches over slots.
+  Heap* h = new (mem) Heap(g_next_id.fetch_add(1, std::memory_order_relaxed));
+  Heap* head = g_all_heaps.load(std::memory_order_relaxed);
+  do {
+    h->all_next_ = head;
+    // Release pairs with the acquire in AllHeaps().
+  } while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
+                                              std::memory_order_relaxed));
+  return h;
+}
+
+uint64_t ArenaDonations() {
+  // Relaxed: statistics only.
+  return g_donations_counter.load(std::memory_order_relaxed);
+}
+
 Heap* AcquireHeapForThread() {
   Heap* h = g_orphans.Pop();
   if (h == nullptr) h = g_free_heaps.Pop();
-  if (h == nullptr) {
-    void* mem = MetaAllocate(sizeof(Heap));
-    if (mem == nullptr) return nullptr;
-    // Relaxed: ids only spread outgoing batches over slots.
-    h = new (mem) Heap(g_next_id.fetch_add(1, std::memory_order_relaxed));
-    Heap* head = g_all_heaps.load(std::memory_order_relaxed);
-    do {
-      h->all_next_ = head;
-      // Release pairs with the acquire in AllHeaps().
-    } while (!g_all_heaps.compare_exchange_weak(head, h, std::memory_order_release,
-                                                std::memory_order_relaxed));
-  }
+  if (h == nullptr) h = Heap::Create();
+  if (h == nullptr) return nullptr;
   // Relaxed: the pop above (acquire) already ordered us after the previous
   // owner; readers of state_ only want a hint.
   h->state_.store(Heap::State::kActive, std::memory_order_relaxed);

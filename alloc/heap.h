@@ -42,8 +42,12 @@ namespace strata::internal {
 inline constexpr size_t kRemoteBatchBytes = size_t{16} << 10;
 // Distinct owners a thread batches for at once (direct-mapped by heap id).
 inline constexpr size_t kOutgoingSlots = 8;
-// Empty arenas a heap keeps for itself before returning them.
-inline constexpr size_t kHeapRetainedEmptyArenas = 1;
+// The thread cache's byte budget: free pools (in arenas the heap owns, empty
+// arenas included) that a heap may keep for itself. Beyond it, empty arenas
+// go back to the shared empty-arena stack, and arenas that are mostly free
+// but pinned by a few live blocks are donated whole to other threads (see
+// Heap::TrimToBudget).
+inline constexpr size_t kThreadCacheBytes = size_t{1} << 20;
 // Arenas with free pools a heap searches for a run before taking a new one.
 inline constexpr size_t kRunSearchLimit = 16;
 
@@ -96,6 +100,21 @@ class alignas(kCacheLine) Heap {
   // Called on thread exit: see the class comment.
   void Abandon();
 
+  // Takes over the arenas, runs and queued blocks of `orphan`, which the
+  // caller popped from the orphan stack (so nobody else touches it); leaves
+  // it owning nothing. Blocks still addressed to `orphan` afterwards reach
+  // it through its queue and are forwarded by its next holder.
+  void Absorb(Heap* orphan);
+
+  // Adopts every orphaned heap's memory and forwards the blocks waiting in
+  // free heaps' queues. Used before mapping new arenas (one orphan at a time
+  // there) and by tests and ReleaseMemory-style calls (all of them).
+  // Returns the number of orphans absorbed.
+  size_t CollectOrphans(size_t max_orphans);
+
+  // Free pools this heap holds in its arenas (owner view), in bytes.
+  size_t CachedPoolBytes() const { return free_pools_ * kPoolSize; }
+
   uint32_t id() const { return id_; }
   State state() const { return state_.load(std::memory_order_acquire); }
 
@@ -123,12 +142,20 @@ class alignas(kCacheLine) Heap {
     size_t bytes;
   };
 
+  // Maps, constructs and registers a new heap; nullptr if the OS refuses.
+  static Heap* Create();
+
   ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls);
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d);
 
   void* PopCarving(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
-  PoolDesc* NewRun(size_t cls);
+  // Index of a run of n free pools in an owned arena (stored in *arena),
+  // or -1 when the first kRunSearchLimit arenas with free pools have none.
+  int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
+  // Claims pools [start, start + run_pools) of `a` for class cls, or, when
+  // start < 0, takes a new arena from the arena source first.
+  PoolDesc* NewRun(size_t cls, ArenaHeader* a, int start);
   void ReleaseRun(PoolDesc* d);
   void LinkPartial(PoolDesc* d);
   void UnlinkPartial(PoolDesc* d);
@@ -136,6 +163,9 @@ class alignas(kCacheLine) Heap {
   void UnlinkArena(ArenaHeader* a);
   void FreeLocalOrForward(void* p);
   void Flush(Outgoing& o);
+  void TrimToBudget();
+  void DonateArena(ArenaHeader* a);
+  void MoveArenaFrom(Heap* from, ArenaHeader* a);
 
   // Fast-path data first: one cache line covers eight classes.
   PoolDesc* current_[kNumClasses];
@@ -144,6 +174,7 @@ class alignas(kCacheLine) Heap {
   ArenaHeader* full_arenas_ = nullptr;   // arenas without
   size_t empty_arenas_ = 0;              // owned arenas with used_pools == 0
   size_t arenas_ = 0;                    // owned arenas
+  size_t free_pools_ = 0;                // usable pools of owned arenas in no run
   Outgoing outgoing_[kOutgoingSlots] = {};
   const uint32_t id_;
 
@@ -165,6 +196,9 @@ Heap* AcquireHeapForThread();
 
 // Head of the list of every heap (acquire); follow all_next().
 Heap* AllHeaps();
+
+// Arenas donated by heaps over their cache budget (statistics).
+uint64_t ArenaDonations();
 
 // The thread-exit hook: abandons the exiting thread's heap.
 void OnThreadExit(void* value);

@@ -30,6 +30,9 @@ class Backoff {
 
   void Reset() { spins_ = 1; }
 
+  // PAUSEs the next Pause() will spin (kMaxSpins: it will yield instead).
+  uint32_t spins() const { return spins_; }
+
  private:
   uint32_t spins_ = 1;
 };
