@@ -218,7 +218,12 @@ void Heap::ReleaseRun(PoolDesc* d) {
 }
 
 void Heap::TrimToBudget() {
-  // First the empty arenas: nothing pins them.
+  ReleaseEmptyArenasOverBudget();
+  DonateOverBudget();
+}
+
+void Heap::ReleaseEmptyArenasOverBudget() {
+  // Empty arenas first: nothing pins them.
   for (ArenaHeader* a = avail_arenas_; a != nullptr && CachedPoolBytes() > kThreadCacheBytes;) {
     ArenaHeader* next = a->next;
     if (a->used_pools == 0) {
@@ -230,7 +235,10 @@ void Heap::TrimToBudget() {
     }
     a = next;
   }
-  // Then, with hysteresis (only when twice over budget), arenas that are
+}
+
+void Heap::DonateOverBudget() {
+  // With hysteresis (only when twice over budget): arenas that are
   // mostly free but pinned by a few live blocks: donated whole, so other
   // threads can use their free pools. Arenas holding a current run stay.
   if (CachedPoolBytes() <= 2 * kThreadCacheBytes) return;
@@ -443,6 +451,9 @@ size_t Heap::CollectOrphans(size_t max_orphans) {
     g_free_heaps.Push(orphan);
     ++absorbed;
   }
+  // Keep what we absorbed within budget, but donate nothing back: we are
+  // absorbing because we need memory.
+  if (absorbed > 0) ReleaseEmptyArenasOverBudget();
   // Blocks that reached heaps after they gave their arenas away sit in
   // free heaps' queues: forward them to their arenas' owners now.
   constexpr size_t kSweep = 64;

@@ -164,6 +164,8 @@ class alignas(kCacheLine) Heap {
   void FreeLocalOrForward(void* p);
   void Flush(Outgoing& o);
   void TrimToBudget();
+  void ReleaseEmptyArenasOverBudget();
+  void DonateOverBudget();
   void DonateArena(ArenaHeader* a);
   void MoveArenaFrom(Heap* from, ArenaHeader* a);
 

@@ -10,9 +10,13 @@ namespace strata::internal {
 namespace {
 
 // SYNCHRONIZATION: g_cache slots are exchanged lock-free (a mapping is in at
-// most one slot; whoever swaps it out owns it). Counters are relaxed stats,
-// except g_cached_bytes, whose fetch_add reserves room in the cache.
-std::atomic<LargeHeader*> g_cache[kLargeCacheSlots] = {};
+// most one slot; whoever swaps it out owns it). A slot holds the header
+// address with the mapping's size in arenas packed into its low bits (the
+// address is arena-aligned), so a thread scanning the cache never touches a
+// header it does not own: another thread may take, free and unmap it at any
+// moment. Counters are relaxed stats, except g_cached_bytes, whose
+// fetch_add reserves room in the cache.
+std::atomic<uintptr_t> g_cache[kLargeCacheSlots] = {};
 std::atomic<uint64_t> g_cached_bytes{0};
 std::atomic<uint64_t> g_cached_count{0};
 std::atomic<uint64_t> g_live_count{0};
@@ -21,20 +25,37 @@ std::atomic<uint64_t> g_cache_hits{0};
 
 constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
 
+// Mappings cached are at most kLargeCacheMaxBytes / 4: their size in arenas
+// fits the low bits of an arena-aligned address.
+constexpr uintptr_t kSizeBits = kArenaShift;
+static_assert((kLargeCacheMaxBytes / 4 / kArenaSize) < (uintptr_t{1} << kSizeBits));
+
+uintptr_t Pack(LargeHeader* h, size_t reserved) {
+  return reinterpret_cast<uintptr_t>(h) | (reserved >> kArenaShift);
+}
+LargeHeader* UnpackHeader(uintptr_t word) {
+  return reinterpret_cast<LargeHeader*>(word & ~((uintptr_t{1} << kSizeBits) - 1));
+}
+size_t UnpackReserved(uintptr_t word) {
+  return (word & ((uintptr_t{1} << kSizeBits) - 1)) << kArenaShift;
+}
+
 LargeHeader* TakeFromCache(size_t reserved, size_t align) {
   for (auto& slot : g_cache) {
-    // Relaxed: a hint; the exchange below is what claims the mapping.
-    LargeHeader* h = slot.load(std::memory_order_relaxed);
-    if (h == nullptr || h->reserved < reserved || h->reserved / 2 > reserved) continue;
-    if (reinterpret_cast<uintptr_t>(h) % align != 0) continue;
+    // Relaxed: a hint; the CAS below is what claims the mapping.
+    uintptr_t word = slot.load(std::memory_order_relaxed);
+    if (word == 0) continue;
+    const size_t have = UnpackReserved(word);
+    if (have < reserved || have / 2 > reserved) continue;
+    if (reinterpret_cast<uintptr_t>(UnpackHeader(word)) % align != 0) continue;
     // Acquire pairs with the release CAS in PutInCache(): the header is ours.
-    if (slot.compare_exchange_strong(h, nullptr, std::memory_order_acquire,
+    if (slot.compare_exchange_strong(word, 0, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
       // Relaxed: accounting; the mapping is exclusively ours now.
-      g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+      g_cached_bytes.fetch_sub(have, std::memory_order_relaxed);
       g_cached_count.fetch_sub(1, std::memory_order_relaxed);
       g_cache_hits.fetch_add(1, std::memory_order_relaxed);
-      return h;
+      return UnpackHeader(word);
     }
   }
   return nullptr;
@@ -50,10 +71,11 @@ bool PutInCache(LargeHeader* h) {
   }
   // Relaxed: the release CAS below publishes it.
   h->state.store(LargeHeader::kCached, std::memory_order_relaxed);
+  const uintptr_t word = Pack(h, h->reserved);
   for (auto& slot : g_cache) {
-    LargeHeader* empty = nullptr;
+    uintptr_t empty = 0;
     // Release pairs with the acquire CAS in TakeFromCache().
-    if (slot.compare_exchange_strong(empty, h, std::memory_order_release,
+    if (slot.compare_exchange_strong(empty, word, std::memory_order_release,
                                      std::memory_order_relaxed)) {
       // Relaxed: statistics only.
       g_cached_count.fetch_add(1, std::memory_order_relaxed);
@@ -61,6 +83,8 @@ bool PutInCache(LargeHeader* h) {
     }
   }
   g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+  // Relaxed: the mapping stays ours (it is about to be unmapped).
+  h->state.store(LargeHeader::kFreeing, std::memory_order_relaxed);
   return false;
 }
 
