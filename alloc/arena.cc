@@ -9,6 +9,9 @@
 #include "threading/tagged_stack.h"
 
 namespace strata::internal {
+
+FreeBlock g_free_list_end{nullptr};
+
 namespace {
 
 // SYNCHRONIZATION
@@ -92,12 +95,22 @@ bool PoolDesc::IsValid() const {
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks || carved > capacity) return false;
   uint32_t free_count = 0;
-  for (FreeBlock* b = free; b != nullptr; b = b->next) {
+  for (FreeBlock* b = free; b != kFreeListEnd; b = b->next) {
+    if (b == nullptr) return false;  // lists end with the sentinel
     if (++free_count > capacity) return false;  // cycle
     const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(Start());
     if (off % k.size != 0 || off / k.size >= carved) return false;
   }
   return used + free_count + (capacity - carved) == capacity;
+}
+
+bool PoolDesc::HasFreeBlock(const void* p) const {
+  uint32_t steps = 0;
+  for (const FreeBlock* b = free; b != kFreeListEnd && b != nullptr && steps <= capacity;
+       b = b->next, ++steps) {
+    if (b == p) return true;
+  }
+  return false;
 }
 
 ArenaHeader* AcquireArena(Heap* owner) {

@@ -28,6 +28,12 @@ struct FreeBlock {
   FreeBlock* next;
 };
 
+// Free lists of runs end with this sentinel rather than null, so that a
+// block whose first word is null (common in program data) does not look like
+// the last block of a free list: frees use that to spot double frees cheaply.
+extern FreeBlock g_free_list_end;
+inline constexpr FreeBlock* kFreeListEnd = &g_free_list_end;
+
 // The first word of every header registered in the page map.
 enum HeaderKind : uint32_t {
   kArenaKind = 0x616e7261,  // "arna"
@@ -50,13 +56,13 @@ enum class PoolList : uint8_t {
 // Describes one pool; for a run, the head's descriptor describes the run.
 // Invariants (head, owner's view):
 //   used + length(free) + (capacity - carved) == capacity
-//   list == kPartial  =>  free != nullptr || carved < capacity
+//   list == kPartial  =>  free != kFreeListEnd || carved < capacity
 //   used == 0 && list != kCurrent  =>  the run is released (state == kFree)
 // Thread-safety: every field is owner-only (the heap that owns the arena),
 // except that anyone may read `state`, `size_class` and `head_offset` of a
 // run holding a live block they own, which do not change while it lives.
 struct PoolDesc {
-  FreeBlock* free;     // free blocks already carved
+  FreeBlock* free;     // free blocks already carved, ending in kFreeListEnd
   uint32_t used;       // blocks handed out (to the program or in flight back)
   uint32_t carved;     // blocks carved so far, from the run start (lazy)
   uint16_t capacity;   // blocks the run holds
@@ -71,7 +77,18 @@ struct PoolDesc {
 
   char* Start() const;
   bool IsValid() const;
+  // True when p is on this run's free list (a walk of at most capacity).
+  bool HasFreeBlock(const void* p) const;
 };
+
+// True when p's first word looks like a free-list link (the end sentinel or
+// a pointer into p's own arena): the only blocks worth checking for a double
+// free. Reads program data; never decides alone.
+inline bool LooksFree(const void* p) {
+  const FreeBlock* w = static_cast<const FreeBlock*>(p)->next;
+  return w == kFreeListEnd ||
+         (reinterpret_cast<uintptr_t>(w) ^ reinterpret_cast<uintptr_t>(p)) < kArenaSize;
+}
 
 // SYNCHRONIZATION
 //  - owner: written with release by the heap that takes the arena from the

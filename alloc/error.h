@@ -1,15 +1,33 @@
 // Reports misuse of the allocator (invalid or double free, wrong size).
-// Prints one line to stderr naming the address and the error, then aborts.
-// Never allocates. (A count-instead-of-abort mode arrives with the options
-// registry; the single entry point here is where it will be decided.)
+// Prints one line to stderr naming the operation, the address and the
+// error; then aborts (the default) or, in count mode, counts the error and
+// lets the caller skip the operation so that nothing is corrupted.
+// Never allocates.
 #ifndef STRATA_ALLOC_ERROR_H_
 #define STRATA_ALLOC_ERROR_H_
+
+#include <cstdint>
 
 #include "absl/base/attributes.h"
 
 namespace strata::internal {
 
-// `what` is a fixed message such as "double free".
+enum class ErrorMode : uint32_t {
+  kAbort = 1,  // print and abort (default)
+  kCount = 2,  // print, count, ignore the bad call
+};
+
+// The mode in force. On first use it is read from STRATA_ERROR_MODE
+// ("abort" or "count"); an unknown value is reported and ignored.
+// Thread-safety: any thread.
+ErrorMode GetErrorMode();
+void SetErrorMode(ErrorMode mode);
+
+// Errors reported so far (in count mode; abort mode never returns).
+uint64_t ErrorCount();
+
+// `what` is a fixed message such as "double free"; `op` the entry point.
+// Returns only in count mode.
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p, const char* what,
                                                                    const char* op);
 

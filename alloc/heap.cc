@@ -5,13 +5,14 @@
 
 #include <new>
 
+#include "alloc/error.h"
 #include "alloc/meta_alloc.h"
 #include "threading/tagged_stack.h"
 #include "threading/thread_exit.h"
 
 namespace strata::internal {
 
-constinit PoolDesc g_empty_pool{};
+constinit PoolDesc g_empty_pool{kFreeListEnd, 0, 0, 0, 0, 0, 0, PoolState::kFree, PoolList::kNone, 0, nullptr, nullptr};
 constinit Heap g_empty_heap(0);
 ABSL_CONST_INIT thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC = &g_empty_heap;
 
@@ -65,13 +66,13 @@ void* Heap::AllocateSlow(size_t cls) {
   // 2. Blocks other threads gave back (may refill the current run).
   if (DrainRemote() > 0) {
     d = current_[cls];
-    if (d->free != nullptr) return PopFree(d);
+    if (d->free != kFreeListEnd) return PopFree(d);
   }
   // 3. A partial run of this class.
   if (PoolDesc* p = partial_[cls]) {
     UnlinkPartial(p);
     SetCurrent(cls, p);
-    return p->free != nullptr ? PopFree(p) : PopCarving(p);
+    return p->free != kFreeListEnd ? PopFree(p) : PopCarving(p);
   }
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
@@ -84,7 +85,7 @@ void* Heap::AllocateSlow(size_t cls) {
     if (PoolDesc* p = partial_[cls]) {
       UnlinkPartial(p);
       SetCurrent(cls, p);
-      return p->free != nullptr ? PopFree(p) : PopCarving(p);
+      return p->free != kFreeListEnd ? PopFree(p) : PopCarving(p);
     }
     start = FindFreeRun(pools, &arena);
   }
@@ -157,7 +158,7 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
     LinkArena(a, /*avail=*/false);
   }
   PoolDesc* head = &a->pools[start];
-  head->free = nullptr;
+  head->free = kFreeListEnd;
   head->used = 0;
   head->carved = 0;
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
@@ -375,9 +376,57 @@ void Heap::FlushOutgoing() {
   }
 }
 
+bool Heap::PushSuspect(void* p) {
+  for (auto& slot : suspects_) {
+    void* empty = nullptr;
+    // Relaxed: the flag store below publishes the slot.
+    if (slot.compare_exchange_strong(empty, p, std::memory_order_relaxed)) {
+      // Release pairs with the acquire exchange in DrainSuspects(): the owner
+      // sees the slot (and the program's writes before the free).
+      has_suspects_.store(true, std::memory_order_release);
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t Heap::DrainSuspects() {
+  // Relaxed pre-check: a flag raised just after is seen on the next drain.
+  if (!has_suspects_.load(std::memory_order_relaxed)) return 0;
+  // Acquire pairs with the release store in PushSuspect().
+  if (!has_suspects_.exchange(false, std::memory_order_acquire)) return 0;
+  size_t n = 0;
+  for (auto& slot : suspects_) {
+    // Acquire: pairs with the pusher's flag release (via the exchange above);
+    // the exchange claims the slot's block.
+    void* p = slot.exchange(nullptr, std::memory_order_acquire);
+    if (p == nullptr) continue;
+    ArenaHeader* a = ArenaOf(p);
+    // Acquire pairs with the release store of owner on arena hand-over.
+    Heap* owner = a->owner.load(std::memory_order_acquire);
+    if (owner != this) {
+      // The arena moved on: the new owner checks it.
+      if (owner == nullptr) {
+        ReportInvalidFree(p, "block of an empty arena (double free?)", "free");
+      } else if (!owner->PushSuspect(p)) {
+        FreeLocalOrForward(p);  // every slot taken: a plain remote free
+      }
+      continue;
+    }
+    PoolDesc* d = RunOf(a, p);
+    if (d->HasFreeBlock(p)) {
+      ReportInvalidFree(p, "double free (block already free)", "free");
+      continue;  // count mode: drop the second free
+    }
+    FreeLocal(d, p);
+    ++n;
+  }
+  return n;
+}
+
 size_t Heap::DrainRemote() {
   FreeBlock* b = remote_.TakeAll();
-  size_t n = 0;
+  size_t n = DrainSuspects();
   while (b != nullptr) {
     FreeBlock* next = b->next;
     FreeLocalOrForward(b);
@@ -413,7 +462,7 @@ void Heap::Abandon() {
     d->list = PoolList::kNone;
     if (d->used == 0) {
       ReleaseRun(d);
-    } else if (d->free != nullptr || d->carved < d->capacity) {
+    } else if (d->free != kFreeListEnd || d->carved < d->capacity) {
       LinkPartial(d);
     }
   }
@@ -480,7 +529,7 @@ bool Heap::IsValid() const {
     }
     for (const PoolDesc* d = partial_[cls]; d != nullptr; d = d->next) {
       if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
-      if (d->free == nullptr && d->carved == d->capacity) return false;
+      if (d->free == kFreeListEnd && d->carved == d->capacity) return false;
     }
   }
   size_t arenas = 0, empty = 0;

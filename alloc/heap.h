@@ -71,7 +71,7 @@ class alignas(kCacheLine) Heap {
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls) {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
-    if (ABSL_PREDICT_FALSE(b == nullptr)) return AllocateSlow(cls);
+    if (ABSL_PREDICT_FALSE(b == kFreeListEnd)) return AllocateSlow(cls);
     d->free = b->next;
     ++d->used;
     return b;
@@ -89,6 +89,13 @@ class alignas(kCacheLine) Heap {
 
   // Frees block p (of `bytes`) owned by heap `owner` != this: batches it.
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
+
+  // Hands over block p, whose first word looks like a free-list link, for
+  // the owner to check against its free list before freeing it (a remote
+  // double free). Writes nothing into p: if p is free, its link is the
+  // owner's. Returns false when every suspect slot is taken (the caller then
+  // frees p as a plain remote free).
+  bool PushSuspect(void* p);
 
   // Takes every block other threads handed over and frees each locally.
   // Returns the number of blocks drained.
@@ -162,6 +169,7 @@ class alignas(kCacheLine) Heap {
   void LinkArena(ArenaHeader* a, bool avail);
   void UnlinkArena(ArenaHeader* a);
   void FreeLocalOrForward(void* p);
+  size_t DrainSuspects();
   void Flush(Outgoing& o);
   void TrimToBudget();
   void ReleaseEmptyArenasOverBudget();
@@ -182,6 +190,12 @@ class alignas(kCacheLine) Heap {
 
   // Written by other threads: on their own cache lines.
   alignas(kCacheLine) threading::MpscQueue<FreeBlock> remote_;
+  // Suspected double frees: any thread CASes null -> block into a slot and
+  // then raises the flag (release); the owner clears the flag (acquire) and
+  // empties the slots with exchanges.
+  static constexpr size_t kSuspectSlots = 16;
+  alignas(kCacheLine) std::atomic<bool> has_suspects_{false};
+  std::atomic<void*> suspects_[kSuspectSlots] = {};
   alignas(kCacheLine) std::atomic<State> state_{State::kActive};
   Heap* all_next_ = nullptr;
 };

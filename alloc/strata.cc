@@ -65,30 +65,32 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t BlockOffset(const PoolDesc* d, cons
 
 // What a pointer resolves to, after validation.
 struct Resolved {
-  ArenaHeader* arena;  // null for a large block
+  ArenaHeader* arena;  // null for a large block (or when invalid)
   PoolDesc* run;       // arena only
   LargeHeader* large;  // large only
+  bool ok() const { return arena != nullptr || large != nullptr; }
 };
 
-// Resolves p (non-null) or reports it and aborts. `op` names the caller.
+// Resolves p (non-null). An invalid pointer is reported (abort, or in count
+// mode a result with ok() false, and the caller does nothing). `op` names
+// the caller.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* op) {
   void* header = internal::GetPageMap().Lookup(p);
   if (ABSL_PREDICT_FALSE(header == nullptr)) {
     internal::ReportInvalidFree(p, "pointer was not allocated by strata", op);
+    return {nullptr, nullptr, nullptr};
   }
   auto* arena = static_cast<ArenaHeader*>(header);
   if (ABSL_PREDICT_FALSE(arena->kind != internal::kArenaKind)) {
     auto* large = static_cast<LargeHeader*>(header);
     if (!internal::IsLargeBlock(large, p)) {
       internal::ReportInvalidFree(p, "pointer is not the start of a live large block", op);
+      return {nullptr, nullptr, nullptr};
     }
     return {nullptr, nullptr, large};
   }
   PoolDesc* d = internal::RunOf(arena, p);
   const uint32_t offset = BlockOffset(d, p);
-  // A block start: in a live run, at a multiple of the class size, carved.
-  // The racy read of a foreign run's state is fine: for a valid pointer it
-  // cannot change while the block lives; for an invalid one we only report.
   // Only fields that stay fixed while a block of the run lives are read here
   // (state, size_class, index); `carved` is the owner's and is checked on
   // the local path in FreeResolved.
@@ -96,13 +98,43 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* 
   if (ABSL_PREDICT_FALSE(d->state != internal::PoolState::kHead ||
                          block * kClasses[d->size_class].size != offset)) {
     internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+    return {nullptr, nullptr, nullptr};
   }
   return {arena, d, nullptr};
 }
 
 ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char* op) {
-  if (!internal::LargeTryBeginFree(h)) internal::ReportInvalidFree(p, "double free of a large block", op);
+  if (!internal::LargeTryBeginFree(h)) {
+    internal::ReportInvalidFree(p, "double free of a large block", op);
+    return;
+  }
   internal::LargeFree(h);
+}
+
+// Rare path of a local free: the block's first word looks like a free-list
+// link, or it lies beyond what the run has carved.
+ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
+  if (internal::BlockIndex(run->size_class, BlockOffset(run, p)) >= run->carved) {
+    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+    return;
+  }
+  if (run->HasFreeBlock(p)) {
+    internal::ReportInvalidFree(p, "double free (block already free)", op);
+    return;
+  }
+  self->FreeLocal(run, p);
+}
+
+ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                               const char* op) {
+  if (ABSL_PREDICT_FALSE(owner == nullptr)) {
+    internal::ReportInvalidFree(p, "block of an empty arena (double free?)", op);
+    return;
+  }
+  // A block that may already be free must not be linked into a batch (its
+  // first word may be the owner's free-list link): the owner checks it.
+  if (ABSL_PREDICT_FALSE(internal::LooksFree(p)) && owner->PushSuspect(p)) return;
+  self->FreeRemote(p, owner, kClasses[run->size_class].size);
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
@@ -111,16 +143,14 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeResolved(const Resolved& r, void* p
   Heap* owner = r.arena->owner.load(std::memory_order_acquire);
   Heap* self = internal::tls_heap;
   if (ABSL_PREDICT_TRUE(owner == self)) {
-    if (ABSL_PREDICT_FALSE(internal::BlockIndex(r.run->size_class, BlockOffset(r.run, p)) >=
-                           r.run->carved)) {
-      internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+    if (ABSL_PREDICT_FALSE(internal::LooksFree(p) ||
+                           internal::BlockIndex(r.run->size_class, BlockOffset(r.run, p)) >=
+                               r.run->carved)) {
+      return FreeLocalChecked(self, r.run, p, op);
     }
     return self->FreeLocal(r.run, p);
   }
-  if (ABSL_PREDICT_FALSE(owner == nullptr)) {
-    internal::ReportInvalidFree(p, "block of an empty arena (double free?)", op);
-  }
-  self->FreeRemote(p, owner, kClasses[r.run->size_class].size);
+  FreeRemoteChecked(self, owner, r.run, p, op);
 }
 
 size_t UsableResolved(const Resolved& r) {
@@ -176,15 +206,18 @@ void* AllocateAligned(size_t alignment, size_t size) noexcept {
 
 void Deallocate(void* p) noexcept {
   if (p == nullptr) return;
-  FreeResolved(Resolve(p, "free"), p, "free");
+  const Resolved r = Resolve(p, "free");
+  if (ABSL_PREDICT_TRUE(r.ok())) FreeResolved(r, p, "free");
 }
 
 void DeallocateSized(void* p, size_t size) noexcept {
   if (p == nullptr) return;
   const Resolved r = Resolve(p, "free_sized");
+  if (!r.ok()) return;
   // The size must be one the block could have been allocated with.
   if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
     internal::ReportInvalidFree(p, "size does not match the block", "free_sized");
+    return;
   }
   FreeResolved(r, p, "free_sized");
 }
@@ -193,18 +226,23 @@ void DeallocateAligned(void* p, size_t alignment) noexcept {
   if (p == nullptr) return;
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned");
+    return;
   }
-  FreeResolved(Resolve(p, "free_aligned"), p, "free_aligned");
+  const Resolved r = Resolve(p, "free_aligned");
+  if (r.ok()) FreeResolved(r, p, "free_aligned");
 }
 
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
   if (p == nullptr) return;
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned_sized");
+    return;
   }
   const Resolved r = Resolve(p, "free_aligned_sized");
+  if (!r.ok()) return;
   if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
     internal::ReportInvalidFree(p, "size does not match the block", "free_aligned_sized");
+    return;
   }
   FreeResolved(r, p, "free_aligned_sized");
 }
@@ -216,6 +254,10 @@ void* Reallocate(void* p, size_t size) noexcept {
     return nullptr;
   }
   const Resolved r = Resolve(p, "realloc");
+  if (!r.ok()) {
+    errno = EINVAL;  // count mode: the bad pointer is left alone
+    return nullptr;
+  }
   const size_t usable = UsableResolved(r);
   if (r.large != nullptr) {
     if (size > internal::kMaxMediumSize && internal::LargeResizeInPlace(r.large, size)) return p;
@@ -231,7 +273,8 @@ void* Reallocate(void* p, size_t size) noexcept {
 
 size_t UsableSize(const void* p) noexcept {
   if (p == nullptr) return 0;
-  return UsableResolved(Resolve(p, "usable_size"));
+  const Resolved r = Resolve(p, "usable_size");
+  return r.ok() ? UsableResolved(r) : 0;
 }
 
 bool Owns(const void* p) noexcept {
