@@ -113,8 +113,37 @@ bool PoolDesc::HasFreeBlock(const void* p) const {
   return false;
 }
 
+void LockArenaSourceForFork() { g_reserve_lock.Lock(); }
+void UnlockArenaSourceForFork() { g_reserve_lock.Unlock(); }
+
+size_t PurgeEmptyArenas() {
+  // Take the whole stack, purge, put it back. Arenas popped meanwhile by
+  // others are simply not in our batch.
+  ArenaRecord* taken = nullptr;
+  size_t purged = 0;
+  while (ArenaRecord* r = g_empty.Pop()) {
+    if (!r->purged) {
+      char* pools = r->arena->Base() + kFirstUsablePool * kPoolSize;
+      if (os::Purge(pools, kUsablePools * kPoolSize, os::PurgeMode::kDontNeed)) {
+        r->purged = true;
+        purged += kUsablePools * kPoolSize;
+      }
+    }
+    // Relaxed: the chain is private until pushed back.
+    r->stack_next.store(taken, std::memory_order_relaxed);
+    taken = r;
+  }
+  while (taken != nullptr) {
+    ArenaRecord* next = taken->stack_next.load(std::memory_order_relaxed);
+    g_empty.Push(taken);
+    taken = next;
+  }
+  return purged;
+}
+
 ArenaHeader* AcquireArena(Heap* owner) {
   if (ArenaRecord* r = g_empty.Pop()) {
+    r->purged = false;
     // Relaxed: statistics only.
     g_arenas_empty.fetch_sub(1, std::memory_order_relaxed);
     ResetHeader(r->arena, owner);

@@ -118,6 +118,7 @@ struct alignas(kCacheLine) ArenaRecord {
   std::atomic<ArenaRecord*> stack_next;  // link in the empty-arena stack
   ArenaRecord* all_next;                 // link in the list of all records
   ArenaHeader* arena;                    // the arena (fixed for life)
+  bool purged;                           // pools given back to the OS since it was last used
 };
 
 inline constexpr uint64_t kAllUsablePools = ~uint64_t{0} << kFirstUsablePool;
@@ -151,6 +152,15 @@ void ReleaseArena(ArenaHeader* arena);
 // Racy snapshot when other threads allocate; exact when quiescent.
 template <typename Fn>
 void ForEachArena(Fn fn);
+
+// fork(): the reservation lock is held across fork (see fork.h).
+void LockArenaSourceForFork();
+void UnlockArenaSourceForFork();
+
+// Gives the pool memory of every empty arena back to the OS (madvise; the
+// arenas stay mapped and reusable, their headers resident). Returns the bytes
+// purged. Thread-safety: any thread; lock-free.
+size_t PurgeEmptyArenas();
 
 struct ArenaSourceStats {
   uint64_t arenas_mapped;    // arenas the OS has given strata

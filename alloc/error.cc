@@ -15,6 +15,7 @@ namespace {
 // ordering with other memory; getenv does not allocate.
 std::atomic<uint32_t> g_mode{0};
 std::atomic<uint64_t> g_errors{0};
+std::atomic<ForeignFreeHook> g_foreign_hook{nullptr};
 
 }  // namespace
 
@@ -40,6 +41,17 @@ ErrorMode GetErrorMode() {
 void SetErrorMode(ErrorMode mode) {
   // Relaxed: see g_mode.
   g_mode.store(static_cast<uint32_t>(mode), std::memory_order_relaxed);
+}
+
+void SetForeignFreeHook(ForeignFreeHook hook) {
+  // Release pairs with the acquire in GetForeignFreeHook(): whatever the
+  // hook needs was set up before it is installed.
+  g_foreign_hook.store(hook, std::memory_order_release);
+}
+
+ForeignFreeHook GetForeignFreeHook() {
+  // Acquire pairs with the release in SetForeignFreeHook().
+  return g_foreign_hook.load(std::memory_order_acquire);
 }
 
 uint64_t ErrorCount() {

@@ -26,6 +26,14 @@ void SetErrorMode(ErrorMode mode);
 // Errors reported so far (in count mode; abort mode never returns).
 uint64_t ErrorCount();
 
+// Frees of pointers strata does not own go first to this hook when one is
+// installed (the malloc override installs one that hands memory glibc gave
+// out before strata took over back to glibc). It returns true when it took
+// care of p; false lets the free be reported as invalid.
+using ForeignFreeHook = bool (*)(void* p);
+void SetForeignFreeHook(ForeignFreeHook hook);
+ForeignFreeHook GetForeignFreeHook();
+
 // `what` is a fixed message such as "double free"; `op` the entry point.
 // Returns only in count mode.
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p, const char* what,

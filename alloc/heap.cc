@@ -6,6 +6,7 @@
 #include <new>
 
 #include "alloc/error.h"
+#include "alloc/fork.h"
 #include "alloc/meta_alloc.h"
 #include "threading/tagged_stack.h"
 #include "threading/thread_exit.h"
@@ -588,6 +589,8 @@ Heap* AcquireHeapForThread() {
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.
   g_exit_hook.Arm(h);
+  // Once per process; pthread_atfork may allocate, which this heap serves.
+  InstallForkHandlers();
   return h;
 }
 

@@ -137,6 +137,24 @@ void LargeFree(LargeHeader* h) {
   os::Unmap(h, reserved);
 }
 
+size_t LargeReleaseCache() {
+  size_t released = 0;
+  for (auto& slot : g_cache) {
+    // Acquire pairs with the release CAS in PutInCache(): the mapping is ours.
+    const uintptr_t word = slot.exchange(0, std::memory_order_acquire);
+    if (word == 0) continue;
+    LargeHeader* h = UnpackHeader(word);
+    const size_t reserved = UnpackReserved(word);
+    // Relaxed: accounting.
+    g_cached_bytes.fetch_sub(reserved, std::memory_order_relaxed);
+    g_cached_count.fetch_sub(1, std::memory_order_relaxed);
+    GetPageMap().Unregister(h, reserved);
+    os::Unmap(h, reserved);
+    released += reserved;
+  }
+  return released;
+}
+
 bool LargeResizeInPlace(LargeHeader* h, size_t new_size) {
   const size_t room = h->reserved - h->offset;
   if (new_size > room) return false;

@@ -63,6 +63,9 @@ inline bool LargeTryBeginFree(LargeHeader* h) {
 // Resizes in place when the mapping allows; returns false otherwise.
 bool LargeResizeInPlace(LargeHeader* h, size_t new_size);
 
+// Unmaps every cached large mapping. Returns the bytes given back.
+size_t LargeReleaseCache();
+
 struct LargeStats {
   uint64_t live_count;     // live large blocks
   uint64_t live_bytes;     // their usable bytes

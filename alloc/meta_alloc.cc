@@ -39,6 +39,9 @@ void* MetaAllocate(size_t size) {
   return result;
 }
 
+void LockMetaForFork() { g_lock.Lock(); }
+void UnlockMetaForFork() { g_lock.Unlock(); }
+
 size_t MetaBytesMapped() {
   // Relaxed: statistics only.
   return g_mapped.load(std::memory_order_relaxed);

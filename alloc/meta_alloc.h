@@ -14,6 +14,10 @@ namespace strata::internal {
 // threads and new arenas only).
 void* MetaAllocate(size_t size);
 
+// fork(): held across fork so the child never inherits a half-done refill.
+void LockMetaForFork();
+void UnlockMetaForFork();
+
 // Bytes of metadata mapped so far (statistics).
 size_t MetaBytesMapped();
 

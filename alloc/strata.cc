@@ -63,6 +63,18 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t BlockOffset(const PoolDesc* d, cons
                                size_t{d->index} * internal::kPoolSize);
 }
 
+// A pointer strata does not own: a free may belong to the foreign-free hook
+// (memory from before strata took over); anything else is an error.
+ABSL_ATTRIBUTE_NOINLINE void ResolveForeign(const void* p, const char* op) {
+  const bool is_free = op[0] == 'f' && op[1] == 'r' && op[2] == 'e' && op[3] == 'e';
+  if (is_free) {
+    if (internal::ForeignFreeHook hook = internal::GetForeignFreeHook()) {
+      if (hook(const_cast<void*>(p))) return;
+    }
+  }
+  internal::ReportInvalidFree(p, "pointer was not allocated by strata", op);
+}
+
 // What a pointer resolves to, after validation.
 struct Resolved {
   ArenaHeader* arena;  // null for a large block (or when invalid)
@@ -77,7 +89,7 @@ struct Resolved {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* op) {
   void* header = internal::GetPageMap().Lookup(p);
   if (ABSL_PREDICT_FALSE(header == nullptr)) {
-    internal::ReportInvalidFree(p, "pointer was not allocated by strata", op);
+    ResolveForeign(p, op);
     return {nullptr, nullptr, nullptr};
   }
   auto* arena = static_cast<ArenaHeader*>(header);
@@ -277,6 +289,17 @@ size_t UsableSize(const void* p) noexcept {
   return r.ok() ? UsableResolved(r) : 0;
 }
 
+size_t ReleaseMemory() noexcept {
+  Heap* self = internal::tls_heap;
+  if (self == &internal::g_empty_heap) self = internal::AcquireHeapForThread();
+  if (self != nullptr) {
+    self->CollectOrphans(~size_t{0});
+    self->DrainRemote();
+    self->FlushOutgoing();
+  }
+  return internal::PurgeEmptyArenas() + internal::LargeReleaseCache();
+}
+
 bool Owns(const void* p) noexcept {
   void* header = internal::GetPageMap().Lookup(p);
   if (header == nullptr) return false;
@@ -305,5 +328,6 @@ void strata_free_aligned_sized(void* p, size_t alignment, size_t size) {
 }
 size_t strata_usable_size(const void* p) { return strata::UsableSize(p); }
 int strata_owns(const void* p) { return strata::Owns(p) ? 1 : 0; }
+size_t strata_release_memory(void) { return strata::ReleaseMemory(); }
 
 }  // extern "C"

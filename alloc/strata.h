@@ -51,6 +51,12 @@ void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept;
 // Bytes usable at p (>= the size asked for); 0 for nullptr.
 size_t UsableSize(const void* p) noexcept;
 
+// Returns free memory to the OS now: adopts the memory of exited threads,
+// takes back blocks freed to this thread from elsewhere, purges the pools of
+// every empty arena (madvise) and unmaps cached large mappings. Returns the
+// bytes given back. Thread-safety: any thread; no global lock.
+size_t ReleaseMemory() noexcept;
+
 // True when p points into memory strata manages (a block, or inside one).
 // False for the stack, globals, and other allocators' memory. O(1), lock-free.
 bool Owns(const void* p) noexcept;
@@ -70,6 +76,7 @@ void strata_free(void* p);
 void strata_free_sized(void* p, size_t size);
 void strata_free_aligned_sized(void* p, size_t alignment, size_t size);
 size_t strata_usable_size(const void* p);
+size_t strata_release_memory(void);
 int strata_owns(const void* p);
 
 #ifdef __cplusplus

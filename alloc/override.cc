@@ -1,0 +1,424 @@
+// The drop-in malloc: glibc's allocation API, the glibc-internal __libc_*
+// entry points and every C++ operator new/delete, all served by strata.
+// Linked into a program (Bazel `malloc = "//alloc:malloc"`, the static
+// archive) or preloaded (libstrata.so), it replaces glibc's allocator.
+//
+// Memory strata does not own: glibc may have handed out blocks before strata
+// took over (or a program may get some through dlsym(RTLD_NEXT, "malloc")).
+// Such pointers are classified from /proc/self/maps, read with raw syscalls
+// into a stack buffer: glibc heap memory goes back to glibc's own free;
+// other anonymous memory (the dynamic loader's early allocations) is left
+// alone and counted; the stack, files and unmapped addresses are invalid
+// frees, reported like any other.
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "alloc/config.h"
+#include "alloc/error.h"
+#include "alloc/fd_writer.h"
+#include "alloc/fork.h"
+#include "alloc/page_map.h"
+#include "alloc/stats.h"
+#include "alloc/strata.h"
+
+namespace strata::internal {
+namespace {
+
+// ---- Memory from before strata took over --------------------------------
+
+enum class Region { kGlibcHeap, kAnonymous, kInvalid };
+
+struct MapsLine {
+  uintptr_t start = 0, end = 0;
+  bool writable = false;
+  bool has_path = false;
+  bool is_heap = false;
+};
+
+// Parses "start-end perms offset dev inode [path]".
+bool ParseMapsLine(const char* s, const char* e, MapsLine* out) {
+  auto hex = [&](uintptr_t* v) {
+    *v = 0;
+    bool any = false;
+    while (s < e) {
+      const char c = *s;
+      int d = c >= '0' && c <= '9' ? c - '0' : (c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1);
+      if (d < 0) break;
+      *v = *v * 16 + static_cast<uintptr_t>(d);
+      any = true;
+      ++s;
+    }
+    return any;
+  };
+  if (!hex(&out->start) || s >= e || *s++ != '-' || !hex(&out->end)) return false;
+  if (s >= e || *s++ != ' ') return false;
+  out->writable = s + 1 < e && s[1] == 'w';
+  // Skip perms, offset, dev, inode: four fields.
+  for (int field = 0; field < 4 && s < e; ++field) {
+    while (s < e && *s != ' ') ++s;
+    while (s < e && *s == ' ') ++s;
+  }
+  out->has_path = s < e;
+  out->is_heap = e - s >= 6 && memcmp(s, "[heap]", 6) == 0;
+  return true;
+}
+
+Region Classify(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return Region::kInvalid;
+  char buf[4096];
+  size_t len = 0;
+  Region result = Region::kInvalid;
+  bool done = false;
+  while (!done) {
+    const ssize_t n = syscall(SYS_read, fd, buf + len, sizeof(buf) - len);
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+    size_t consumed = 0;
+    for (;;) {
+      char* nl = static_cast<char*>(memchr(buf + consumed, '\n', len - consumed));
+      if (nl == nullptr) break;
+      MapsLine line;
+      if (ParseMapsLine(buf + consumed, nl, &line) && a >= line.start && a < line.end) {
+        if (line.is_heap) {
+          result = Region::kGlibcHeap;
+        } else if (line.writable && !line.has_path) {
+          result = Region::kAnonymous;
+        }
+        done = true;
+        break;
+      }
+      consumed = static_cast<size_t>(nl + 1 - buf);
+    }
+    memmove(buf, buf + consumed, len - consumed);
+    len -= consumed;
+  }
+  syscall(SYS_close, fd);
+  return result;
+}
+
+// glibc's own entry points, found on first need (dlsym may call our malloc:
+// fine, it never frees foreign memory).
+using FreeFn = void (*)(void*);
+using UsableFn = size_t (*)(void*);
+std::atomic<FreeFn> g_glibc_free{nullptr};
+std::atomic<UsableFn> g_glibc_usable{nullptr};
+
+FreeFn GlibcFree() {
+  // Relaxed: a function pointer; dlsym's result is the same for every thread.
+  FreeFn f = g_glibc_free.load(std::memory_order_relaxed);
+  if (f == nullptr) {
+    f = reinterpret_cast<FreeFn>(dlsym(RTLD_NEXT, "free"));
+    g_glibc_free.store(f, std::memory_order_relaxed);
+  }
+  return f;
+}
+
+UsableFn GlibcUsable() {
+  // Relaxed: as GlibcFree().
+  UsableFn f = g_glibc_usable.load(std::memory_order_relaxed);
+  if (f == nullptr) {
+    f = reinterpret_cast<UsableFn>(dlsym(RTLD_NEXT, "malloc_usable_size"));
+    g_glibc_usable.store(f, std::memory_order_relaxed);
+  }
+  return f;
+}
+
+std::atomic<uint64_t> g_foreign_freed{0};
+std::atomic<uint64_t> g_foreign_ignored{0};
+
+bool ForeignFree(void* p) {
+  switch (Classify(p)) {
+    case Region::kGlibcHeap:
+      if (FreeFn f = GlibcFree()) {
+        f(p);
+        // Relaxed: statistics only.
+        g_foreign_freed.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      [[fallthrough]];
+    case Region::kAnonymous:
+      // Relaxed: statistics only.
+      g_foreign_ignored.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    case Region::kInvalid:
+      break;
+  }
+  return false;
+}
+
+// Usable bytes of a foreign block, or 0 when unknown.
+size_t ForeignUsable(void* p) {
+  if (Classify(p) != Region::kGlibcHeap) return 0;
+  UsableFn f = GlibcUsable();
+  return f != nullptr ? f(p) : 0;
+}
+
+bool IsOurs(const void* p) { return GetPageMap().Lookup(p) != nullptr; }
+
+// ---- operator new failure protocol --------------------------------------
+
+void* NewFailed(size_t size, size_t align, bool nothrow) {
+  for (;;) {
+    void* p = align == 0 ? strata::Allocate(size) : strata::AllocateAligned(align, size);
+    if (p != nullptr) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    if (nothrow) {
+      try {
+        handler();
+      } catch (...) {
+        return nullptr;
+      }
+    } else {
+      handler();
+    }
+  }
+}
+
+inline void* New(size_t size) {
+  void* p = strata::Allocate(size);
+  return p != nullptr ? p : NewFailed(size, 0, false);
+}
+inline void* NewNothrow(size_t size) noexcept {
+  void* p = strata::Allocate(size);
+  if (p != nullptr) return p;
+  try {
+    return NewFailed(size, 0, true);
+  } catch (...) {
+    return nullptr;
+  }
+}
+inline void* NewAligned(size_t size, std::align_val_t align) {
+  void* p = strata::AllocateAligned(static_cast<size_t>(align), size);
+  return p != nullptr ? p : NewFailed(size, static_cast<size_t>(align), false);
+}
+inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
+  void* p = strata::AllocateAligned(static_cast<size_t>(align), size);
+  if (p != nullptr) return p;
+  try {
+    return NewFailed(size, static_cast<size_t>(align), true);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+// ---- Start-up and exit ---------------------------------------------------
+
+__attribute__((constructor(101))) void InstallOverride() {
+  SetForeignFreeHook(&ForeignFree);
+  InstallForkHandlers();
+}
+
+__attribute__((destructor(101))) void StatsOnExit() {
+  const char* env = getenv("STRATA_STATS_ON_EXIT");
+  if (env == nullptr || env[0] == '\0' || strcmp(env, "0") == 0) return;
+  FdWriter w(2);
+  w.Str("strata: statistics at exit (pid ").Uint(static_cast<uint64_t>(getpid())).Str(")\n");
+  w.Flush();
+  WriteStatsTable(2);
+  FdWriter tail(2);
+  // Relaxed: statistics only.
+  tail.Str("# foreign frees: ").Uint(g_foreign_freed.load(std::memory_order_relaxed))
+      .Str(" returned to glibc, ").Uint(g_foreign_ignored.load(std::memory_order_relaxed))
+      .Str(" left alone; errors counted: ").Uint(ErrorCount()).Char('\n');
+}
+
+}  // namespace
+}  // namespace strata::internal
+
+using strata::internal::ForeignUsable;
+using strata::internal::IsOurs;
+
+extern "C" {
+
+// ---- C ---------------------------------------------------------------------
+
+void* malloc(size_t size) noexcept { return strata::Allocate(size); }
+void free(void* p) noexcept { strata::Deallocate(p); }
+void* calloc(size_t count, size_t size) noexcept { return strata::AllocateZeroed(count, size); }
+
+void* realloc(void* p, size_t size) noexcept {
+  if (p != nullptr && !IsOurs(p)) {
+    // A foreign block (from before strata): move it into strata.
+    const size_t old = ForeignUsable(p);
+    if (size == 0) {
+      free(p);
+      return nullptr;
+    }
+    void* q = strata::Allocate(size);
+    if (q == nullptr) return nullptr;
+    if (old != 0) memcpy(q, p, old < size ? old : size);
+    free(p);
+    return q;
+  }
+  return strata::Reallocate(p, size);
+}
+
+void* reallocarray(void* p, size_t count, size_t size) noexcept {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc(p, bytes);
+}
+
+void* aligned_alloc(size_t alignment, size_t size) noexcept { return strata::AllocateAligned(alignment, size); }
+void* memalign(size_t alignment, size_t size) noexcept {
+  // glibc's memalign rounds a non-power-of-two alignment up instead of failing.
+  if (alignment != 0 && (alignment & (alignment - 1)) != 0 && alignment <= strata::kMaxAlignment) {
+    alignment = size_t{1} << (64 - __builtin_clzll(alignment));
+  }
+  return strata::AllocateAligned(alignment < 8 ? 8 : alignment, size);
+}
+
+int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+  if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0 ||
+      alignment > strata::kMaxAlignment) {
+    return EINVAL;
+  }
+  const int saved = errno;
+  void* p = strata::AllocateAligned(alignment, size);
+  errno = saved;  // posix_memalign reports through its result, not errno
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void* valloc(size_t size) noexcept { return strata::AllocateAligned(4096, size); }
+
+void* pvalloc(size_t size) noexcept {
+  if (size > SIZE_MAX - 4095) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return strata::AllocateAligned(4096, size == 0 ? 4096 : (size + 4095) & ~size_t{4095});
+}
+
+size_t malloc_usable_size(void* p) noexcept {
+  if (p == nullptr) return 0;
+  if (!IsOurs(p)) return ForeignUsable(p);
+  return strata::UsableSize(p);
+}
+
+void free_sized(void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
+void free_aligned_sized(void* p, size_t alignment, size_t size) noexcept {
+  strata::DeallocateAlignedSized(p, size, alignment);
+}
+void cfree(void* p) noexcept { strata::Deallocate(p); }
+
+// glibc-internal names some programs and libraries call directly.
+void* __libc_malloc(size_t size) noexcept { return malloc(size); }
+void __libc_free(void* p) noexcept { free(p); }
+void* __libc_calloc(size_t count, size_t size) noexcept { return calloc(count, size); }
+void* __libc_realloc(void* p, size_t size) noexcept { return realloc(p, size); }
+void* __libc_memalign(size_t alignment, size_t size) noexcept { return memalign(alignment, size); }
+void* __libc_valloc(size_t size) noexcept { return valloc(size); }
+void* __libc_pvalloc(size_t size) noexcept { return pvalloc(size); }
+int __posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+  return posix_memalign(out, alignment, size);
+}
+
+// ---- glibc's malloc introspection, answered with strata's numbers --------
+
+int malloc_trim(size_t /*pad*/) noexcept { return strata::ReleaseMemory() > 0 ? 1 : 0; }
+
+void malloc_stats(void) noexcept { strata::WriteStatsTable(2); }
+
+int mallopt(int /*param*/, int /*value*/) noexcept {
+  return 1;  // glibc's knobs do not apply; accepted and ignored (strata has its own)
+}
+
+struct mallinfo2 mallinfo2(void) noexcept {
+  static strata::Stats s;  // large; mallinfo2 is not reentrant in glibc either
+  strata::GetStats(&s);
+  struct mallinfo2 m;
+  memset(&m, 0, sizeof(m));
+  const size_t arena_bytes = s.arenas_mapped * strata::internal::kArenaSize;
+  m.arena = arena_bytes;                     // bytes in arenas
+  m.ordblks = s.arenas_empty;                // free chunks: empty arenas
+  m.hblks = s.large_blocks;                  // large blocks (own mappings)
+  m.hblkhd = s.large_bytes;
+  m.uordblks = s.small_bytes_in_use;         // bytes in use in arenas
+  m.fordblks = arena_bytes > s.small_bytes_in_use ? arena_bytes - s.small_bytes_in_use : 0;
+  m.keepcost = s.large_cached_bytes;         // releasable by malloc_trim
+  return m;
+}
+
+struct mallinfo mallinfo(void) noexcept {
+  const struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo m;
+  memset(&m, 0, sizeof(m));
+  m.arena = static_cast<int>(m2.arena);
+  m.ordblks = static_cast<int>(m2.ordblks);
+  m.hblks = static_cast<int>(m2.hblks);
+  m.hblkhd = static_cast<int>(m2.hblkhd);
+  m.uordblks = static_cast<int>(m2.uordblks);
+  m.fordblks = static_cast<int>(m2.fordblks);
+  m.keepcost = static_cast<int>(m2.keepcost);
+  return m;
+}
+
+}  // extern "C"
+
+// ---- C++ ---------------------------------------------------------------------
+
+using strata::internal::New;
+using strata::internal::NewAligned;
+using strata::internal::NewAlignedNothrow;
+using strata::internal::NewNothrow;
+
+void* operator new(size_t size) { return New(size); }
+void* operator new[](size_t size) { return New(size); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
+void* operator new[](size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
+void* operator new(size_t size, std::align_val_t align) { return NewAligned(size, align); }
+void* operator new[](size_t size, std::align_val_t align) { return NewAligned(size, align); }
+void* operator new(size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return NewAlignedNothrow(size, align);
+}
+void* operator new[](size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return NewAlignedNothrow(size, align);
+}
+
+void operator delete(void* p) noexcept { strata::Deallocate(p); }
+void operator delete[](void* p) noexcept { strata::Deallocate(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
+void operator delete(void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
+void operator delete[](void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
+void operator delete(void* p, std::align_val_t align) noexcept {
+  strata::DeallocateAligned(p, static_cast<size_t>(align));
+}
+void operator delete[](void* p, std::align_val_t align) noexcept {
+  strata::DeallocateAligned(p, static_cast<size_t>(align));
+}
+void operator delete(void* p, size_t size, std::align_val_t align) noexcept {
+  strata::DeallocateAlignedSized(p, size, static_cast<size_t>(align));
+}
+void operator delete[](void* p, size_t size, std::align_val_t align) noexcept {
+  strata::DeallocateAlignedSized(p, size, static_cast<size_t>(align));
+}
+void operator delete(void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
+  strata::DeallocateAligned(p, static_cast<size_t>(align));
+}
+void operator delete[](void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
+  strata::DeallocateAligned(p, static_cast<size_t>(align));
+}
