@@ -226,18 +226,31 @@ __attribute__((constructor(101))) void InstallOverride() {
   InstallForkHandlers();
 }
 
+// STRATA_STATS_ON_EXIT=1 prints the statistics table to stderr at exit;
+// any other value that starts with '/' names a file the table is appended
+// to (so that programs whose stderr is checked stay quiet).
 __attribute__((destructor(101))) void StatsOnExit() {
   const char* env = getenv("STRATA_STATS_ON_EXIT");
   if (env == nullptr || env[0] == '\0' || strcmp(env, "0") == 0) return;
-  FdWriter w(2);
-  w.Str("strata: statistics at exit (pid ").Uint(static_cast<uint64_t>(getpid())).Str(")\n");
-  w.Flush();
-  WriteStatsTable(2);
-  FdWriter tail(2);
-  // Relaxed: statistics only.
-  tail.Str("# foreign frees: ").Uint(g_foreign_freed.load(std::memory_order_relaxed))
-      .Str(" returned to glibc, ").Uint(g_foreign_ignored.load(std::memory_order_relaxed))
-      .Str(" left alone; errors counted: ").Uint(ErrorCount()).Char('\n');
+  int fd = 2;
+  if (env[0] == '/') {
+    fd = static_cast<int>(
+        syscall(SYS_openat, AT_FDCWD, env, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (fd < 0) return;
+  }
+  {
+    FdWriter w(fd);
+    w.Str("strata: statistics at exit (pid ").Uint(static_cast<uint64_t>(getpid())).Str(")\n");
+  }
+  WriteStatsTable(fd);
+  {
+    FdWriter tail(fd);
+    // Relaxed: statistics only.
+    tail.Str("# foreign frees: ").Uint(g_foreign_freed.load(std::memory_order_relaxed))
+        .Str(" returned to glibc, ").Uint(g_foreign_ignored.load(std::memory_order_relaxed))
+        .Str(" left alone; errors counted: ").Uint(ErrorCount()).Char('\n');
+  }
+  if (fd != 2) syscall(SYS_close, fd);
 }
 
 }  // namespace

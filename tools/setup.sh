@@ -14,7 +14,10 @@ PACKAGES=(
   # Peers for side-by-side comparison through LD_PRELOAD.
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
   # Measurement.
-  valgrind time python3
+  valgrind time
+  # Real programs the preload tests run under strata: python3 and its stdlib
+  # test suite, memcached with its conformance/load tools, sqlite3, git, sort.
+  python3 libpython3.11-testsuite memcached libmemcached-tools sqlite3 git coreutils
 )
 
 missing=()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# python3 with PYTHONMALLOC=malloc, so every Python object comes from strata:
+# the seed's experiment (100,000 dicts made, then deleted), then real stdlib
+# test modules.
+source "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+export PYTHONMALLOC=malloc PYTHONDONTWRITEBYTECODE=1
+
+strata "$PY" -c '
+records = [{"id": i, "name": "record-%d" % i, "tags": [i, i * 2]} for i in range(100000)]
+assert sum(r["id"] for r in records) == 4999950000
+del records
+print("seed experiment done")
+' >"$TMP/seed.out" 2>"$TMP/seed.err"
+grep -q "seed experiment done" "$TMP/seed.out"
+# 100,000 dicts need well over 10 MB: strata must have mapped at least that.
+served "$STATS" 10000000
+
+strata "$PY" -m test -q test_dict test_list test_set test_threading test_queue >"$TMP/stdlib.out" 2>"$TMP/stdlib.err" || {
+  echo "FAIL: stdlib tests"; tail -30 "$TMP/stdlib.out"; tail -20 "$STATS"; exit 1; }
+tail -3 "$TMP/stdlib.out"
+grep -q "result: SUCCESS" "$TMP/stdlib.out"
+served "$STATS" 1000000
+echo PASS
