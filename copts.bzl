@@ -5,6 +5,12 @@ only ever applies to strata's sources.
 """
 
 STRATA_COPTS = [
+    # An allocator is always built optimised, whatever the compilation mode:
+    # tests then exercise the code that ships, the stress workloads run at
+    # speed under `bazel test //...`, and the fast-path instruction count is
+    # measured on real code. Sanitizer configs keep this -O2 (it follows their
+    # --copt=-O1), which TSan and ASan support.
+    "-O2",
     "-Wall",
     "-Wextra",
     "-Werror",

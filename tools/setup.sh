@@ -13,8 +13,8 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Peers for side-by-side comparison through LD_PRELOAD.
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
-  # Measurement.
-  valgrind time
+  # Measurement, and the charts drawn from it (Debian's python3, /usr/bin/python3).
+  valgrind time python3-matplotlib
   # Real programs the preload tests run under strata: python3 and its stdlib
   # test suite, memcached with its conformance/load tools, sqlite3, git, sort.
   python3 libpython3.11-testsuite memcached libmemcached-tools sqlite3 git coreutils
