@@ -1,0 +1,770 @@
+"""Runs the benchmark workloads under strata and its peers, and compares them.
+
+  bazel run -c opt //tools:compare                       # the full comparison
+  bazel run -c opt //tools:compare -- --quick            # a smoke run
+  bazel run -c opt //tools:compare -- --help
+
+Every workload (tools/bench/*.cc) runs under each allocator: strata and the
+peers by LD_PRELOAD, glibc with no preload. Allocators are interleaved within
+each repetition (their order rotating from one repetition to the next), so
+drift in the machine's speed hits all of them alike. Each run's wall time,
+CPU time (user + sys) and peak RSS come from wait4()'s rusage, taken by the
+small `measure` program that starts the workload (see measure.cc). The tables
+hold medians over the repetitions, and each peer's ratio to strata
+(peer / strata: above 1 means strata is faster or smaller).
+
+Written for Debian's /usr/bin/python3 (standard library, plus matplotlib for
+the chart); compare.sh starts it from Bazel's runfiles.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import select
+import signal
+import statistics
+import sys
+import tempfile
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+# The runfiles root (".../compare.runfiles/strata"): this file is
+# tools/bench/compare.py in it. abspath, not realpath: runfiles are symlinks.
+RUNFILES_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Workload:
+    """One row family of the table: a binary, its fixed flags, and its scale."""
+
+    def __init__(self, name, binary, args, iterations, single_threaded, what):
+        self.name = name
+        self.binary = binary  # under tools/bench/
+        self.args = args  # fixed flags (e.g. --mode=passive)
+        # Default --iterations of the comparison; the binaries carry the same
+        # defaults for standalone runs, but the runner always passes it.
+        self.iterations = iterations
+        # Single-threaded workloads run once, at one thread, whatever --threads says.
+        self.single_threaded = single_threaded
+        self.what = what
+
+
+# Defaults chosen so that each run takes roughly 0.3-3 s under glibc on a
+# 2-core machine (the whole default comparison then takes a few minutes).
+WORKLOADS = [
+    Workload("larson", "larson", [], 25_000_000, False,
+             "server churn: free a random slot, malloc a new 8-1000 B block; slot arrays "
+             "change threads every round, so most frees are remote"),
+    Workload("xmalloc", "xmalloc", [], 6_000_000, False,
+             "half the threads allocate 8-512 B blocks, half free them; batches of 256 "
+             "through a bounded queue"),
+    Workload("fs_active", "false_sharing", ["--mode=active"], 600_000, False,
+             "active false sharing: each thread mallocs 8 B objects and writes them in a "
+             "tight loop (slow = objects of different threads share cache lines)"),
+    Workload("fs_passive", "false_sharing", ["--mode=passive"], 600_000, False,
+             "passive false sharing: as fs_active, after each thread frees an object the "
+             "main thread allocated next to the others' ones"),
+    Workload("thread_churn", "thread_churn", [], 10_000, False,
+             "threads created and joined in generations of t; each leaves 400 blocks "
+             "(8-2048 B) for the next generation to free"),
+    Workload("pareto", "pareto", [], 16_000_000, False,
+             "Pareto(1.1) sizes from 8 B to 1 KiB (half are 8-15 B); half temporaries, "
+             "half replace a member of a 4000-block working set"),
+    Workload("batch_lifo", "batch_free", ["--order=lifo"], 20_000_000, False,
+             "batches of 10,000 blocks (16-256 B) allocated, then freed newest first"),
+    Workload("batch_fifo", "batch_free", ["--order=fifo"], 20_000_000, False,
+             "batches of 10,000 blocks (16-256 B) allocated, then freed oldest first"),
+    Workload("realloc", "realloc_growth", [], 15_000_000, False,
+             "16 strings (exact realloc per append) and vectors (x1.5) per thread grown "
+             "by 1-64 B appends to 64 B-64 KiB"),
+    Workload("large", "large", [], 3_000, False,
+             "1-32 MiB blocks (1 in 4 calloc), one byte touched per 64 KiB, 4 live per thread"),
+    Workload("st_churn", "st_churn", [], 25_000_000, True,
+             "single thread: 256-block working set of 8-128 B churned by "
+             "malloc/new[]/calloc and free/delete[]"),
+    Workload("records", "records", [], 20, True,
+             "the seed's pattern: 100,000 records (header, name, payload: 8-384 B each) "
+             "allocated then freed, per round (iterations = rounds)"),
+]
+
+# name -> .so to preload ("" for none). strata's comes from the runfiles.
+ALLOCATORS = [
+    ("strata", os.path.join(RUNFILES_ROOT, "alloc", "libstrata.so")),
+    ("glibc", ""),
+    ("jemalloc", os.path.join(LIBDIR, "libjemalloc.so.2")),
+    ("tcmalloc", os.path.join(LIBDIR, "libtcmalloc_minimal.so.4")),
+    ("mimalloc", os.path.join(LIBDIR, "libmimalloc.so.2")),
+]
+
+# Runs one command and reports its rusage (see measure.cc).
+MEASURE = os.path.join(RUNFILES_ROOT, "tools", "bench", "measure")
+
+# What the dynamic loader prints when it cannot preload a library (and then
+# carries on with glibc's malloc, which would silently measure the wrong thing).
+PRELOAD_ERROR = "cannot be preloaded"
+
+
+class Failure(Exception):
+    """A run that failed or disagreed; the message names workload and allocator."""
+
+
+def parse_args(argv):
+    names = [w.name for w in WORKLOADS]
+    p = argparse.ArgumentParser(
+        prog="compare",
+        description="Compare strata with glibc, jemalloc, tcmalloc and mimalloc on the "
+                    "benchmark workloads in tools/bench (LD_PRELOAD). Prints a table of "
+                    "medians and each peer's ratio to strata (peer/strata: > 1 means strata "
+                    "wins), and writes it as Markdown, the raw runs as CSV and JSON, and a "
+                    "chart as PNG.",
+        epilog="workloads: " + ", ".join(names) + "\n"
+               "examples:\n"
+               "  bazel run -c opt //tools:compare\n"
+               "  bazel run -c opt //tools:compare -- --quick --workloads=larson,xmalloc\n"
+               "  bazel run -c opt //tools:compare -- --allocators=strata,mimalloc --repeats=5\n"
+               "  bazel run -c opt //tools:compare -- --lib=strata-old=/tmp/libstrata.so",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default="2,8",
+                   help="comma-separated thread counts for the multithreaded workloads "
+                        "(default 2,8); single-threaded ones always run at 1")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="runs of each workload x allocator; the table shows medians "
+                        "(default 3; 1 with --quick)")
+    p.add_argument("--workloads", default="",
+                   help="comma-separated subset of the workloads (default: all)")
+    p.add_argument("--allocators", default="",
+                   help="comma-separated subset of strata,glibc,jemalloc,tcmalloc,mimalloc "
+                        "and any --lib names (default: all)")
+    p.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
+                   help="preload PATH as allocator NAME: replaces a built-in one (e.g. "
+                        "strata=/tmp/libstrata.so) or adds one; repeatable")
+    p.add_argument("--scale", type=float, default=None,
+                   help="multiply every workload's iterations (default 1; 0.05 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: --scale=0.05 and --repeats=1 unless given")
+    p.add_argument("--seed", type=int, default=1, help="seed passed to every workload (default 1)")
+    p.add_argument("--timeout", type=float, default=300,
+                   help="seconds before a single run is killed and reported (default 300)")
+    p.add_argument("--out-dir", default=None,
+                   help="where the default output files go (default: bench-results/ in the "
+                        "workspace under bazel run, else in the current directory)")
+    p.add_argument("--markdown", default=None, help="Markdown table (default OUT_DIR/compare.md)")
+    p.add_argument("--chart", default=None, help="PNG chart (default OUT_DIR/compare.png)")
+    p.add_argument("--csv", default=None, help="raw runs as CSV (default OUT_DIR/compare.csv)")
+    p.add_argument("--json", default=None, help="raw runs as JSON (default OUT_DIR/compare.json)")
+    p.add_argument("--no-chart", action="store_true", help="skip the chart")
+    p.add_argument("--verbose", action="store_true", help="print each run's result line")
+    p.add_argument("--list", action="store_true", help="list workloads and allocators, then exit")
+    args = p.parse_args(argv)
+
+    try:
+        args.thread_counts = sorted({int(t) for t in args.threads.split(",") if t.strip()})
+    except ValueError:
+        p.error("--threads takes comma-separated integers, e.g. 2,8")
+    if not args.thread_counts or min(args.thread_counts) < 1:
+        p.error("--threads needs at least one count >= 1")
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if args.scale is None:
+        args.scale = 0.05 if args.quick else 1.0
+    if args.repeats < 1 or args.scale <= 0 or args.timeout <= 0:
+        p.error("--repeats, --scale and --timeout must be positive")
+
+    args.allocator_paths = dict(ALLOCATORS)
+    args.allocator_order = [name for name, _ in ALLOCATORS]
+    for spec in args.lib:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            p.error("--lib takes NAME=PATH, got %r" % spec)
+        if name not in args.allocator_paths:
+            args.allocator_order.append(name)
+        args.allocator_paths[name] = resolve_user_path(path)
+
+    if args.workloads:
+        wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            p.error("unknown workload(s) %s; choose from %s" % (", ".join(unknown), ", ".join(names)))
+        args.workload_list = [w for w in WORKLOADS if w.name in wanted]
+    else:
+        args.workload_list = list(WORKLOADS)
+    if args.allocators:
+        wanted = [a.strip() for a in args.allocators.split(",") if a.strip()]
+        unknown = [a for a in wanted if a not in args.allocator_paths]
+        if unknown:
+            p.error("unknown allocator(s) %s; choose from %s"
+                    % (", ".join(unknown), ", ".join(args.allocator_order)))
+        args.allocator_order = [a for a in args.allocator_order if a in wanted]
+    return args
+
+
+def resolve_user_path(path):
+    """Relative paths are the user's: bazel run starts us in the runfiles."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def default_out_dir():
+    return os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY") or
+                        os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd(), "bench-results")
+
+
+def note(message):
+    print("compare: " + message, file=sys.stderr, flush=True)
+
+
+# ---- Running one process ----------------------------------------------------
+
+def run_once(argv, preload, timeout, extra_env=None):
+    """Runs argv to completion through `measure`; returns its wait status,
+    times, peak RSS and output."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env.update(extra_env or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        result = os.path.join(tmp, "result")
+        out_path = os.path.join(tmp, "stdout")
+        err_path = os.path.join(tmp, "stderr")
+        measure = [MEASURE, "--out=" + result, "--preload=" + (preload or ""), "--"] + argv
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        ]
+        # Its own process group, so that a timeout kills the workload too.
+        pid = os.posix_spawn(MEASURE, measure, env, file_actions=actions, setpgroup=0)
+        # A pidfd becomes readable when measure exits: wait with a timeout.
+        pidfd = os.pidfd_open(pid)
+        try:
+            timed_out = not select.select([pidfd], [], [], timeout)[0]
+            if timed_out:
+                os.killpg(pid, signal.SIGKILL)  # not reaped yet: the group is still ours
+            _, measure_status, _ = os.wait4(pid, 0)
+        finally:
+            os.close(pidfd)
+        with open(out_path, errors="replace") as f:
+            stdout = f.read()
+        with open(err_path, errors="replace") as f:
+            stderr = f.read()
+        fields = {}
+        if os.path.exists(result):
+            with open(result) as f:
+                fields = dict(kv.split("=", 1) for kv in f.read().split() if "=" in kv)
+    if not timed_out and (measure_status != 0 or "status" not in fields):
+        raise Failure("measure failed (%s) on: %s\n%s" % (
+            describe_status(measure_status), command_text(argv, preload), indent(stderr[-2000:])))
+    user = float(fields.get("user_s", "nan"))
+    system = float(fields.get("sys_s", "nan"))
+    return {
+        "status": int(fields.get("status", -1)),
+        "timed_out": timed_out,
+        "wall_s": float(fields.get("wall_s", "nan")),
+        "user_s": user,
+        "sys_s": system,
+        "cpu_s": user + system,
+        "maxrss_kib": int(fields.get("maxrss_kib", -1)),  # KiB on Linux
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+
+
+def describe_status(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return "was killed by signal %d (%s)" % (sig, signal.Signals(sig).name)
+        except ValueError:
+            return "was killed by signal %d" % sig
+    return "exited with status %d" % os.WEXITSTATUS(status)
+
+
+def parse_result(stdout):
+    """The workload's result line: bench=... threads=... ops=... checksum=... time_s=..."""
+    for line in stdout.splitlines():
+        if line.startswith("bench="):
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if {"ops", "checksum", "time_s"} <= fields.keys():
+                return fields
+    return None
+
+
+def command_text(argv, preload):
+    return ("LD_PRELOAD=%s " % preload if preload else "") + " ".join(argv)
+
+
+# ---- The comparison ---------------------------------------------------------
+
+def plan_rows(args):
+    """(workload, threads) pairs in table order."""
+    rows = []
+    for w in args.workload_list:
+        for t in ([1] if w.single_threaded else args.thread_counts):
+            rows.append((w, t))
+    return rows
+
+
+def workload_argv(w, threads, args):
+    iterations = max(1, int(round(w.iterations * args.scale)))
+    return ([os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary)] + w.args +
+            ["--threads=%d" % threads, "--iterations=%d" % iterations, "--seed=%d" % args.seed])
+
+
+def check_strata_serves(path, args):
+    """A preload that silently failed would measure glibc under strata's name:
+    check once, from strata's exit statistics, that it really served a run."""
+    st = next(w for w in WORKLOADS if w.name == "st_churn")
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = os.path.join(tmp, "stats")
+        argv = [os.path.join(RUNFILES_ROOT, "tools", "bench", st.binary),
+                "--iterations=1000", "--seed=%d" % args.seed]
+        r = run_once(argv, path, args.timeout, {"STRATA_STATS_ON_EXIT": stats})
+        text = open(stats).read() if os.path.exists(stats) else ""
+    if r["status"] != 0 or "strata: statistics at exit" not in text:
+        raise Failure("%s did not serve a test run (%s; no statistics at exit)\n  command: %s\n%s"
+                      % (path, describe_status(r["status"]), command_text(argv, path),
+                         r["stderr"][-2000:]))
+
+
+def available_allocators(args):
+    chosen = []
+    for name in args.allocator_order:
+        path = args.allocator_paths[name]
+        if path and not os.path.isfile(path):
+            note("%s skipped: %s not found" % (name, path))
+            continue
+        chosen.append((name, path))
+    return chosen
+
+
+def build_mode_note(path):
+    """bazel-out/k8-fastbuild/... means the user forgot -c opt."""
+    real = os.path.realpath(path)
+    for mode in ("-fastbuild", "-dbg"):
+        if mode + os.sep in real:
+            return "%s is a%s build (%s); run with `bazel run -c opt` for representative numbers" % (
+                os.path.basename(path), "" if mode == "-fastbuild" else " debug",
+                mode.lstrip("-"))
+    return None
+
+
+def run_comparison(args, allocators, rows, results):
+    """Runs every row under every allocator, appending each run to results."""
+    # (workload, threads) -> (allocator, ops, checksum) of the first run.
+    expected = {}
+    total = len(rows) * len(allocators) * args.repeats
+    width = len(str(total))
+    done = 0
+    for rep in range(args.repeats):
+        # Rotate the allocators' order each repetition: nobody always goes first.
+        k = rep % len(allocators)
+        order = allocators[k:] + allocators[:k]
+        for w, threads in rows:
+            for name, path in order:
+                done += 1
+                label = "[%*d/%d] %s t=%d %s rep %d/%d" % (
+                    width, done, total, w.name, threads, name, rep + 1, args.repeats)
+                print(label, end="", file=sys.stderr, flush=True)
+                argv = workload_argv(w, threads, args)
+                r = run_once(argv, path, args.timeout)
+                print("  %.3f s" % r["wall_s"], file=sys.stderr, flush=True)
+                record = {
+                    "rep": rep + 1, "workload": w.name, "threads": threads, "allocator": name,
+                    "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "user_s": r["user_s"],
+                    "sys_s": r["sys_s"], "maxrss_kib": r["maxrss_kib"],
+                }
+                results.append(record)
+                where = "workload %s (t=%d) under %s" % (w.name, threads, name)
+                command = command_text(argv, path)
+                if r["timed_out"]:
+                    raise Failure("%s timed out after %g s\n  command: %s"
+                                  % (where, args.timeout, command))
+                if r["status"] != 0:
+                    raise Failure("%s %s\n  command: %s\n  stderr (tail):\n%s"
+                                  % (where, describe_status(r["status"]), command,
+                                     indent(r["stderr"][-3000:])))
+                if PRELOAD_ERROR in r["stderr"]:
+                    raise Failure("%s: the loader could not preload %s\n%s"
+                                  % (where, path, indent(r["stderr"][-2000:])))
+                fields = parse_result(r["stdout"])
+                if fields is None:
+                    raise Failure("%s printed no result line\n  command: %s\n  stdout:\n%s"
+                                  % (where, command, indent(r["stdout"][-2000:])))
+                record.update(ops=int(fields["ops"]), checksum=fields["checksum"],
+                              self_time_s=float(fields["time_s"]))
+                if args.verbose:
+                    print("    " + r["stdout"].strip(), file=sys.stderr)
+                key = (w.name, threads)
+                if key not in expected:
+                    expected[key] = (name, record["ops"], record["checksum"])
+                else:
+                    first, ops, checksum = expected[key]
+                    if (record["ops"], record["checksum"]) != (ops, checksum):
+                        raise Failure(
+                            "%s: checksum %s (ops %d) differs from %s under %s (ops %d): the "
+                            "workload is deterministic, so one allocator returned wrong memory"
+                            "\n  command: %s"
+                            % (where, record["checksum"], record["ops"], checksum, first, ops,
+                               command))
+
+
+def indent(text):
+    return "\n".join("    " + line for line in text.rstrip().splitlines())
+
+
+# ---- Tables -----------------------------------------------------------------
+
+def medians(results):
+    """(workload, threads, allocator) -> {metric: median} and relative spread."""
+    groups = {}
+    for r in results:
+        if "checksum" not in r:
+            continue
+        groups.setdefault((r["workload"], r["threads"], r["allocator"]), []).append(r)
+    out = {}
+    for key, runs in groups.items():
+        m = {}
+        for metric in ("wall_s", "cpu_s", "maxrss_kib"):
+            values = [run[metric] for run in runs]
+            med = statistics.median(values)
+            m[metric] = med
+            # (max - min) / median over the repetitions: how much to trust it.
+            m[metric + "_spread"] = (max(values) - min(values)) / med if med > 0 and len(values) > 1 else None
+        out[key] = m
+    return out
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+METRICS = {
+    "wall_s": ("Time", "median wall seconds", lambda v: "%.3f" % v),
+    "maxrss_kib": ("Peak RSS", "median MiB", lambda v: "%.1f" % (v / 1024.0)),
+    "cpu_s": ("CPU time", "median user+sys seconds", lambda v: "%.3f" % v),
+}
+
+
+def table(metric, rows, med, allocators, base):
+    """Markdown table (list of lines) of one metric, with geometric-mean rows."""
+    fmt = METRICS[metric][2]
+    names = [a for a, _ in allocators]
+    header = ["workload", "t"] + [n if n == base else "%s (/%s)" % (n, base) for n in names] + ["spread"]
+    lines = []
+    for w, t in rows:
+        cells = [w.name, str(t)]
+        b = med.get((w.name, t, base), {}).get(metric)
+        spreads = []
+        for n in names:
+            m = med.get((w.name, t, n))
+            if m is None:
+                cells.append("-")
+                continue
+            if m[metric + "_spread"] is not None:
+                spreads.append(m[metric + "_spread"])
+            if n == base or not b:
+                cells.append(fmt(m[metric]))
+            else:
+                cells.append("%s (%.2f)" % (fmt(m[metric]), m[metric] / b))
+        cells.append("%.0f%%" % (100 * max(spreads)) if spreads else "-")
+        lines.append(cells)
+
+    def ratio_row(label, selected):
+        cells = [label, ""]
+        for n in names:
+            if n == base:
+                cells.append("(1.00)")
+                continue
+            ratios = []
+            for w, t in selected:
+                b = med.get((w.name, t, base), {}).get(metric)
+                p = med.get((w.name, t, n), {}).get(metric)
+                if b and p:
+                    ratios.append(p / b)
+            g = geomean(ratios)
+            cells.append("(%.2f)" % g if g else "-")
+        cells.append("")
+        return cells
+
+    footer = []
+    if metric == "wall_s":
+        footer.append(ratio_row("**geomean, all**", rows))
+        mt = [(w, t) for w, t in rows if t > 1]
+        if mt and len(mt) != len(rows):
+            footer.append(ratio_row("**geomean, t>1**", mt))
+    else:
+        footer.append(ratio_row("**geomean**", rows))
+    return render([header] + lines + footer, numeric_from=1)
+
+
+def render(cells, numeric_from):
+    """Markdown with padded columns, so it reads well in a terminal too."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    out = []
+    for k, row in enumerate(cells):
+        padded = [c.ljust(widths[i]) if i < numeric_from else c.rjust(widths[i])
+                  for i, c in enumerate(row)]
+        out.append("| " + " | ".join(padded) + " |")
+        if k == 0:
+            out.append("|" + "|".join(("-" * (widths[i] + 1) + ":") if i >= numeric_from
+                                      else ("-" * (widths[i] + 2)) for i in range(len(row))) + "|")
+    return out
+
+
+def shown_path(path):
+    """A library's path for the report: runfiles paths by their Bazel label."""
+    if not path:
+        return "no preload"
+    if path.startswith(RUNFILES_ROOT + os.sep):
+        rel = os.path.relpath(path, RUNFILES_ROOT)
+        label = "//%s:%s" % (os.path.dirname(rel), os.path.basename(rel))
+        real = os.path.realpath(path)
+        for mode in ("k8-opt", "k8-fastbuild", "k8-dbg"):
+            if os.sep + mode + os.sep in real:
+                return "%s, %s" % (label, mode)
+        return label
+    return path
+
+
+def report(args, rows, med, allocators, base, elapsed, chart_path):
+    """The Markdown report (list of lines); the terminal gets the tables."""
+    lines = []
+    lines.append("# strata vs. peers: benchmark comparison")
+    lines.append("")
+    lines.append("- date: %s; host: %s, %d CPUs, Linux %s; python %s" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), platform.node(), os.cpu_count() or 0,
+        platform.release(), platform.python_version()))
+    lines.append("- command: `compare %s`" % " ".join(sys.argv[1:]) if sys.argv[1:] else
+                 "- command: `compare` (defaults)")
+    lines.append("- %d repetition(s) per cell, allocators interleaved; thread counts %s; "
+                 "scale %g; seed %d; whole run %.0f s" % (
+                     args.repeats, ",".join(map(str, args.thread_counts)), args.scale, args.seed,
+                     elapsed))
+    lines.append("- allocators: " + ", ".join(
+        "%s (%s)" % (n, shown_path(p)) for n, p in allocators))
+    lines.append("- cells: median; a peer's cell also shows its ratio to %s in parentheses "
+                 "(peer / %s: above 1 means %s is faster or smaller). `spread`: the largest "
+                 "(max - min) / median over the row's allocators." % (base, base, base))
+    lines.append("")
+    for metric in ("wall_s", "maxrss_kib", "cpu_s"):
+        title, unit, _ = METRICS[metric]
+        lines.append("## %s (%s)" % (title, unit))
+        lines.append("")
+        lines.extend(table(metric, rows, med, allocators, base))
+        lines.append("")
+    lines.append("## Workloads")
+    lines.append("")
+    for w in args.workload_list:
+        lines.append("- `%s` (`tools/bench/%s %s--iterations=%d`%s): %s" % (
+            w.name, w.binary, "".join(a + " " for a in w.args),
+            max(1, int(round(w.iterations * args.scale))),
+            ", 1 thread" if w.single_threaded else "", w.what))
+    if chart_path:
+        lines.append("")
+        lines.append("![ratios to %s](%s)" % (base, os.path.basename(chart_path)))
+    return lines
+
+
+# ---- Chart ------------------------------------------------------------------
+
+# Ratio axis ticks (log scale), thinned to powers of two over wide ranges.
+NICE_TICKS = [0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 8, 10, 16, 32, 64]
+
+def write_chart(path, rows, med, allocators, base):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    except ImportError as e:
+        note("no chart: matplotlib is missing (%s); use /usr/bin/python3 from python3-matplotlib" % e)
+        return False
+    peers = [n for n, _ in allocators if n != base]
+    if not peers:
+        note("no chart: it shows peers relative to %s, and there are none" % base)
+        return False
+    # One time panel per thread count; single-threaded rows close every panel
+    # (repeated, so that each panel stands alone and none is nearly empty).
+    single = [r for r in rows if r[0].single_threaded]
+    counts = sorted({t for w, t in rows if not w.single_threaded})
+    panels = [("wall_s", "time relative to %s, t=%d" % (base, t),
+               [r for r in rows if r[1] == t and not r[0].single_threaded] + single)
+              for t in counts] or [("wall_s", "time relative to %s" % base, single)]
+    panels.append(("maxrss_kib", "peak RSS relative to %s" % base, rows))
+    most = max(len(p[2]) for p in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(10, 0.5 * most + 3), 3.3 * len(panels)),
+                             squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    for ax, (metric, title, prow) in zip(axes[:, 0], panels):
+        width = 0.8 / len(peers)
+        ratios_seen = [1.0]
+        for i, peer in enumerate(peers):
+            xs, heights = [], []
+            for j, (w, t) in enumerate(prow):
+                b = med.get((w.name, t, base), {}).get(metric)
+                p = med.get((w.name, t, peer), {}).get(metric)
+                if b and p:
+                    xs.append(j + (i - (len(peers) - 1) / 2) * width)
+                    heights.append(p / b)
+            ratios_seen += heights
+            # Bars grow from 1: up where strata wins, down where the peer does.
+            ax.bar(xs, [h - 1 for h in heights], bottom=1, width=width, label=peer,
+                   color=colors[i % len(colors)])
+        ax.set_yscale("log")
+        lo, hi = min(ratios_seen) / 1.15, max(ratios_seen) * 1.15
+        ax.set_ylim(lo, hi)
+        ticks = [v for v in NICE_TICKS if lo <= v <= hi and (hi / lo < 3 or v not in (0.8, 1.25))]
+        if len(ticks) > 9:
+            ticks = [2.0 ** k for k in range(-10, 11) if lo <= 2.0 ** k <= hi]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: "%g" % v))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_xticks(range(len(prow)))
+        ax.set_xticklabels([w.name if metric == "wall_s" and not w.single_threaded
+                            else "%s t=%d" % (w.name, t) for w, t in prow],
+                           rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(prow) - 0.4)
+        ax.set_ylabel("peer / %s" % base)
+        ax.set_title(title + " (above 1: %s wins)" % base)
+    axes[0, 0].legend(ncol=len(peers), loc="upper right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+# ---- Output files -----------------------------------------------------------
+
+def ensure_dir(path, ignore_it):
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    if ignore_it and not os.path.exists(os.path.join(d, ".gitignore")):
+        # The default folder sits in the workspace: keep it out of git.
+        with open(os.path.join(d, ".gitignore"), "w") as f:
+            f.write("# Written by //tools:compare; results stay out of git.\n*\n")
+
+
+def write_raw(results, csv_path, json_path, args, allocators):
+    columns = ["rep", "workload", "threads", "allocator", "wall_s", "cpu_s", "user_s", "sys_s",
+               "maxrss_kib", "self_time_s", "ops", "checksum"]
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in results:
+            writer.writerow(r)
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(), "kernel": platform.release(),
+        "argv": sys.argv[1:], "repeats": args.repeats, "threads": args.thread_counts,
+        "scale": args.scale, "seed": args.seed,
+        "allocators": {n: p for n, p in allocators},
+        "workloads": {w.name: {"binary": w.binary, "args": w.args,
+                               "iterations": max(1, int(round(w.iterations * args.scale))),
+                               "single_threaded": w.single_threaded}
+                      for w in args.workload_list},
+    }
+    with open(json_path, "w") as f:
+        json.dump({"meta": meta, "runs": results}, f, indent=1)
+        f.write("\n")
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.list:
+        for w in WORKLOADS:
+            print("%-13s %s" % (w.name, w.what))
+        print()
+        for name in args.allocator_order:
+            path = args.allocator_paths[name]
+            state = "no preload" if not path else (path if os.path.isfile(path) else path + " (missing)")
+            print("%-13s %s" % (name, state))
+        return 0
+
+    out_dir = resolve_user_path(args.out_dir) if args.out_dir else default_out_dir()
+    default_dir = args.out_dir is None
+
+    def out_path(value, name):
+        return (resolve_user_path(value), False) if value else (os.path.join(out_dir, name), default_dir)
+
+    md_path, md_ignore = out_path(args.markdown, "compare.md")
+    chart_path, chart_ignore = out_path(args.chart, "compare.png")
+    csv_path, csv_ignore = out_path(args.csv, "compare.csv")
+    json_path, json_ignore = out_path(args.json, "compare.json")
+
+    allocators = available_allocators(args)
+    if not allocators:
+        note("no allocator left to run")
+        return 2
+    names = [n for n, _ in allocators]
+    base = "strata" if "strata" in names else names[0]
+    if base != "strata":
+        note("strata is not among the allocators; ratios are relative to %s" % base)
+    for name, path in allocators:
+        if os.path.basename(path).startswith("libstrata"):
+            m = build_mode_note(path)
+            if m:
+                note("note: " + m)
+    rows = plan_rows(args)
+    for exe in {os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary) for w, _ in rows} | {MEASURE}:
+        if not os.access(exe, os.X_OK):
+            note("workload binary %s is missing: run through `bazel run //tools:compare`" % exe)
+            return 2
+
+    start = time.perf_counter()
+    results = []
+    failure = None
+    try:
+        for name, path in allocators:
+            if os.path.basename(path).startswith("libstrata"):
+                check_strata_serves(path, args)
+        run_comparison(args, allocators, rows, results)
+    except Failure as e:
+        failure = e
+    except KeyboardInterrupt:
+        note("interrupted")
+        return 130
+    elapsed = time.perf_counter() - start
+
+    # Keep whatever ran, even after a failure, for the post-mortem.
+    for path, ignore in ((csv_path, csv_ignore), (json_path, json_ignore)):
+        ensure_dir(path, ignore)
+    write_raw(results, csv_path, json_path, args, allocators)
+    if failure is not None:
+        note("FAILED: %s" % failure)
+        note("the runs so far are in %s" % csv_path)
+        return 1
+
+    med = medians(results)
+    chart_written = False
+    if not args.no_chart:
+        ensure_dir(chart_path, chart_ignore)
+        chart_written = write_chart(chart_path, rows, med, allocators, base)
+    lines = report(args, rows, med, allocators, base, elapsed,
+                   chart_path if chart_written and os.path.dirname(chart_path) ==
+                   os.path.dirname(md_path) else None)
+    ensure_dir(md_path, md_ignore)
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+    print()
+    for metric in ("wall_s", "maxrss_kib"):
+        title, unit, _ = METRICS[metric]
+        print("%s (%s; in parentheses: peer / %s, above 1 means %s wins)" % (title, unit, base, base))
+        print("\n".join(table(metric, rows, med, allocators, base)))
+        print()
+    print("whole run: %.1f s (%d runs)" % (elapsed, len(results)))
+    print("markdown:  %s" % md_path)
+    if chart_written:
+        print("chart:     %s" % chart_path)
+    print("raw runs:  %s, %s" % (csv_path, json_path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
