@@ -21,6 +21,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -206,49 +207,78 @@ class BlockRing {
   alignas(64) void* slots_[kCapacity] = {};
 };
 
-// One ring per benchmark thread (at most two threads use them).
+// One ring per benchmark thread (at most two threads use them), and a flag
+// per thread raised on its last iteration.
 template <AllocApi Api>
-BlockRing* CrossRings() {
-  static BlockRing rings[2];
-  return rings;
+struct CrossState {
+  static inline BlockRing rings[2];
+  static inline std::atomic<bool> done[2];
+};
+
+// Runs single-threaded before every run of BM_CrossThreadFree.
+template <AllocApi Api>
+void ResetCross(const benchmark::State&) {
+  // Relaxed: the benchmark threads start after this returns (thread creation
+  // orders it).
+  for (auto& d : CrossState<Api>::done) d.store(false, std::memory_order_relaxed);
 }
 
-// Runs single-threaded after every run of BM_CrossThreadFree: frees what is
-// still in flight, so no run leaks into the next.
+// Runs single-threaded after every run: frees what is still in flight, so
+// no run leaks into the next.
 template <AllocApi Api>
-void DrainCrossRings(const benchmark::State&) {
-  for (int r = 0; r < 2; ++r) {
-    while (void* p = CrossRings<Api>()[r].Pop()) Api::Free(p);
+void DrainCross(const benchmark::State&) {
+  for (BlockRing& ring : CrossState<Api>::rings) {
+    while (void* p = ring.Pop()) Api::Free(p);
   }
 }
 
-// Thread t allocates range(0)-byte blocks and sends them through ring t;
-// it frees what arrives on ring (t + 1) % threads. With two threads every
-// free is of a block the other thread allocated; with one thread the same
-// ring loops back (the baseline: same work, all frees local). A block that
-// finds its ring full is freed locally and counted in "local_frees" (per
-// iteration): it stays near zero while both threads keep pace.
+// Thread t allocates range(0)-byte blocks and sends them through ring t; it
+// frees what arrives on ring (t + 1) % threads. With two threads every free
+// is of a block the other thread allocated; with one thread the ring loops
+// back (the baseline: same work, all frees local). A thread whose ring is
+// full frees incoming blocks while it waits for room, so a thread that runs
+// ahead cannot turn the benchmark into local frees; it stops waiting only
+// once the other thread has finished its iterations (after which nothing
+// would drain its ring), frees the block itself and counts it in
+// "local_frees" (per iteration; near zero unless the threads barely
+// overlapped, e.g. on a loaded machine).
 template <AllocApi Api>
 void BM_CrossThreadFree(benchmark::State& state) {
+  using S = CrossState<Api>;
   const size_t size = static_cast<size_t>(state.range(0));
-  BlockRing* rings = CrossRings<Api>();
-  BlockRing& out = rings[state.thread_index()];
-  BlockRing& in = rings[(state.thread_index() + 1) % state.threads()];
-  int64_t local_frees = 0;
-  uintptr_t i = 0;
-  for (auto _ : state) {
-    void* p = Api::Malloc(size);
-    Touch(p, ++i);
-    if (!out.Push(p)) {
-      Api::Free(p);
-      ++local_frees;
-    }
-    // Up to two per iteration, so a consumer that fell behind catches up.
-    for (int k = 0; k < 2; ++k) {
+  const int self = state.thread_index();
+  const int peer = (self + 1) % state.threads();
+  BlockRing& out = S::rings[self];
+  BlockRing& in = S::rings[peer];
+  const auto FreeIncoming = [&in](int most) {
+    int freed = 0;
+    for (; freed < most; ++freed) {
       void* q = in.Pop();
       if (q == nullptr) break;
       Api::Free(q);
     }
+    return freed;
+  };
+  int64_t local_frees = 0;
+  uintptr_t i = 0;
+  const auto last = static_cast<uintptr_t>(state.max_iterations);
+  for (auto _ : state) {
+    void* p = Api::Malloc(size);
+    Touch(p, ++i);
+    // Acquire pairs with the peer's release of done: its frees are over.
+    while (!out.Push(p)) {
+      if (S::done[peer].load(std::memory_order_acquire)) {
+        Api::Free(p);
+        ++local_frees;
+        break;
+      }
+      // Nothing to do but wait: let the peer have the CPU if it shares ours.
+      if (FreeIncoming(1) == 0) std::this_thread::yield();
+    }
+    // Up to two per iteration, so a consumer that fell behind catches up.
+    FreeIncoming(2);
+    // Release: published after this thread's last Pop, for the peer above.
+    if (i == last) S::done[self].store(true, std::memory_order_release);
   }
   state.SetItemsProcessed(state.iterations());
   state.counters["local_frees"] =
@@ -301,7 +331,8 @@ bool RegisterAll() {
       ->Arg(512)
       ->Threads(1)
       ->Threads(2)
-      ->Teardown(DrainCrossRings<Api>);
+      ->Setup(ResetCross<Api>)
+      ->Teardown(DrainCross<Api>);
   return true;
 }
 
