@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "alloc/meta_alloc.h"
+#include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
 #include "threading/spin_lock.h"
@@ -15,29 +16,40 @@ FreeBlock g_free_list_end{nullptr};
 namespace {
 
 // SYNCHRONIZATION
-//  - g_empty: lock-free tagged stack of records of empty arenas.
+//  - g_empty: lock-free tagged stack of records of empty arenas; g_spare:
+//    records whose arena was unmapped, for reuse by the next fresh arena.
 //  - g_all: push-only list of every record (release CAS push, acquire read);
-//    all_next and arena are written before a record is published, never after.
+//    all_next is written before a record is published, never after.
 //  - g_reserve_*: the current OS reservation, guarded by g_reserve_lock.
 //  - counters: relaxed statistics.
 constinit threading::TaggedStack<ArenaRecord, &ArenaRecord::stack_next> g_empty;
+constinit threading::TaggedStack<ArenaRecord, &ArenaRecord::stack_next> g_spare;
 std::atomic<ArenaRecord*> g_all{nullptr};
 constinit threading::SpinLock g_reserve_lock;
 char* g_reserve_next = nullptr;
 char* g_reserve_end = nullptr;
 std::atomic<uint64_t> g_arenas_mapped{0};
-std::atomic<uint64_t> g_arenas_empty{0};
+std::atomic<uint64_t> g_arenas_unmapped{0};
 std::atomic<uint64_t> g_reservations{0};
+std::atomic<uint64_t> g_reserve_left{0};
 
-void ResetHeader(ArenaHeader* a, Heap* owner) {
+// Usable pools of an arena: everything but the header pool.
+char* UsablePools(ArenaHeader* a) { return a->Base() + kFirstUsablePool * kPoolSize; }
+constexpr size_t kUsableBytes = kUsablePools * kPoolSize;
+
+void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->used_pools = 0;
   a->free_mask = kAllUsablePools;
+  a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
   a->on_avail_list = false;
   for (size_t i = 0; i < kPoolsPerArena; ++i) {
-    a->pools[i] = PoolDesc{};
+    a->pools[i].ResetToFree();
     a->pools[i].index = static_cast<uint8_t>(i);
+    a->pools[i].free_since = free_since;
   }
+  // Relaxed: the record is ours (popped, or fresh under the reservation lock).
+  a->record->state.store(ArenaState::kOwned, std::memory_order_relaxed);
   // Release pairs with the acquire load of owner in the free path: a thread
   // that sees this owner also sees the reset header.
   a->owner.store(owner, std::memory_order_release);
@@ -53,26 +65,60 @@ ArenaHeader* CarveFreshLocked() {
     g_reserve_end = base + bytes;
     // Relaxed: statistics only.
     g_reservations.fetch_add(1, std::memory_order_relaxed);
+    g_reserve_left.fetch_add(bytes, std::memory_order_relaxed);
   }
-  auto* record = static_cast<ArenaRecord*>(MetaAllocate(sizeof(ArenaRecord)));
+  // A record whose arena was unmapped is reused; it is on g_all already.
+  ArenaRecord* record = g_spare.Pop();
+  const bool reused = record != nullptr;
+  if (!reused) record = static_cast<ArenaRecord*>(MetaAllocate(sizeof(ArenaRecord)));
   if (record == nullptr) return nullptr;
   auto* arena = reinterpret_cast<ArenaHeader*>(g_reserve_next);
   arena->kind = kArenaKind;
   arena->record = record;
-  record->arena = arena;
+  // Relaxed: readers of records are statistics (see ArenaRecord).
+  record->arena.store(arena, std::memory_order_relaxed);
+  record->state.store(ArenaState::kOwned, std::memory_order_relaxed);
   // Registration publishes the header (kind) to lookups with release.
-  if (!GetPageMap().Register(arena, kArenaSize, arena)) return nullptr;
+  if (!GetPageMap().Register(arena, kArenaSize, arena)) {
+    if (reused) {
+      record->state.store(ArenaState::kUnmapped, std::memory_order_relaxed);
+      g_spare.Push(record);
+    }
+    return nullptr;
+  }
   g_reserve_next += kArenaSize;
-  // Publish the record to ForEachArena. Release pairs with the acquire load
-  // in AllArenaRecords(): readers see record->arena and the header.
-  ArenaRecord* head = g_all.load(std::memory_order_relaxed);
-  do {
-    record->all_next = head;
-  } while (!g_all.compare_exchange_weak(head, record, std::memory_order_release,
-                                        std::memory_order_relaxed));
+  // Relaxed: statistics only.
+  g_reserve_left.fetch_sub(kArenaSize, std::memory_order_relaxed);
+  if (!reused) {
+    // Publish the record to AllArenaRecords(). Release pairs with its
+    // acquire load: readers see all_next and the record's fields.
+    ArenaRecord* head = g_all.load(std::memory_order_relaxed);
+    do {
+      record->all_next = head;
+    } while (!g_all.compare_exchange_weak(head, record, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  }
   // Relaxed: statistics only.
   g_arenas_mapped.fetch_add(1, std::memory_order_relaxed);
   return arena;
+}
+
+// Gives an empty arena back to the OS. REQUIRES: r was popped from g_empty.
+void UnmapEmpty(ArenaRecord* r) {
+  // Relaxed: the record is ours until pushed to g_spare (release).
+  ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
+  GetPageMap().Unregister(a, kArenaSize);
+  os::Unmap(a, kArenaSize);
+  r->state.store(ArenaState::kUnmapped, std::memory_order_relaxed);
+  // Relaxed: statistics only.
+  g_arenas_mapped.fetch_sub(1, std::memory_order_relaxed);
+  g_arenas_unmapped.fetch_add(1, std::memory_order_relaxed);
+  g_spare.Push(r);
+}
+
+bool PurgePools(ArenaHeader* a) {
+  const auto mode = GetOption(Option::kPurgeMode) == 1 ? os::PurgeMode::kFree : os::PurgeMode::kDontNeed;
+  return os::Purge(UsablePools(a), kUsableBytes, mode);
 }
 
 }  // namespace
@@ -80,6 +126,7 @@ ArenaHeader* CarveFreshLocked() {
 bool ArenaHeader::IsValid() const {
   if (kind != kArenaKind) return false;
   if (free_mask & ~kAllUsablePools) return false;
+  if (dirty_mask & ~free_mask) return false;  // only free pools are dirty
   uint32_t in_runs = 0;
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     const bool free_bit = (free_mask >> i) & 1;
@@ -101,7 +148,7 @@ bool PoolDesc::IsValid() const {
     const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(Start());
     if (off % k.size != 0 || off / k.size >= carved) return false;
   }
-  return used + free_count + (capacity - carved) == capacity;
+  return used.Get() + free_count + (capacity - carved) == capacity;
 }
 
 bool PoolDesc::HasFreeBlock(const void* p) const {
@@ -116,55 +163,69 @@ bool PoolDesc::HasFreeBlock(const void* p) const {
 void LockArenaSourceForFork() { g_reserve_lock.Lock(); }
 void UnlockArenaSourceForFork() { g_reserve_lock.Unlock(); }
 
-size_t PurgeEmptyArenas() {
-  // Take the whole stack, purge, put it back. Arenas popped meanwhile by
-  // others are simply not in our batch.
-  ArenaRecord* taken = nullptr;
-  size_t purged = 0;
+ArenaDecayResult DecayEmptyArenas(uint32_t now, int64_t delay_ms, size_t retained, bool force) {
+  ArenaDecayResult result{0, 0};
+  if (delay_ms < 0 && !force) return result;
+  // Take the whole stack, newest first; keep the newest `retained`, purge
+  // what is due, unmap what is due beyond `retained`, put the rest back.
+  ArenaRecord* keep = nullptr;
+  size_t kept = 0;
   while (ArenaRecord* r = g_empty.Pop()) {
-    if (!r->purged) {
-      char* pools = r->arena->Base() + kFirstUsablePool * kPoolSize;
-      if (os::Purge(pools, kUsablePools * kPoolSize, os::PurgeMode::kDontNeed)) {
-        r->purged = true;
-        purged += kUsablePools * kPoolSize;
-      }
+    // Relaxed: the record is ours until pushed back (the push releases).
+    const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+    const bool due = force || static_cast<int32_t>(now - since) >= delay_ms;
+    if (kept >= retained && due) {
+      UnmapEmpty(r);
+      result.unmapped_bytes += kArenaSize;
+      continue;
     }
-    // Relaxed: the chain is private until pushed back.
-    r->stack_next.store(taken, std::memory_order_relaxed);
-    taken = r;
+    if (due && !r->purged.load(std::memory_order_relaxed) &&
+        PurgePools(r->arena.load(std::memory_order_relaxed))) {
+      r->purged.store(true, std::memory_order_relaxed);
+      result.purged_bytes += kUsableBytes;
+    }
+    r->stack_next.store(keep, std::memory_order_relaxed);
+    keep = r;
+    ++kept;
   }
-  while (taken != nullptr) {
-    ArenaRecord* next = taken->stack_next.load(std::memory_order_relaxed);
-    g_empty.Push(taken);
-    taken = next;
+  // Back in the original order (oldest pushed first).
+  while (keep != nullptr) {
+    ArenaRecord* next = keep->stack_next.load(std::memory_order_relaxed);
+    g_empty.Push(keep);
+    keep = next;
   }
-  return purged;
+  return result;
 }
 
 ArenaHeader* AcquireArena(Heap* owner) {
   if (ArenaRecord* r = g_empty.Pop()) {
-    r->purged = false;
-    // Relaxed: statistics only.
-    g_arenas_empty.fetch_sub(1, std::memory_order_relaxed);
-    ResetHeader(r->arena, owner);
-    return r->arena;
+    // Relaxed: the record is ours (the pop acquired it).
+    const bool dirty = !r->purged.load(std::memory_order_relaxed);
+    const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+    r->purged.store(false, std::memory_order_relaxed);
+    ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
+    ResetHeader(a, owner, dirty, since);
+    return a;
   }
   ArenaHeader* arena;
   {
     threading::SpinLockHolder hold(&g_reserve_lock);
     arena = CarveFreshLocked();
   }
-  if (arena != nullptr) ResetHeader(arena, owner);
+  // Fresh pools were never touched: not resident, so not dirty.
+  if (arena != nullptr) ResetHeader(arena, owner, /*dirty=*/false, 0);
   return arena;
 }
 
-void ReleaseArena(ArenaHeader* arena) {
-  // Relaxed: the release in the stack push below orders this store (and the
-  // whole header) before any later acquirer pops the record.
+void ReleaseArena(ArenaHeader* arena, uint32_t now) {
+  ArenaRecord* r = arena->record;
+  // Relaxed: the release in the stack push below orders these stores (and
+  // the whole header) before any later acquirer pops the record.
   arena->owner.store(nullptr, std::memory_order_relaxed);
-  // Relaxed: statistics only.
-  g_arenas_empty.fetch_add(1, std::memory_order_relaxed);
-  g_empty.Push(arena->record);
+  r->purged.store(arena->dirty_mask == 0, std::memory_order_relaxed);
+  r->empty_since.store(now, std::memory_order_relaxed);
+  r->state.store(ArenaState::kEmpty, std::memory_order_relaxed);
+  g_empty.Push(r);
 }
 
 ArenaRecord* AllArenaRecords() {
@@ -173,10 +234,30 @@ ArenaRecord* AllArenaRecords() {
 }
 
 ArenaSourceStats GetArenaSourceStats() {
+  ArenaSourceStats s{};
   // Relaxed: statistics only.
-  return {g_arenas_mapped.load(std::memory_order_relaxed),
-          g_arenas_empty.load(std::memory_order_relaxed),
-          g_reservations.load(std::memory_order_relaxed)};
+  s.arenas_mapped = g_arenas_mapped.load(std::memory_order_relaxed);
+  s.arenas_unmapped = g_arenas_unmapped.load(std::memory_order_relaxed);
+  s.reservations = g_reservations.load(std::memory_order_relaxed);
+  s.reserve_bytes_left = g_reserve_left.load(std::memory_order_relaxed);
+  bool any_resident = false;
+  for (ArenaRecord* r = AllArenaRecords(); r != nullptr; r = r->all_next) {
+    if (r->state.load(std::memory_order_relaxed) != ArenaState::kEmpty) continue;
+    ++s.empty;
+    if (r->purged.load(std::memory_order_relaxed)) {
+      ++s.empty_purged;
+      continue;
+    }
+    const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+    if (!any_resident || static_cast<int32_t>(since - s.oldest_resident_since) < 0) {
+      s.oldest_resident_since = since;
+    }
+    if (!any_resident || static_cast<int32_t>(since - s.newest_resident_since) > 0) {
+      s.newest_resident_since = since;
+    }
+    any_resident = true;
+  }
+  return s;
 }
 
 }  // namespace strata::internal

@@ -17,6 +17,7 @@
 
 #include "alloc/config.h"
 #include "alloc/size_class.h"
+#include "threading/single_writer.h"
 
 namespace strata::internal {
 
@@ -58,22 +59,45 @@ enum class PoolList : uint8_t {
 //   used + length(free) + (capacity - carved) == capacity
 //   list == kPartial  =>  free != kFreeListEnd || carved < capacity
 //   used == 0 && list != kCurrent  =>  the run is released (state == kFree)
-// Thread-safety: every field is owner-only (the heap that owns the arena),
-// except that anyone may read `state`, `size_class` and `head_offset` of a
-// run holding a live block they own, which do not change while it lives.
+// Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
+// alone (the heap that owns the arena). `state`, `size_class`, `capacity`,
+// `run_pools`, `head_offset` and `free_since` change only under the owner's
+// metadata lock (Heap::meta_lock_), so the purger and the stats reader may
+// read them holding it; anyone may also read `state`, `size_class` and
+// `head_offset` of a run holding a live block they own, which do not change
+// while it lives. `used` has one writer (the owner) and racy readers (stats).
 struct PoolDesc {
-  FreeBlock* free;     // free blocks already carved, ending in kFreeListEnd
-  uint32_t used;       // blocks handed out (to the program or in flight back)
-  uint32_t carved;     // blocks carved so far, from the run start (lazy)
-  uint16_t capacity;   // blocks the run holds
-  uint8_t size_class;  // class of the run (0 when free)
-  uint8_t run_pools;   // pools in the run (head only)
-  uint8_t head_offset; // kTail: this - head_offset == head; 0 otherwise
-  PoolState state;
-  PoolList list;
-  uint8_t index;       // pool index in its arena
-  PoolDesc* prev;      // owner's partial list
-  PoolDesc* next;
+  FreeBlock* free = kFreeListEnd;  // free blocks already carved, ending in kFreeListEnd
+  threading::SingleWriter<uint32_t> used;  // blocks handed out (to the program or in flight back)
+  uint32_t carved = 0;       // blocks carved so far, from the run start (lazy)
+  uint16_t capacity = 0;     // blocks the run holds
+  uint8_t size_class = 0;    // class of the run (0 when free)
+  uint8_t run_pools = 0;     // pools in the run (head only)
+  uint8_t head_offset = 0;   // kTail: this - head_offset == head; 0 otherwise
+  PoolState state = PoolState::kFree;
+  PoolList list = PoolList::kNone;
+  uint8_t index = 0;         // pool index in its arena
+  uint32_t free_since = 0;   // kFree: coarse time (os::NowMs) it became free
+  PoolDesc* prev = nullptr;  // owner's partial list
+  PoolDesc* next = nullptr;
+
+  constexpr PoolDesc() = default;
+  PoolDesc(const PoolDesc&) = delete;
+  PoolDesc& operator=(const PoolDesc&) = delete;
+
+  // Back to a free pool (index and free_since are kept).
+  void ResetToFree() {
+    free = kFreeListEnd;
+    used.Set(0);
+    carved = 0;
+    capacity = 0;
+    size_class = 0;
+    run_pools = 0;
+    head_offset = 0;
+    state = PoolState::kFree;
+    list = PoolList::kNone;
+    prev = next = nullptr;
+  }
 
   char* Start() const;
   bool IsValid() const;
@@ -92,16 +116,21 @@ inline bool LooksFree(const void* p) {
 
 // SYNCHRONIZATION
 //  - owner: written with release by the heap that takes the arena from the
-//    arena source (before any block of it is handed out) and set to null
-//    when the empty arena goes back; read with acquire by any thread freeing
-//    a block of the arena. While a block of the arena is live, owner does
-//    not change (a heap that dies keeps its arenas; see heap.h).
-//  - every other field: owner-only, plain.
+//    arena source (before any block of it is handed out), by a heap that
+//    absorbs or receives it (see heap.h), and set to null when the empty
+//    arena goes back; read with acquire by any thread freeing a block of the
+//    arena. A thread that read a stale owner sends the block to the old
+//    heap, which forwards it.
+//  - used_pools, free_mask, dirty_mask, prev, next, on_avail_list: written
+//    only by the owner holding its metadata lock; read by the owner, and by
+//    the purger and stats reader holding that lock.
+//  - kind, record: fixed while the arena is mapped.
 struct alignas(kCacheLine) ArenaHeader {
   uint32_t kind;               // kArenaKind (shared prefix with LargeHeader)
   uint32_t used_pools;         // pools that are part of runs
   std::atomic<Heap*> owner;    // heap whose pools these are (null: empty)
   uint64_t free_mask;          // bit i set <=> pool i is free; bit 0 never
+  uint64_t dirty_mask;         // free pools whose pages may be resident (not purged)
   ArenaHeader* prev;           // owner's arena lists
   ArenaHeader* next;
   ArenaRecord* record;         // type-stable record (global stacks, stats)
@@ -113,12 +142,24 @@ struct alignas(kCacheLine) ArenaHeader {
 };
 static_assert(sizeof(ArenaHeader) <= kPoolSize * kFirstUsablePool, "header fits pool 0");
 
+// Where an arena's record says the arena is (for stats; relaxed).
+enum class ArenaState : uint8_t {
+  kOwned = 0,     // owned by a heap
+  kEmpty = 1,     // in the empty-arena stack
+  kUnmapped = 2,  // given back to the OS; the record waits for reuse
+};
+
 // Type-stable bookkeeping for an arena; never freed (see meta_alloc.h).
+// Fields other than the links are written by whoever holds the record (its
+// arena's owner, or the thread that popped it from a stack) and read racily
+// by stats, hence relaxed atomics.
 struct alignas(kCacheLine) ArenaRecord {
-  std::atomic<ArenaRecord*> stack_next;  // link in the empty-arena stack
-  ArenaRecord* all_next;                 // link in the list of all records
-  ArenaHeader* arena;                    // the arena (fixed for life)
-  bool purged;                           // pools given back to the OS since it was last used
+  std::atomic<ArenaRecord*> stack_next;  // link in the empty / spare stacks
+  ArenaRecord* all_next;                 // link in the list of all records (fixed)
+  std::atomic<ArenaHeader*> arena;       // the arena (changes only while unmapped)
+  std::atomic<ArenaState> state;
+  std::atomic<bool> purged;              // kEmpty: pools given back to the OS
+  std::atomic<uint32_t> empty_since;     // kEmpty: os::NowMs() when it went empty
 };
 
 inline constexpr uint64_t kAllUsablePools = ~uint64_t{0} << kFirstUsablePool;
@@ -139,41 +180,58 @@ inline char* PoolDesc::Start() const {
 
 // ---- The process-wide arena source -------------------------------------
 
-// Returns an empty arena owned by `owner` (all usable pools free), or
-// nullptr when the OS refuses memory. Thread-safety: any thread; lock-free
+// Returns an empty arena owned by `owner` (all usable pools free; dirty_mask
+// tells which may still be resident), or nullptr when the OS refuses memory. Thread-safety: any thread; lock-free
 // when an empty arena is available, else takes the reservation spin lock.
 ArenaHeader* AcquireArena(Heap* owner);
 
-// Returns an empty arena (used_pools == 0) to the source.
-// REQUIRES: caller owns it and no block of it is live or in flight.
-void ReleaseArena(ArenaHeader* arena);
-
-// Calls fn(arena) for every arena ever mapped (empty ones included).
-// Racy snapshot when other threads allocate; exact when quiescent.
-template <typename Fn>
-void ForEachArena(Fn fn);
+// Returns an empty arena (used_pools == 0) to the source. Its pools stay
+// as they are (resident or purged, per dirty_mask) until the release policy
+// purges or unmaps it. REQUIRES: caller owns it and no block of it is live
+// or in flight.
+void ReleaseArena(ArenaHeader* arena, uint32_t now);
 
 // fork(): the reservation lock is held across fork (see fork.h).
 void LockArenaSourceForFork();
 void UnlockArenaSourceForFork();
 
-// Gives the pool memory of every empty arena back to the OS (madvise; the
-// arenas stay mapped and reusable, their headers resident). Returns the bytes
-// purged. Thread-safety: any thread; lock-free.
-size_t PurgeEmptyArenas();
+// The release policy for empty arenas, run by the release engine: purges
+// (madvise) the pools of empty arenas empty for at least delay_ms (all of
+// them when force), and unmaps the ones beyond the `retained` most recently
+// emptied once their delay is over (all beyond `retained` when force).
+// delay_ms < 0 means never, unless force. Returns the bytes purged plus
+// unmapped. Thread-safety: any thread; lock-free (arenas taken out of the
+// stack meanwhile are simply skipped).
+struct ArenaDecayResult {
+  uint64_t purged_bytes;
+  uint64_t unmapped_bytes;
+};
+ArenaDecayResult DecayEmptyArenas(uint32_t now, int64_t delay_ms, size_t retained, bool force);
 
 struct ArenaSourceStats {
-  uint64_t arenas_mapped;    // arenas the OS has given strata
-  uint64_t arenas_empty;     // of those, waiting in the empty stack
-  uint64_t reservations;     // OS mappings made for arenas
+  uint64_t arenas_mapped;         // arenas currently mapped from the OS (counter)
+  uint64_t arenas_unmapped;       // arenas given back to the OS so far
+  uint64_t reservations;          // OS mappings made for arenas
+  uint64_t reserve_bytes_left;    // reserved from the OS but not yet carved into arenas
+  // From one walk over the records:
+  uint64_t empty;                 // arenas in the empty stack
+  uint64_t empty_purged;          // of those, with their pools purged
+  uint32_t oldest_resident_since; // os::NowMs() the oldest unpurged empty arena went empty
+  uint32_t newest_resident_since; // ... and the newest
 };
 ArenaSourceStats GetArenaSourceStats();
 
 ArenaRecord* AllArenaRecords();
 
+// Calls fn(arena) for every mapped arena (empty ones included). Only for
+// quiescent use (tests): another thread may unmap an empty arena meanwhile.
 template <typename Fn>
 void ForEachArena(Fn fn) {
-  for (ArenaRecord* r = AllArenaRecords(); r != nullptr; r = r->all_next) fn(r->arena);
+  for (ArenaRecord* r = AllArenaRecords(); r != nullptr; r = r->all_next) {
+    // Relaxed: quiescent use only (see above).
+    if (r->state.load(std::memory_order_relaxed) == ArenaState::kUnmapped) continue;
+    fn(r->arena.load(std::memory_order_relaxed));
+  }
 }
 
 }  // namespace strata::internal

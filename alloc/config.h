@@ -42,9 +42,9 @@ inline constexpr size_t kLargeHeaderSize = 64;
 inline constexpr size_t kArenasPerReservation = 16;  // 4 MiB
 
 // Large mappings kept for reuse after free (so repeated large allocations do
-// not fault in fresh pages every time), and the bytes they may hold in all.
+// not fault in fresh pages every time); the bytes they may hold in all are
+// the large_cache_bytes option.
 inline constexpr size_t kLargeCacheSlots = 16;
-inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
 
 // Strictest alignment a plain allocation of at least 16 bytes guarantees.
 inline constexpr size_t kMaxNaturalAlign = 16;

@@ -6,41 +6,27 @@
 #include <cstring>
 
 #include "alloc/fd_writer.h"
+#include "alloc/options.h"
 #include "alloc/os.h"
 
 namespace strata::internal {
 namespace {
 
-// 0 = not read from the environment yet. Relaxed: a mode switch needs no
-// ordering with other memory; getenv does not allocate.
-std::atomic<uint32_t> g_mode{0};
+// Relaxed counters and hook: see error.h.
 std::atomic<uint64_t> g_errors{0};
 std::atomic<ForeignFreeHook> g_foreign_hook{nullptr};
+std::atomic<uint64_t> g_foreign_returned{0};
+std::atomic<uint64_t> g_foreign_ignored{0};
 
 }  // namespace
 
 ErrorMode GetErrorMode() {
-  uint32_t mode = g_mode.load(std::memory_order_relaxed);
-  if (mode != 0) return static_cast<ErrorMode>(mode);
-  mode = static_cast<uint32_t>(ErrorMode::kAbort);
-  if (const char* env = getenv("STRATA_ERROR_MODE")) {
-    if (strcmp(env, "count") == 0) {
-      mode = static_cast<uint32_t>(ErrorMode::kCount);
-    } else if (strcmp(env, "abort") != 0) {
-      FdWriter w(2);
-      w.Str("strata: STRATA_ERROR_MODE='").Str(env).Str(
-          "' is not one of: abort, count; keeping abort\n");
-    }
-  }
-  uint32_t expected = 0;
-  // Relaxed: whoever wins, every reader then sees a valid mode.
-  g_mode.compare_exchange_strong(expected, mode, std::memory_order_relaxed);
-  return static_cast<ErrorMode>(g_mode.load(std::memory_order_relaxed));
+  // The registry's error_mode: index 0 = abort, 1 = count.
+  return GetOption(Option::kErrorMode) == 1 ? ErrorMode::kCount : ErrorMode::kAbort;
 }
 
 void SetErrorMode(ErrorMode mode) {
-  // Relaxed: see g_mode.
-  g_mode.store(static_cast<uint32_t>(mode), std::memory_order_relaxed);
+  SetOption(Option::kErrorMode, mode == ErrorMode::kCount ? 1 : 0);
 }
 
 void SetForeignFreeHook(ForeignFreeHook hook) {
@@ -54,6 +40,21 @@ ForeignFreeHook GetForeignFreeHook() {
   return g_foreign_hook.load(std::memory_order_acquire);
 }
 
+void CountForeignFree(bool returned) {
+  // Relaxed: statistics only.
+  (returned ? g_foreign_returned : g_foreign_ignored).fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t ForeignFreesReturned() {
+  // Relaxed: statistics only.
+  return g_foreign_returned.load(std::memory_order_relaxed);
+}
+
+uint64_t ForeignFreesIgnored() {
+  // Relaxed: statistics only.
+  return g_foreign_ignored.load(std::memory_order_relaxed);
+}
+
 uint64_t ErrorCount() {
   // Relaxed: statistics only.
   return g_errors.load(std::memory_order_relaxed);
@@ -64,7 +65,7 @@ void ReportInvalidFree(const void* p, const char* what, const char* op) {
   {
     FdWriter w(2);
     w.Str("strata: ").Str(op).Str("(").Hex(reinterpret_cast<uintptr_t>(p)).Str("): ").Str(what);
-    w.Str(count ? " (ignored; STRATA_ERROR_MODE=count)\n" : "\n");
+    w.Str(count ? " (ignored: error_mode=count)\n" : "\n");
   }
   if (!count) os::Abort();
   // Relaxed: statistics only.

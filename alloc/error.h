@@ -17,9 +17,8 @@ enum class ErrorMode : uint32_t {
   kCount = 2,  // print, count, ignore the bad call
 };
 
-// The mode in force. On first use it is read from STRATA_ERROR_MODE
-// ("abort" or "count"); an unknown value is reported and ignored.
-// Thread-safety: any thread.
+// The mode in force: the error_mode option (STRATA_ERROR_MODE,
+// --strata_error_mode, or the API; see options.h). Thread-safety: any thread.
 ErrorMode GetErrorMode();
 void SetErrorMode(ErrorMode mode);
 
@@ -33,6 +32,12 @@ uint64_t ErrorCount();
 using ForeignFreeHook = bool (*)(void* p);
 void SetForeignFreeHook(ForeignFreeHook hook);
 ForeignFreeHook GetForeignFreeHook();
+
+// Counts a free the foreign-free hook took care of: returned to glibc, or
+// left alone (memory of the dynamic loader). Statistics.
+void CountForeignFree(bool returned);
+uint64_t ForeignFreesReturned();
+uint64_t ForeignFreesIgnored();
 
 // `what` is a fixed message such as "double free"; `op` the entry point.
 // Returns only in count mode.

@@ -5,32 +5,45 @@
 #include <atomic>
 
 #include "alloc/arena.h"
+#include "alloc/heap.h"
 #include "alloc/meta_alloc.h"
+#include "alloc/options.h"
+#include "alloc/release.h"
 
 namespace strata::internal {
 namespace {
 
-// Relaxed: only decides who registers; registration itself is idempotent in
-// effect because exactly one caller wins the exchange.
+// Relaxed: only decides who registers; exactly one caller wins the exchange.
 std::atomic<bool> g_installed{false};
 
-// Lock order: reservation, then metadata, as the reservation path nests them
-// (CarveFreshLocked calls MetaAllocate while holding the reservation lock).
+// Lock order (see fork.h): the order in which strata's paths nest them.
+// The pass lock is taken before heap locks by the release engine; a heap
+// lock is never held while the reservation lock is taken (NewRun maps
+// memory first), and the reservation path nests the metadata lock.
 void Prepare() {
+  LockReleaseForFork();
+  LockAllHeapsForFork();
   LockArenaSourceForFork();
   LockMetaForFork();
+  options_internal::LockForFork();
 }
 
-void Release() {
+void Unlock(bool in_child) {
+  options_internal::UnlockForFork();
   UnlockMetaForFork();
   UnlockArenaSourceForFork();
+  UnlockAllHeapsForFork();
+  UnlockReleaseForFork(in_child);
 }
+
+void Parent() { Unlock(/*in_child=*/false); }
+void Child() { Unlock(/*in_child=*/true); }
 
 }  // namespace
 
 void InstallForkHandlers() {
   if (g_installed.exchange(true, std::memory_order_relaxed)) return;
-  pthread_atfork(&Prepare, &Release, &Release);
+  pthread_atfork(&Prepare, &Parent, &Child);
 }
 
 }  // namespace strata::internal

@@ -6,16 +6,17 @@
 #include <new>
 
 #include "alloc/error.h"
-#include "alloc/fork.h"
 #include "alloc/meta_alloc.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
 #include "threading/tagged_stack.h"
 #include "threading/thread_exit.h"
 
 namespace strata::internal {
 
-constinit PoolDesc g_empty_pool{kFreeListEnd, 0, 0, 0, 0, 0, 0, PoolState::kFree, PoolList::kNone, 0, nullptr, nullptr};
+constinit PoolDesc g_empty_pool;
 constinit Heap g_empty_heap(0);
-ABSL_CONST_INIT thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC = &g_empty_heap;
+constinit thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC = &g_empty_heap;
 
 namespace {
 
@@ -25,18 +26,26 @@ namespace {
 //    heap happen-before the next owner's reads.
 //  - g_all_heaps: push-only list (release CAS; readers acquire).
 //  - g_next_id: relaxed counter; ids only spread outgoing slots.
+//  - g_cached_pools: relaxed sum of the heaps' published free pools (a
+//    budget heuristic and a statistic).
+//  - g_decay_hook: release store by the release layer, acquire load here.
 constinit threading::TaggedStack<Heap, &Heap::stack_next_> g_orphans;
 constinit threading::TaggedStack<Heap, &Heap::stack_next_> g_free_heaps;
 std::atomic<Heap*> g_all_heaps{nullptr};
 std::atomic<uint32_t> g_next_id{1};
+std::atomic<int64_t> g_cached_pools{0};
+std::atomic<GlobalDecayHook> g_decay_hook{nullptr};
 
 constinit threading::ThreadExitHook g_exit_hook(&OnThreadExit);
-std::atomic<uint64_t> g_donations_counter{0};
+
+// A heap publishes its free-pool count to g_cached_pools when it has moved
+// by this many pools (so the shared counter is not written on every run).
+constexpr size_t kPublishStep = 16;
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* PopFree(PoolDesc* d) {
   FreeBlock* b = d->free;
   d->free = b->next;
-  ++d->used;
+  d->used.Add(1);
   return b;
 }
 
@@ -47,26 +56,59 @@ int FindRun(uint64_t mask, uint32_t n) {
   return m == 0 ? -1 : __builtin_ctzll(m);
 }
 
+uint64_t RunBits(uint32_t n, uint32_t start) {
+  return (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << start;
+}
+
+size_t BatchBucket(size_t blocks) {
+  size_t b = 0;
+  while (b + 1 < kBatchBuckets && (blocks >> (b + 1)) != 0) ++b;
+  return b;
+}
+
+// How often the owner looks at its own free pools for purging.
+uint32_t DecayInterval(int64_t delay_ms) {
+  if (delay_ms <= 32) return 16;
+  return delay_ms >= 2000 ? 1000 : static_cast<uint32_t>(delay_ms / 2);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Allocation
 
-void* Heap::AllocateSlow(size_t cls) {
+void* Heap::AllocateSlow(size_t cls, size_t size) {
   if (this == &g_empty_heap) {
     Heap* h = AcquireHeapForThread();
     if (h == nullptr) {
       errno = ENOMEM;
       return nullptr;
     }
-    return h->Allocate(cls);
+    return h->Allocate(cls, size);
   }
-  PoolDesc* d = current_[cls];
+  const bool want_stats = GetOption(Option::kStats) != 0;
+  if (ABSL_PREDICT_FALSE(want_stats != stats_mode_)) SetStatsMode(want_stats);
+  if (stats_mode_) {
+    counters_.allocations[cls].Add(1);
+    counters_.requested_bytes[cls].Add(size);
+    PoolDesc* d = runs_[cls];
+    if (d->free != kFreeListEnd) return PopFree(d);
+  }
+  return Refill(cls);
+}
+
+void Heap::SetStatsMode(bool on) {
+  stats_mode_ = on;
+  for (size_t c = 1; c < kNumClasses; ++c) current_[c] = on ? &g_empty_pool : runs_[c];
+}
+
+void* Heap::Refill(size_t cls) {
+  PoolDesc* d = runs_[cls];
   // 1. The current run still has uncarved blocks.
   if (d->carved < d->capacity) return PopCarving(d);
   // 2. Blocks other threads gave back (may refill the current run).
   if (DrainRemote() > 0) {
-    d = current_[cls];
+    d = runs_[cls];
     if (d->free != kFreeListEnd) return PopFree(d);
   }
   // 3. A partial run of this class.
@@ -96,7 +138,9 @@ void* Heap::AllocateSlow(size_t cls) {
     return nullptr;
   }
   SetCurrent(cls, run);
-  return PopCarving(run);
+  void* block = PopCarving(run);
+  MaybeDecay(os::NowMs(), /*released=*/false);
+  return block;
 }
 
 void* Heap::PopCarving(PoolDesc* d) {
@@ -119,11 +163,12 @@ void* Heap::PopCarving(PoolDesc* d) {
 }
 
 void Heap::SetCurrent(size_t cls, PoolDesc* d) {
-  PoolDesc* old = current_[cls];
+  PoolDesc* old = runs_[cls];
   // The old current run is exhausted (no free, fully carved): it is full.
   if (old != &g_empty_pool) old->list = PoolList::kNone;
   d->list = PoolList::kCurrent;
-  current_[cls] = d;
+  runs_[cls] = d;
+  current_[cls] = stats_mode_ ? &g_empty_pool : d;
 }
 
 int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
@@ -141,8 +186,13 @@ int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
 PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   const uint32_t n = kClasses[cls].run_pools;
   if (start < 0) {
+    // Outside the lock: may map memory (and takes the arena source's locks).
     a = AcquireArena(this);
     if (a == nullptr) return nullptr;
+    counters_.arenas_acquired.Add(1);
+  }
+  threading::SpinLockHolder hold(&meta_lock_);
+  if (start < 0) {
     ++arenas_;
     ++empty_arenas_;
     free_pools_ += kUsablePools;
@@ -150,8 +200,9 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
     start = FindRun(a->free_mask, n);
   }
   if (a->used_pools == 0) --empty_arenas_;
-  const uint64_t bits = ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
+  const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
   a->free_mask &= ~bits;
+  a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
   a->used_pools += n;
   free_pools_ -= n;
   if (a->free_mask == 0) {
@@ -160,7 +211,7 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   }
   PoolDesc* head = &a->pools[start];
   head->free = kFreeListEnd;
-  head->used = 0;
+  head->used.Set(0);
   head->carved = 0;
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
   head->size_class = static_cast<uint8_t>(cls);
@@ -175,6 +226,8 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
     t->head_offset = static_cast<uint8_t>(i);
     t->size_class = static_cast<uint8_t>(cls);
   }
+  counters_.runs_created.Add(1);
+  PublishCachedPools();
   return head;
 }
 
@@ -184,14 +237,14 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
 void Heap::FreeLocalSlow(PoolDesc* d) {
   if (d->list == PoolList::kNone) {
     // The run was full; now it has a free block.
-    if (d->used == 0) {
+    if (d->used.Get() == 0) {
       ReleaseRun(d);  // a one-block run
     } else {
       LinkPartial(d);
     }
     return;
   }
-  if (d->used == 0 && d->list == PoolList::kPartial) {
+  if (d->used.Get() == 0 && d->list == PoolList::kPartial) {
     UnlinkPartial(d);
     ReleaseRun(d);
   }
@@ -199,16 +252,26 @@ void Heap::FreeLocalSlow(PoolDesc* d) {
 }
 
 void Heap::ReleaseRun(PoolDesc* d) {
+  const uint32_t now = os::NowMs();
+  {
+    threading::SpinLockHolder hold(&meta_lock_);
+    ReleaseRunLocked(d, now);
+  }
+  if (free_pools_ >= next_trim_pools_ && CachedPoolBytes() > CacheBudget()) TrimToBudget(now);
+  MaybeDecay(now, /*released=*/true);
+}
+
+void Heap::ReleaseRunLocked(PoolDesc* d, uint32_t now) {
   ArenaHeader* a = ArenaOf(d);
   const uint32_t n = d->run_pools;
   const uint32_t start = d->index;
   for (uint32_t i = 0; i < n; ++i) {
-    PoolDesc* p = d + i;
-    const uint8_t index = p->index;
-    *p = PoolDesc{};
-    p->index = index;
+    d[i].ResetToFree();
+    d[i].free_since = now;
   }
-  a->free_mask |= ((n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) << start;
+  const uint64_t bits = RunBits(n, start);
+  a->free_mask |= bits;
+  a->dirty_mask |= bits;
   a->used_pools -= n;
   free_pools_ += n;
   if (!a->on_avail_list) {
@@ -216,38 +279,68 @@ void Heap::ReleaseRun(PoolDesc* d) {
     LinkArena(a, /*avail=*/true);
   }
   if (a->used_pools == 0) ++empty_arenas_;
-  if (CachedPoolBytes() > kThreadCacheBytes) TrimToBudget();
+  counters_.runs_released.Add(1);
+  PublishCachedPools();
 }
 
-void Heap::TrimToBudget() {
-  ReleaseEmptyArenasOverBudget();
-  DonateOverBudget();
+void Heap::PublishCachedPools() {
+  const size_t now = free_pools_;
+  const size_t was = published_free_pools_;
+  if (now >= was + kPublishStep || was >= now + kPublishStep || (now == 0 && was != 0)) {
+    // Relaxed: a budget heuristic and a statistic.
+    g_cached_pools.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(was),
+                             std::memory_order_relaxed);
+    published_free_pools_ = now;
+  }
 }
 
-void Heap::ReleaseEmptyArenasOverBudget() {
+size_t Heap::CacheBudget() const {
+  const auto total = static_cast<uint64_t>(GetOption(Option::kTotalCacheBytes));
+  // Relaxed: a heuristic.
+  const int64_t all = g_cached_pools.load(std::memory_order_relaxed);
+  if (all > 0 && static_cast<uint64_t>(all) * kPoolSize > total) return 0;
+  return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
+}
+
+void Heap::TrimToBudget(uint32_t now) {
+  const size_t budget = CacheBudget();
+  ReleaseEmptyArenasOverBudget(budget, now);
+  DonateOverBudget(budget);
+  // Retry only after another quarter of the budget (or 16 pools) is freed:
+  // pinned arenas that could not be given away are not rescanned per free.
+  const size_t step = budget / kPoolSize / 4 > 16 ? budget / kPoolSize / 4 : 16;
+  next_trim_pools_ = free_pools_ + step;
+}
+
+void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now) {
   // Empty arenas first: nothing pins them.
-  for (ArenaHeader* a = avail_arenas_; a != nullptr && CachedPoolBytes() > kThreadCacheBytes;) {
+  if (empty_arenas_ == 0) return;
+  threading::SpinLockHolder hold(&meta_lock_);
+  for (ArenaHeader* a = avail_arenas_; a != nullptr && CachedPoolBytes() > budget;) {
     ArenaHeader* next = a->next;
     if (a->used_pools == 0) {
       UnlinkArena(a);
       --arenas_;
       --empty_arenas_;
       free_pools_ -= kUsablePools;
-      ReleaseArena(a);
+      counters_.arenas_released.Add(1);
+      ReleaseArena(a, now);
     }
     a = next;
   }
+  PublishCachedPools();
 }
 
-void Heap::DonateOverBudget() {
+void Heap::ReleaseEmptyArenas(uint32_t now) { ReleaseEmptyArenasOverBudget(0, now); }
+
+void Heap::DonateOverBudget(size_t budget) {
   // With hysteresis (only when twice over budget): arenas that are
-  // mostly free but pinned by a few live blocks: donated whole, so other
+  // mostly free but pinned by a few live blocks are donated whole, so other
   // threads can use their free pools. Arenas holding a current run stay.
-  if (CachedPoolBytes() <= 2 * kThreadCacheBytes) return;
+  if (CachedPoolBytes() <= 2 * budget) return;
   size_t scanned = 0;
   for (ArenaHeader* a = avail_arenas_;
-       a != nullptr && scanned < kRunSearchLimit && CachedPoolBytes() > kThreadCacheBytes;
-       ++scanned) {
+       a != nullptr && scanned < kRunSearchLimit && CachedPoolBytes() > budget; ++scanned) {
     ArenaHeader* next = a->next;
     if (__builtin_popcountll(a->free_mask) * 2 >= static_cast<int>(kUsablePools)) {
       bool has_current = false;
@@ -267,19 +360,26 @@ void Heap::DonateArena(ArenaHeader* a) {
   if (carrier == nullptr) carrier = Create();
   if (carrier == nullptr) return;
   carrier->MoveArenaFrom(this, a);
+  counters_.arenas_donated.Add(1);
   // Relaxed: the push below is the release that hands the carrier over.
   carrier->state_.store(State::kOrphan, std::memory_order_relaxed);
-  // Relaxed: statistics only.
-  g_donations_counter.fetch_add(1, std::memory_order_relaxed);
   g_orphans.Push(carrier);
 }
 
 void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
+  // The two heaps' locks are taken one after the other, never nested (see
+  // the SYNCHRONIZATION note): between them the arena is on neither list.
   const size_t free = static_cast<size_t>(__builtin_popcountll(a->free_mask));
-  from->UnlinkArena(a);
-  --from->arenas_;
-  from->free_pools_ -= free;
-  if (a->used_pools == 0) --from->empty_arenas_;
+  {
+    threading::SpinLockHolder hold(&from->meta_lock_);
+    from->UnlinkArena(a);
+    --from->arenas_;
+    from->free_pools_ -= free;
+    if (a->used_pools == 0) --from->empty_arenas_;
+    from->PublishCachedPools();
+  }
+  // Partial runs move with the arena (list links are owner-only data; the
+  // caller holds both heaps exclusively as owner).
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     PoolDesc* d = &a->pools[i];
     if (d->state == PoolState::kHead && d->list == PoolList::kPartial) {
@@ -291,10 +391,12 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
   // thread that sees us as owner sends blocks here. Threads that still saw
   // `from` send them to `from`, which forwards them (FreeLocalOrForward).
   a->owner.store(this, std::memory_order_release);
+  threading::SpinLockHolder hold(&meta_lock_);
   LinkArena(a, a->free_mask != 0);
   ++arenas_;
   free_pools_ += free;
   if (a->used_pools == 0) ++empty_arenas_;
+  PublishCachedPools();
 }
 
 void Heap::LinkPartial(PoolDesc* d) {
@@ -337,6 +439,68 @@ void Heap::UnlinkArena(ArenaHeader* a) {
 }
 
 // ---------------------------------------------------------------------------
+// Purging
+
+size_t Heap::PurgeFreePools(uint32_t now, int64_t delay_ms, bool force, bool wait) {
+  if (wait) {
+    meta_lock_.Lock();
+  } else if (!meta_lock_.TryLock()) {
+    return 0;
+  }
+  const size_t bytes = PurgeLocked(now, delay_ms, force);
+  meta_lock_.Unlock();
+  return bytes;
+}
+
+size_t Heap::PurgeLocked(uint32_t now, int64_t delay_ms, bool force) {
+  if (delay_ms < 0 && !force) return 0;
+  const auto mode =
+      GetOption(Option::kPurgeMode) == 1 ? os::PurgeMode::kFree : os::PurgeMode::kDontNeed;
+  size_t bytes = 0;
+  // Full arenas have no free pools: only the avail list matters.
+  for (ArenaHeader* a = avail_arenas_; a != nullptr; a = a->next) {
+    uint64_t due = 0;
+    for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
+      const int i = __builtin_ctzll(m);
+      if (force || static_cast<int32_t>(now - a->pools[i].free_since) >= delay_ms) {
+        due |= uint64_t{1} << i;
+      }
+    }
+    // One madvise per stretch of consecutive due pools.
+    while (due != 0) {
+      const int start = __builtin_ctzll(due);
+      const uint64_t from_start = due >> start;
+      const int len = from_start == ~uint64_t{0} ? 64 : __builtin_ctzll(~from_start);
+      const uint64_t bits = RunBits(static_cast<uint32_t>(len), static_cast<uint32_t>(start));
+      if (os::Purge(a->Base() + size_t(start) * kPoolSize, size_t(len) * kPoolSize, mode)) {
+        a->dirty_mask &= ~bits;
+        counters_.pools_purged.Add(static_cast<uint64_t>(len));
+        bytes += size_t(len) * kPoolSize;
+      }
+      due &= ~bits;
+    }
+  }
+  return bytes;
+}
+
+void Heap::MaybeDecay(uint32_t now, bool released) {
+  if (static_cast<int32_t>(now - next_decay_ms_) < 0) return;
+  const int64_t delay = GetOption(Option::kPurgeDelayMs);
+  next_decay_ms_ = now + DecayInterval(delay);
+  if (delay < 0) return;
+  PurgeFreePools(now, delay, /*force=*/false, /*wait=*/true);
+  // Acquire pairs with the release store in SetGlobalDecayHook().
+  if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
+}
+
+size_t Heap::TidyOrphan(uint32_t now, int64_t delay_ms, bool force) {
+  DrainRemote();
+  FlushOutgoing();
+  ReleaseEmptyArenas(now);
+  return PurgeFreePools(now, delay_ms, force, /*wait=*/true);
+}
+
+// ---------------------------------------------------------------------------
 // Remote free
 
 void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
@@ -345,7 +509,9 @@ void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
     // First call of this thread, or a free after its exit hook ran.
     Heap* h = AcquireHeapForThread();
     if (h == nullptr) {
-      owner->remote_.PushBatch(b, b);  // no heap to batch in: a batch of one
+      // No heap to batch in: a batch of one. Relaxed: statistics.
+      owner->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+      owner->remote_.PushBatch(b, b);
     } else if (h == owner) {
       h->FreeLocal(RunOf(ArenaOf(p), p), p);  // we adopted the owner itself
     } else {
@@ -362,13 +528,24 @@ void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
   if (o.head == nullptr) o.tail = b;
   o.head = b;
   o.bytes += bytes;
-  if (o.bytes >= kRemoteBatchBytes) Flush(o);
+  ++o.blocks;
+  counters_.remote_frees.Add(1);
+  counters_.remote_bytes.Add(bytes);
+  counters_.outgoing_bytes.Add(bytes);
+  if (o.bytes >= static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes))) Flush(o);
 }
 
 void Heap::Flush(Outgoing& o) {
+  counters_.batches_sent.Add(1);
+  counters_.batch_blocks[BatchBucket(o.blocks)].Add(1);
+  counters_.outgoing_bytes.Sub(o.bytes);
+  // Relaxed: statistics; counted before the push so the owner's decrement
+  // on drain never sees it missing.
+  o.target->queued_bytes_.fetch_add(static_cast<int64_t>(o.bytes), std::memory_order_relaxed);
   o.target->remote_.PushBatch(o.head, o.tail);
   o.head = o.tail = nullptr;
   o.bytes = 0;
+  o.blocks = 0;
 }
 
 void Heap::FlushOutgoing() {
@@ -382,6 +559,9 @@ bool Heap::PushSuspect(void* p) {
     void* empty = nullptr;
     // Relaxed: the flag store below publishes the slot.
     if (slot.compare_exchange_strong(empty, p, std::memory_order_relaxed)) {
+      // Relaxed: statistics only.
+      suspect_bytes_.fetch_add(static_cast<int64_t>(kClasses[RunOf(ArenaOf(p), p)->size_class].size),
+                               std::memory_order_relaxed);
       // Release pairs with the acquire exchange in DrainSuspects(): the owner
       // sees the slot (and the program's writes before the free).
       has_suspects_.store(true, std::memory_order_release);
@@ -403,6 +583,10 @@ size_t Heap::DrainSuspects() {
     void* p = slot.exchange(nullptr, std::memory_order_acquire);
     if (p == nullptr) continue;
     ArenaHeader* a = ArenaOf(p);
+    PoolDesc* d = RunOf(a, p);
+    // Relaxed: statistics only.
+    suspect_bytes_.fetch_sub(static_cast<int64_t>(kClasses[d->size_class].size),
+                             std::memory_order_relaxed);
     // Acquire pairs with the release store of owner on arena hand-over.
     Heap* owner = a->owner.load(std::memory_order_acquire);
     if (owner != this) {
@@ -414,7 +598,6 @@ size_t Heap::DrainSuspects() {
       }
       continue;
     }
-    PoolDesc* d = RunOf(a, p);
     if (d->HasFreeBlock(p)) {
       ReportInvalidFree(p, "double free (block already free)", "free");
       continue;  // count mode: drop the second free
@@ -428,13 +611,20 @@ size_t Heap::DrainSuspects() {
 size_t Heap::DrainRemote() {
   FreeBlock* b = remote_.TakeAll();
   size_t n = DrainSuspects();
+  if (b == nullptr) return n;
+  int64_t bytes = 0;
+  size_t received = 0;
   while (b != nullptr) {
     FreeBlock* next = b->next;
+    bytes += kClasses[RunOf(ArenaOf(b), b)->size_class].size;
     FreeLocalOrForward(b);
     b = next;
-    ++n;
+    ++received;
   }
-  return n;
+  counters_.blocks_received.Add(received);
+  // Relaxed: statistics (see Flush()).
+  queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  return n + received;
 }
 
 void Heap::FreeLocalOrForward(void* p) {
@@ -445,6 +635,7 @@ void Heap::FreeLocalOrForward(void* p) {
   if (owner == this) {
     FreeLocal(d, p);
   } else {
+    counters_.blocks_forwarded.Add(1);
     FreeRemote(p, owner, kClasses[d->size_class].size);
   }
 }
@@ -456,29 +647,20 @@ void Heap::Abandon() {
   DrainRemote();  // may forward blocks: they join outgoing batches
   FlushOutgoing();
   for (Outgoing& o : outgoing_) o.target = nullptr;
+  if (stats_mode_) SetStatsMode(false);
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    PoolDesc* d = current_[cls];
+    PoolDesc* d = runs_[cls];
     if (d == &g_empty_pool) continue;
-    current_[cls] = &g_empty_pool;
+    current_[cls] = runs_[cls] = &g_empty_pool;
     d->list = PoolList::kNone;
-    if (d->used == 0) {
+    if (d->used.Get() == 0) {
       ReleaseRun(d);
     } else if (d->free != kFreeListEnd || d->carved < d->capacity) {
       LinkPartial(d);
     }
   }
   // Return every empty arena: a dead thread needs no spares.
-  for (ArenaHeader* a = avail_arenas_; a != nullptr;) {
-    ArenaHeader* next = a->next;
-    if (a->used_pools == 0) {
-      UnlinkArena(a);
-      --arenas_;
-      --empty_arenas_;
-      free_pools_ -= kUsablePools;
-      ReleaseArena(a);
-    }
-    a = next;
-  }
+  ReleaseEmptyArenas(os::NowMs());
 }
 
 void Heap::Absorb(Heap* orphan) {
@@ -486,8 +668,16 @@ void Heap::Absorb(Heap* orphan) {
   // metadata we hold exclusively, before its arenas move.
   orphan->DrainRemote();
   orphan->FlushOutgoing();
-  while (orphan->avail_arenas_ != nullptr) MoveArenaFrom(orphan, orphan->avail_arenas_);
-  while (orphan->full_arenas_ != nullptr) MoveArenaFrom(orphan, orphan->full_arenas_);
+  for (;;) {
+    ArenaHeader* a;
+    {
+      threading::SpinLockHolder hold(&orphan->meta_lock_);
+      a = orphan->avail_arenas_ != nullptr ? orphan->avail_arenas_ : orphan->full_arenas_;
+    }
+    if (a == nullptr) break;
+    MoveArenaFrom(orphan, a);
+  }
+  counters_.orphans_absorbed.Add(1);
 }
 
 size_t Heap::CollectOrphans(size_t max_orphans) {
@@ -503,7 +693,7 @@ size_t Heap::CollectOrphans(size_t max_orphans) {
   }
   // Keep what we absorbed within budget, but donate nothing back: we are
   // absorbing because we need memory.
-  if (absorbed > 0) ReleaseEmptyArenasOverBudget();
+  if (absorbed > 0) ReleaseEmptyArenasOverBudget(CacheBudget(), os::NowMs());
   // Blocks that reached heaps after they gave their arenas away sit in
   // free heaps' queues: forward them to their arenas' owners now.
   constexpr size_t kSweep = 64;
@@ -522,9 +712,32 @@ size_t Heap::CollectOrphans(size_t max_orphans) {
   return absorbed;
 }
 
+size_t ForEachOrphanExclusive(void (*fn)(Heap* orphan, void* arg), void* arg) {
+  // Take them all first, so none is visited twice; put them back after.
+  Heap* taken = nullptr;
+  size_t n = 0;
+  while (Heap* h = g_orphans.Pop()) {
+    // Relaxed: the chain is private until pushed back.
+    h->stack_next_.store(taken, std::memory_order_relaxed);
+    taken = h;
+    ++n;
+  }
+  while (taken != nullptr) {
+    Heap* next = taken->stack_next_.load(std::memory_order_relaxed);
+    fn(taken, arg);
+    const bool owns = taken->OwnsArenas();
+    // Relaxed: the push below is the release that hands the heap over.
+    taken->state_.store(owns ? Heap::State::kOrphan : Heap::State::kFree, std::memory_order_relaxed);
+    (owns ? g_orphans : g_free_heaps).Push(taken);
+    taken = next;
+  }
+  return n;
+}
+
 bool Heap::IsValid() const {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    const PoolDesc* c = current_[cls];
+    const PoolDesc* c = runs_[cls];
+    if (current_[cls] != (stats_mode_ ? &g_empty_pool : c)) return false;
     if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }
@@ -533,23 +746,18 @@ bool Heap::IsValid() const {
       if (d->free == kFreeListEnd && d->carved == d->capacity) return false;
     }
   }
-  size_t arenas = 0, empty = 0;
+  size_t arenas = 0, empty = 0, free_pools = 0;
   for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
     for (const ArenaHeader* a = list; a != nullptr; a = a->next) {
       ++arenas;
       if (a->used_pools == 0) ++empty;
+      free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
       // Relaxed: we own the arena; only we write its owner.
       if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != this) return false;
       if (a->on_avail_list != (a->free_mask != 0)) return false;
       for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
         if (a->pools[i].state == PoolState::kHead && !a->pools[i].IsValid()) return false;
       }
-    }
-  }
-  size_t free_pools = 0;
-  for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
-    for (const ArenaHeader* a = list; a != nullptr; a = a->next) {
-      free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
     }
   }
   return arenas == arenas_ && empty == empty_arenas_ && free_pools == free_pools_;
@@ -572,12 +780,19 @@ Heap* Heap::Create() {
   return h;
 }
 
-uint64_t ArenaDonations() {
+uint64_t CachedPoolBytesAllHeaps() {
   // Relaxed: statistics only.
-  return g_donations_counter.load(std::memory_order_relaxed);
+  const int64_t pools = g_cached_pools.load(std::memory_order_relaxed);
+  return pools > 0 ? static_cast<uint64_t>(pools) * kPoolSize : 0;
+}
+
+void SetGlobalDecayHook(GlobalDecayHook hook) {
+  // Release pairs with the acquire load in MaybeDecay().
+  g_decay_hook.store(hook, std::memory_order_release);
 }
 
 Heap* AcquireHeapForThread() {
+  options_internal::EnsureInitialized();
   Heap* h = g_orphans.Pop();
   if (h == nullptr) h = g_free_heaps.Pop();
   if (h == nullptr) h = Heap::Create();
@@ -589,13 +804,11 @@ Heap* AcquireHeapForThread() {
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.
   g_exit_hook.Arm(h);
-  // Once per process; pthread_atfork may allocate, which this heap serves.
-  InstallForkHandlers();
   return h;
 }
 
 Heap* AllHeaps() {
-  // Acquire pairs with the release CAS in AcquireHeapForThread().
+  // Acquire pairs with the release CAS in Heap::Create().
   return g_all_heaps.load(std::memory_order_acquire);
 }
 
@@ -608,6 +821,14 @@ void OnThreadExit(void* value) {
   h->state_.store(owns_arenas ? Heap::State::kOrphan : Heap::State::kFree,
                   std::memory_order_relaxed);
   (owns_arenas ? g_orphans : g_free_heaps).Push(h);
+}
+
+void LockAllHeapsForFork() {
+  for (Heap* h = AllHeaps(); h != nullptr; h = h->all_next()) h->meta_lock_.Lock();
+}
+
+void UnlockAllHeapsForFork() {
+  for (Heap* h = AllHeaps(); h != nullptr; h = h->all_next()) h->meta_lock_.Unlock();
 }
 
 }  // namespace strata::internal

@@ -4,13 +4,24 @@
 // back to the owner in batches through the owner's MPSC queue.
 //
 // SYNCHRONIZATION
-//  - current_, partial_, arena lists, outgoing_, and every PoolDesc and
-//    ArenaHeader field of the heap's arenas (but owner): owner thread only.
+//  - current_, runs_, partial_, outgoing_, and the free lists, carving and
+//    list links of every run of the heap's arenas: owner thread only.
 //    "Owner thread" is the thread whose tls_heap points here; a heap changes
 //    hands only through the orphan/free stacks, whose release push / acquire
 //    pop order the old owner's last writes before the new owner's first reads.
+//  - meta_lock_ guards what other threads may inspect: the arena lists,
+//    every ArenaHeader field but owner (free_mask, dirty_mask, used_pools,
+//    links) and the run-shape fields of PoolDesc (state, size_class,
+//    capacity, run_pools, head_offset, free_since). The owner takes it only
+//    on slow paths that change them (claiming or releasing a run, moving an
+//    arena); the purger (release engine) takes it with TryLock to purge free
+//    pools of idle heaps; the stats reader takes it to walk the arenas.
+//    Never held while taking another heap's lock.
+//  - PoolDesc::used and the counters_: one writer (the owner), racy readers
+//    (stats), through threading::SingleWriter.
 //  - remote_: any thread pushes batches (release CAS); the owner takes them
-//    (acquire exchange). See threading/mpsc_queue.h.
+//    (acquire exchange). See threading/mpsc_queue.h. queued_bytes_ counts
+//    what is in it (relaxed RMW by pushers and the owner; statistics).
 //  - stack_next_: link in the orphan/free stacks (tagged, lock-free).
 //  - all_next_: immutable after the heap is published to AllHeaps().
 //
@@ -35,25 +46,46 @@
 #include "alloc/config.h"
 #include "alloc/size_class.h"
 #include "threading/mpsc_queue.h"
+#include "threading/single_writer.h"
+#include "threading/spin_lock.h"
 
 namespace strata::internal {
 
-// Bytes a thread gathers for one owner before handing the batch over.
-inline constexpr size_t kRemoteBatchBytes = size_t{16} << 10;
 // Distinct owners a thread batches for at once (direct-mapped by heap id).
 inline constexpr size_t kOutgoingSlots = 8;
-// The thread cache's byte budget: free pools (in arenas the heap owns, empty
-// arenas included) that a heap may keep for itself. Beyond it, empty arenas
-// go back to the shared empty-arena stack, and arenas that are mostly free
-// but pinned by a few live blocks are donated whole to other threads (see
-// Heap::TrimToBudget).
-inline constexpr size_t kThreadCacheBytes = size_t{1} << 20;
 // Arenas with free pools a heap searches for a run before taking a new one.
 inline constexpr size_t kRunSearchLimit = 16;
+// Batch-size histogram: bucket b counts batches of [2^b, 2^(b+1)) blocks,
+// the last bucket everything larger.
+inline constexpr size_t kBatchBuckets = 10;
 
 // The descriptor every empty slot of current_ points at: no free blocks, no
 // uncarved blocks, so the fast path falls to the slow path without a null test.
 extern PoolDesc g_empty_pool;
+
+// Per-heap statistics, summed over every heap on read (stats.h). Written
+// only on slow paths, by the heap's owner (or, for pools_purged and
+// bytes_purged, by whoever holds meta_lock_).
+struct HeapCounters {
+  using Counter = threading::SingleWriter<uint64_t>;
+  Counter remote_frees;       // blocks this heap sent to other heaps
+  Counter remote_bytes;       // their bytes
+  Counter batches_sent;       // batches handed to other heaps' queues
+  Counter batch_blocks[kBatchBuckets];  // histogram of blocks per batch
+  Counter blocks_received;    // blocks taken from this heap's queue
+  Counter blocks_forwarded;   // of those, sent on (the arena had moved)
+  Counter outgoing_bytes;     // bytes now waiting in outgoing batches
+  Counter runs_created;
+  Counter runs_released;
+  Counter arenas_acquired;    // arenas taken from the arena source
+  Counter arenas_released;    // empty arenas given back to it
+  Counter arenas_donated;     // arenas given to other threads over budget
+  Counter orphans_absorbed;
+  Counter pools_purged;       // free pools given back to the OS (madvise)
+  // Detailed statistics (option `stats`): calls and requested bytes per class.
+  Counter allocations[kNumClasses];
+  Counter requested_bytes[kNumClasses];
+};
 
 class alignas(kCacheLine) Heap {
  public:
@@ -61,19 +93,21 @@ class alignas(kCacheLine) Heap {
 
   constexpr explicit Heap(uint32_t id) : id_(id) {
     for (auto& c : current_) c = &g_empty_pool;
+    for (auto& r : runs_) r = &g_empty_pool;
   }
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
 
   // ---- Fast paths (owner thread only) ----
 
-  // Returns a block of class cls, or nullptr when the OS refuses memory.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls) {
+  // Returns a block of class cls for a request of `size` bytes, or nullptr
+  // when the OS refuses memory.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
-    if (ABSL_PREDICT_FALSE(b == kFreeListEnd)) return AllocateSlow(cls);
+    if (ABSL_PREDICT_FALSE(b == kFreeListEnd)) return AllocateSlow(cls, size);
     d->free = b->next;
-    ++d->used;
+    d->used.Add(1);
     return b;
   }
 
@@ -82,7 +116,7 @@ class alignas(kCacheLine) Heap {
     auto* b = static_cast<FreeBlock*>(p);
     b->next = d->free;
     d->free = b;
-    if (ABSL_PREDICT_FALSE(--d->used == 0 || d->list == PoolList::kNone)) FreeLocalSlow(d);
+    if (ABSL_PREDICT_FALSE(d->used.Sub(1) == 0 || d->list == PoolList::kNone)) FreeLocalSlow(d);
   }
 
   // ---- Slow paths ----
@@ -119,11 +153,42 @@ class alignas(kCacheLine) Heap {
   // Returns the number of orphans absorbed.
   size_t CollectOrphans(size_t max_orphans);
 
+  // Purges (madvise) the free pools of this heap's arenas that have been
+  // free for at least delay_ms (every dirty free pool when force). Any
+  // thread: takes meta_lock_ (with TryLock unless `wait`; returns 0 when it
+  // is busy). Returns the bytes purged.
+  size_t PurgeFreePools(uint32_t now, int64_t delay_ms, bool force, bool wait);
+
+  // As the exclusive holder of an orphan (see ForEachOrphanExclusive): frees
+  // what its queue holds, hands on its outgoing batches, returns its empty
+  // arenas and purges its due free pools (all of them when force). Returns
+  // the bytes purged.
+  size_t TidyOrphan(uint32_t now, int64_t delay_ms, bool force);
+
+  // The owner's periodic release work, called from its slow paths: purges
+  // its own due pools and lets the release engine run its global pass.
+  void MaybeDecay(uint32_t now, bool released);
+
+  // Calls fn(arena) for every arena the heap owns, holding meta_lock_.
+  // fn must not allocate or take another heap's lock.
+  template <typename Fn>
+  void ForEachArenaLocked(Fn fn) {
+    threading::SpinLockHolder hold(&meta_lock_);
+    for (ArenaHeader* list : {avail_arenas_, full_arenas_}) {
+      for (ArenaHeader* a = list; a != nullptr; a = a->next) fn(a);
+    }
+  }
+
   // Free pools this heap holds in its arenas (owner view), in bytes.
   size_t CachedPoolBytes() const { return free_pools_ * kPoolSize; }
 
   uint32_t id() const { return id_; }
   State state() const { return state_.load(std::memory_order_acquire); }
+  const HeapCounters& counters() const { return counters_; }
+  // Bytes in this heap's queue (racy; statistics).
+  int64_t QueuedBytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
+  // Bytes of blocks parked in suspect slots (racy; statistics).
+  int64_t SuspectBytes() const { return suspect_bytes_.load(std::memory_order_relaxed); }
 
   // Every heap ever created (stats, tests). all_next() walks them.
   Heap* all_next() const { return all_next_; }
@@ -141,22 +206,28 @@ class alignas(kCacheLine) Heap {
  private:
   friend Heap* AcquireHeapForThread();
   friend void OnThreadExit(void* value);
+  friend void LockAllHeapsForFork();
+  friend void UnlockAllHeapsForFork();
+  friend size_t ForEachOrphanExclusive(void (*fn)(Heap* orphan, void* arg), void* arg);
 
   struct Outgoing {
     Heap* target;
     FreeBlock* head;
     FreeBlock* tail;
     size_t bytes;
+    size_t blocks;
   };
 
   // Maps, constructs and registers a new heap; nullptr if the OS refuses.
   static Heap* Create();
 
-  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls);
+  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size);
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d);
 
+  void* Refill(size_t cls);
   void* PopCarving(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
+  void SetStatsMode(bool on);
   // Index of a run of n free pools in an owned arena (stored in *arena),
   // or -1 when the first kRunSearchLimit arenas with free pools have none.
   int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
@@ -164,6 +235,7 @@ class alignas(kCacheLine) Heap {
   // start < 0, takes a new arena from the arena source first.
   PoolDesc* NewRun(size_t cls, ArenaHeader* a, int start);
   void ReleaseRun(PoolDesc* d);
+  void ReleaseRunLocked(PoolDesc* d, uint32_t now);
   void LinkPartial(PoolDesc* d);
   void UnlinkPartial(PoolDesc* d);
   void LinkArena(ArenaHeader* a, bool avail);
@@ -171,38 +243,55 @@ class alignas(kCacheLine) Heap {
   void FreeLocalOrForward(void* p);
   size_t DrainSuspects();
   void Flush(Outgoing& o);
-  void TrimToBudget();
-  void ReleaseEmptyArenasOverBudget();
-  void DonateOverBudget();
+  size_t CacheBudget() const;
+  void TrimToBudget(uint32_t now);
+  void ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now);
+  void ReleaseEmptyArenas(uint32_t now);
+  void DonateOverBudget(size_t budget);
   void DonateArena(ArenaHeader* a);
   void MoveArenaFrom(Heap* from, ArenaHeader* a);
+  void PublishCachedPools();
+  size_t PurgeLocked(uint32_t now, int64_t delay_ms, bool force);
 
-  // Fast-path data first: one cache line covers eight classes.
+  // Fast-path data first: one cache line covers eight classes. In detailed
+  // stats mode every current_ slot is &g_empty_pool (so each allocation
+  // takes the counting slow path) and runs_ holds the real current runs;
+  // otherwise current_[c] == runs_[c].
   PoolDesc* current_[kNumClasses];
+  PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   ArenaHeader* avail_arenas_ = nullptr;  // arenas with free pools
   ArenaHeader* full_arenas_ = nullptr;   // arenas without
   size_t empty_arenas_ = 0;              // owned arenas with used_pools == 0
   size_t arenas_ = 0;                    // owned arenas
   size_t free_pools_ = 0;                // usable pools of owned arenas in no run
+  size_t published_free_pools_ = 0;      // our share of g_cached_pools
+  size_t next_trim_pools_ = 0;           // free_pools_ at which trimming is retried
+  uint32_t next_decay_ms_ = 0;           // when MaybeDecay next does work
+  bool stats_mode_ = false;
   Outgoing outgoing_[kOutgoingSlots] = {};
   const uint32_t id_;
+  HeapCounters counters_;
 
-  // Written by other threads: on their own cache lines.
+  // Touched by other threads: on their own cache lines.
+  alignas(kCacheLine) threading::SpinLock meta_lock_;
   alignas(kCacheLine) threading::MpscQueue<FreeBlock> remote_;
+  std::atomic<int64_t> queued_bytes_{0};
   // Suspected double frees: any thread CASes null -> block into a slot and
   // then raises the flag (release); the owner clears the flag (acquire) and
   // empties the slots with exchanges.
   static constexpr size_t kSuspectSlots = 16;
   alignas(kCacheLine) std::atomic<bool> has_suspects_{false};
   std::atomic<void*> suspects_[kSuspectSlots] = {};
+  std::atomic<int64_t> suspect_bytes_{0};
   alignas(kCacheLine) std::atomic<State> state_{State::kActive};
   Heap* all_next_ = nullptr;
 };
 
 // The heap of the calling thread, or the empty sentinel before its first slow
-// path (whose fast paths always miss). Initial-exec TLS: one %fs-relative load.
-extern thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC;
+// path (whose fast paths always miss). Initial-exec TLS: one %fs-relative
+// load; constinit, so no per-access initialisation guard.
+extern constinit thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC;
 extern Heap g_empty_heap;
 
 // Gives the calling thread a heap (orphan, then free, then new), registers
@@ -213,11 +302,26 @@ Heap* AcquireHeapForThread();
 // Head of the list of every heap (acquire); follow all_next().
 Heap* AllHeaps();
 
-// Arenas donated by heaps over their cache budget (statistics).
-uint64_t ArenaDonations();
+// Pops every orphaned heap, lets fn(heap) work on it as its exclusive
+// holder, and pushes each back (to the free stack if it no longer owns
+// arenas). Returns the number of orphans visited.
+size_t ForEachOrphanExclusive(void (*fn)(Heap* orphan, void* arg), void* arg);
+
+// Free pools held by all heaps together (published in steps), in bytes.
+uint64_t CachedPoolBytesAllHeaps();
+
+// The release engine's global pass, run from heaps' slow paths when due
+// (set by the release layer; heap.cc knows nothing of it but this hook).
+// `released`: the caller has just freed memory (a run or an arena).
+using GlobalDecayHook = void (*)(uint32_t now, bool released);
+void SetGlobalDecayHook(GlobalDecayHook hook);
 
 // The thread-exit hook: abandons the exiting thread's heap.
 void OnThreadExit(void* value);
+
+// fork(): every heap's metadata lock is held across fork (see fork.h).
+void LockAllHeapsForFork();
+void UnlockAllHeapsForFork();
 
 }  // namespace strata::internal
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "alloc/arena.h"
+#include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
 
@@ -22,13 +23,15 @@ std::atomic<uint64_t> g_cached_count{0};
 std::atomic<uint64_t> g_live_count{0};
 std::atomic<uint64_t> g_live_bytes{0};
 std::atomic<uint64_t> g_cache_hits{0};
+std::atomic<uint64_t> g_mapped_bytes{0};
 
 constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
 
-// Mappings cached are at most kLargeCacheMaxBytes / 4: their size in arenas
-// fits the low bits of an arena-aligned address.
+// A cached mapping's size in arenas is packed into the low bits of its
+// arena-aligned address: mappings of 2^18 arenas (64 GiB) or more are never
+// cached.
 constexpr uintptr_t kSizeBits = kArenaShift;
-static_assert((kLargeCacheMaxBytes / 4 / kArenaSize) < (uintptr_t{1} << kSizeBits));
+constexpr size_t kMaxCachedArenas = (size_t{1} << kSizeBits) - 1;
 
 uintptr_t Pack(LargeHeader* h, size_t reserved) {
   return reinterpret_cast<uintptr_t>(h) | (reserved >> kArenaShift);
@@ -61,14 +64,8 @@ LargeHeader* TakeFromCache(size_t reserved, size_t align) {
   return nullptr;
 }
 
-bool PutInCache(LargeHeader* h) {
-  if (h->reserved > kLargeCacheMaxBytes / 4) return false;
-  // Relaxed: reserving room; the slot CAS publishes the mapping.
-  if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved >
-      kLargeCacheMaxBytes) {
-    g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
-    return false;
-  }
+// Puts an owned mapping in a free slot. Returns false when none is free.
+bool InsertInSlot(LargeHeader* h) {
   // Relaxed: the release CAS below publishes it.
   h->state.store(LargeHeader::kCached, std::memory_order_relaxed);
   const uintptr_t word = Pack(h, h->reserved);
@@ -77,14 +74,36 @@ bool PutInCache(LargeHeader* h) {
     // Release pairs with the acquire CAS in TakeFromCache().
     if (slot.compare_exchange_strong(empty, word, std::memory_order_release,
                                      std::memory_order_relaxed)) {
-      // Relaxed: statistics only.
-      g_cached_count.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
   }
-  g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
-  // Relaxed: the mapping stays ours (it is about to be unmapped).
+  // Relaxed: the mapping stays ours.
   h->state.store(LargeHeader::kFreeing, std::memory_order_relaxed);
+  return false;
+}
+
+void UnmapLarge(LargeHeader* h, size_t reserved) {
+  GetPageMap().Unregister(h, reserved);
+  os::Unmap(h, reserved);
+  // Relaxed: statistics only.
+  g_mapped_bytes.fetch_sub(reserved, std::memory_order_relaxed);
+}
+
+bool PutInCache(LargeHeader* h) {
+  const auto limit = static_cast<uint64_t>(GetOption(Option::kLargeCacheBytes));
+  if (h->reserved > limit / 4 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
+  h->cached_at = os::NowMs();
+  // Relaxed: reserving room; the slot CAS publishes the mapping.
+  if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved > limit) {
+    g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
+    return false;
+  }
+  if (InsertInSlot(h)) {
+    // Relaxed: statistics only.
+    g_cached_count.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
   return false;
 }
 
@@ -114,6 +133,8 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
       os::Unmap(base, reserved);
       return nullptr;
     }
+    // Relaxed: statistics only.
+    g_mapped_bytes.fetch_add(reserved, std::memory_order_relaxed);
   }
   h->offset = offset;
   size_t usable = RoundUp(end, kPoolSize) - offset;
@@ -132,9 +153,7 @@ void LargeFree(LargeHeader* h) {
   g_live_count.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(h->usable, std::memory_order_relaxed);
   if (PutInCache(h)) return;
-  const size_t reserved = h->reserved;
-  GetPageMap().Unregister(h, reserved);
-  os::Unmap(h, reserved);
+  UnmapLarge(h, h->reserved);
 }
 
 size_t LargeReleaseCache() {
@@ -148,8 +167,31 @@ size_t LargeReleaseCache() {
     // Relaxed: accounting.
     g_cached_bytes.fetch_sub(reserved, std::memory_order_relaxed);
     g_cached_count.fetch_sub(1, std::memory_order_relaxed);
-    GetPageMap().Unregister(h, reserved);
-    os::Unmap(h, reserved);
+    UnmapLarge(h, reserved);
+    released += reserved;
+  }
+  return released;
+}
+
+size_t LargeDecay(uint32_t now, int64_t delay_ms) {
+  if (delay_ms < 0) return 0;
+  size_t released = 0;
+  for (auto& slot : g_cache) {
+    // Relaxed: a hint; the CAS below claims the mapping.
+    uintptr_t word = slot.load(std::memory_order_relaxed);
+    if (word == 0) continue;
+    // Acquire pairs with the release CAS in InsertInSlot(): the header is ours.
+    if (!slot.compare_exchange_strong(word, 0, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+      continue;
+    }
+    LargeHeader* h = UnpackHeader(word);
+    const size_t reserved = UnpackReserved(word);
+    if (static_cast<int32_t>(now - h->cached_at) < delay_ms && InsertInSlot(h)) continue;
+    // Relaxed: accounting.
+    g_cached_bytes.fetch_sub(reserved, std::memory_order_relaxed);
+    g_cached_count.fetch_sub(1, std::memory_order_relaxed);
+    UnmapLarge(h, reserved);
     released += reserved;
   }
   return released;
@@ -174,7 +216,8 @@ LargeStats GetLargeStats() {
   return {g_live_count.load(std::memory_order_relaxed), g_live_bytes.load(std::memory_order_relaxed),
           g_cached_count.load(std::memory_order_relaxed),
           g_cached_bytes.load(std::memory_order_relaxed),
-          g_cache_hits.load(std::memory_order_relaxed)};
+          g_cache_hits.load(std::memory_order_relaxed),
+          g_mapped_bytes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace strata::internal

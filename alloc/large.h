@@ -31,6 +31,7 @@ struct alignas(kCacheLine) LargeHeader {
   size_t reserved;             // bytes mapped from the header on (multiple of kArenaSize)
   size_t offset;               // block address - header address
   size_t usable;               // usable bytes of the block (page-granular end)
+  uint32_t cached_at;          // kCached: os::NowMs() when it entered the cache
 
   char* Base() { return reinterpret_cast<char*>(this); }
   void* Block() { return Base() + offset; }
@@ -66,12 +67,18 @@ bool LargeResizeInPlace(LargeHeader* h, size_t new_size);
 // Unmaps every cached large mapping. Returns the bytes given back.
 size_t LargeReleaseCache();
 
+// The release policy for the cache: unmaps mappings cached for at least
+// delay_ms (delay_ms < 0: never). Returns the bytes given back.
+// Thread-safety: any thread; lock-free.
+size_t LargeDecay(uint32_t now, int64_t delay_ms);
+
 struct LargeStats {
   uint64_t live_count;     // live large blocks
   uint64_t live_bytes;     // their usable bytes
   uint64_t cached_count;   // mappings waiting in the cache
   uint64_t cached_bytes;   // their reserved bytes
   uint64_t cache_hits;     // allocations served from the cache
+  uint64_t mapped_bytes;   // reserved bytes of live and cached large mappings
 };
 LargeStats GetLargeStats();
 

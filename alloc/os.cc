@@ -2,7 +2,10 @@
 #include "alloc/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -85,8 +88,39 @@ bool Purge(void* p, size_t size, PurgeMode mode) {
   const bool ok = Current().purge(p, size, mode);
   // Relaxed: statistics only.
   g_counters.purges.fetch_add(1, std::memory_order_relaxed);
+  if (ok) g_counters.purged_bytes.fetch_add(size, std::memory_order_relaxed);
   errno = saved_errno;
   return ok;
+}
+
+uint32_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 +
+                               static_cast<uint64_t>(ts.tv_nsec) / 1000000);
+}
+
+uint64_t ResidentBytes() {
+  const int saved_errno = errno;
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC));
+  uint64_t result = 0;
+  if (fd >= 0) {
+    char buf[128];
+    const ssize_t n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+    syscall(SYS_close, fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      // "size resident shared ...": the second field, in pages.
+      const char* s = buf;
+      while (*s != '\0' && *s != ' ') ++s;
+      while (*s == ' ') ++s;
+      uint64_t pages = 0;
+      while (*s >= '0' && *s <= '9') pages = pages * 10 + static_cast<uint64_t>(*s++ - '0');
+      result = pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    }
+  }
+  errno = saved_errno;
+  return result;
 }
 
 void WriteAll(int fd, const char* buf, size_t len) {

@@ -27,6 +27,15 @@ void* MapAligned(size_t size, size_t align);
 void Unmap(void* p, size_t size);
 bool Purge(void* p, size_t size, PurgeMode mode);
 
+// A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE through
+// the vDSO: a few ns, no syscall). Wraps every 49.7 days: compare two
+// readings as static_cast<int32_t>(later - earlier).
+uint32_t NowMs();
+
+// Bytes of this process resident in RAM (from /proc/self/statm, read with
+// raw syscalls into a stack buffer), or 0 if unknown. Never allocates.
+uint64_t ResidentBytes();
+
 // Writes all of buf to file descriptor fd, retrying on EINTR. Never allocates.
 void WriteAll(int fd, const char* buf, size_t len);
 
@@ -39,6 +48,7 @@ struct Counters {
   std::atomic<uint64_t> map_failures{0};
   std::atomic<uint64_t> unmaps{0};
   std::atomic<uint64_t> purges{0};
+  std::atomic<uint64_t> purged_bytes{0};  // bytes given back with madvise so far
   std::atomic<uint64_t> mapped_bytes{0};  // currently mapped by strata
 };
 Counters& GetCounters();

@@ -137,22 +137,17 @@ UsableFn GlibcUsable() {
   return f;
 }
 
-std::atomic<uint64_t> g_foreign_freed{0};
-std::atomic<uint64_t> g_foreign_ignored{0};
-
 bool ForeignFree(void* p) {
   switch (Classify(p)) {
     case Region::kGlibcHeap:
       if (FreeFn f = GlibcFree()) {
         f(p);
-        // Relaxed: statistics only.
-        g_foreign_freed.fetch_add(1, std::memory_order_relaxed);
+        CountForeignFree(/*returned=*/true);
         return true;
       }
       [[fallthrough]];
     case Region::kAnonymous:
-      // Relaxed: statistics only.
-      g_foreign_ignored.fetch_add(1, std::memory_order_relaxed);
+      CountForeignFree(/*returned=*/false);
       return true;
     case Region::kInvalid:
       break;
@@ -224,33 +219,6 @@ inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
 __attribute__((constructor(101))) void InstallOverride() {
   SetForeignFreeHook(&ForeignFree);
   InstallForkHandlers();
-}
-
-// STRATA_STATS_ON_EXIT=1 prints the statistics table to stderr at exit;
-// any other value that starts with '/' names a file the table is appended
-// to (so that programs whose stderr is checked stay quiet).
-__attribute__((destructor(101))) void StatsOnExit() {
-  const char* env = getenv("STRATA_STATS_ON_EXIT");
-  if (env == nullptr || env[0] == '\0' || strcmp(env, "0") == 0) return;
-  int fd = 2;
-  if (env[0] == '/') {
-    fd = static_cast<int>(
-        syscall(SYS_openat, AT_FDCWD, env, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    if (fd < 0) return;
-  }
-  {
-    FdWriter w(fd);
-    w.Str("strata: statistics at exit (pid ").Uint(static_cast<uint64_t>(getpid())).Str(")\n");
-  }
-  WriteStatsTable(fd);
-  {
-    FdWriter tail(fd);
-    // Relaxed: statistics only.
-    tail.Str("# foreign frees: ").Uint(g_foreign_freed.load(std::memory_order_relaxed))
-        .Str(" returned to glibc, ").Uint(g_foreign_ignored.load(std::memory_order_relaxed))
-        .Str(" left alone; errors counted: ").Uint(ErrorCount()).Char('\n');
-  }
-  if (fd != 2) syscall(SYS_close, fd);
 }
 
 }  // namespace
@@ -353,7 +321,8 @@ int __posix_memalign(void** out, size_t alignment, size_t size) noexcept {
 
 int malloc_trim(size_t /*pad*/) noexcept { return strata::ReleaseMemory() > 0 ? 1 : 0; }
 
-void malloc_stats(void) noexcept { strata::WriteStatsTable(2); }
+// Statistics to stderr, in the stats_format option's format.
+void malloc_stats(void) noexcept { strata::internal::WriteStatsInConfiguredFormat(2); }
 
 int mallopt(int /*param*/, int /*value*/) noexcept {
   return 1;  // glibc's knobs do not apply; accepted and ignored (strata has its own)

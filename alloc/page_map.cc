@@ -23,6 +23,8 @@ PageMap::Entry* PageMap::EnsureLeaf(size_t root_index) {
   // with the winner's release so we may use its leaf.
   if (root_[root_index].compare_exchange_strong(leaf, fresh, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
+    // Relaxed: statistics only.
+    leaf_bytes_.fetch_add(bytes, std::memory_order_relaxed);
     return fresh;
   }
   os::Unmap(fresh, bytes);  // lost the race

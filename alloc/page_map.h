@@ -56,10 +56,14 @@ class PageMap {
   // Clears every chunk of [start, start + bytes). REQUIRES: registered.
   void Unregister(const void* start, size_t bytes);
 
+  // Bytes mapped for leaves so far (statistics; leaves are never unmapped).
+  size_t LeafBytes() const { return leaf_bytes_.load(std::memory_order_relaxed); }
+
  private:
   Entry* EnsureLeaf(size_t root_index);
 
   std::atomic<Entry*> root_[kRootEntries] = {};
+  std::atomic<size_t> leaf_bytes_{0};  // relaxed statistic
 };
 
 // The single process-wide map; constant-initialised (usable before main).

@@ -1,11 +1,18 @@
-// Introspection in the spirit of CPython's sys._debugmallocstats(): per size
-// class blocks and runs, arenas, large blocks and OS traffic. Gathering and
-// printing never allocate.
+// Introspection in the spirit of CPython's sys._debugmallocstats(), and more:
+// per size class blocks and runs, arenas, large blocks, OS traffic,
+// cross-thread free traffic, the release engine, every option's value and
+// origin, and a retention report that says why each mapped byte is held.
+// Gathering and printing never allocate.
 //
-// Consistency: the numbers are read from the allocator's own metadata. They
-// are exact while no other thread allocates or frees; under concurrent load
-// they are a best-effort snapshot (per-thread counters summed on read come
-// with the statistics work tracked in the issues).
+// How the numbers are gathered: per-thread counters (each heap's, written
+// only on slow paths) are summed on read; blocks in use come from each
+// run's own `used` count, read under each heap's metadata lock. Nothing is
+// added to the allocation fast path. Consistency: each heap is read
+// consistently, but heaps are read one after another, so under concurrent
+// load the totals are a snapshot of a moving target. Totals are always
+// computed from the same snapshot as their parts (so class sums equal the
+// totals); when no other thread is inside strata, every number is exact and
+// the retention report adds up to exactly the bytes mapped from the OS.
 #ifndef STRATA_ALLOC_STATS_H_
 #define STRATA_ALLOC_STATS_H_
 
@@ -17,42 +24,145 @@
 namespace strata {
 
 inline constexpr size_t kNumSizeClasses = internal::kNumClasses;  // index 0 unused
+inline constexpr size_t kBatchHistogramBuckets = 10;  // [2^b, 2^(b+1)) blocks per batch
+inline constexpr size_t kPinBuckets = 5;              // 1, 2-3, 4-15, 16-63, 64+ live blocks
 
 struct SizeClassStats {
   uint32_t block_size;      // bytes per block
   uint32_t run_pools;       // 4 KiB pools per run
-  uint64_t blocks_in_use;   // handed out and not yet freed back to their run
+  uint64_t blocks_in_use;   // handed out and not yet back in their run (includes in transit)
   uint64_t blocks_free;     // free in live runs (carved or not yet carved)
   uint64_t runs_full;       // runs with no free block
   uint64_t runs_partial;    // runs with some blocks in use and some free
   uint64_t runs_empty;      // runs with no block in use (kept as a current run)
+  uint64_t allocations;     // detailed stats (option `stats`): calls served since enabled
+  uint64_t requested_bytes; // detailed stats: bytes those calls asked for
+};
+
+// Every byte strata has mapped from the OS, by the reason it is held. At
+// quiescence Total() == Stats::os_mapped_bytes.
+struct RetentionStats {
+  uint64_t in_use;                 // blocks the program holds (small, medium)
+  uint64_t in_use_large;           // usable bytes of live large blocks
+  uint64_t in_remote_transit;      // freed by another thread, travelling home
+                                   // (outgoing batches, owners' queues)
+  uint64_t free_in_empty_runs;     // free blocks of runs with no live block
+                                   // (a thread's current run, kept for reuse)
+  uint64_t free_pinned[kPinBuckets];  // free blocks of runs pinned by N live blocks
+  uint64_t run_tails;              // bytes at the end of runs no block fits
+  uint64_t free_pools_cached;      // free pools in live threads' heaps, resident
+  uint64_t free_pools_orphaned;    // free pools in exited threads' heaps, resident
+  uint64_t free_pools_purged;      // free pools in heaps, purged (mapped, not resident)
+  uint64_t empty_arenas_resident;  // pools of empty arenas, waiting for purge
+  uint64_t empty_arenas_purged;    // pools of empty arenas, purged
+  uint64_t arena_headers;          // pool 0 of every mapped arena (its metadata)
+  uint64_t reserve_untouched;      // reserved for arenas, never used yet
+  uint64_t large_overhead;         // large mappings: header, alignment, page rounding
+  uint64_t large_cached;           // freed large mappings kept for reuse
+  uint64_t metadata;               // heaps, arena records, page-map leaves
+  int64_t next_purge_ms;           // ms until the first resident free memory is purged (-1: none)
+  int64_t all_purged_ms;           // ms until all of it is (-1: none; purge_delay_ms < 0: never)
+
+  uint64_t Total() const;
 };
 
 struct Stats {
   SizeClassStats classes[kNumSizeClasses];
-  uint64_t arenas_mapped;      // 256 KiB arenas the OS has given strata
-  uint64_t arenas_owned;       // of those, owned by a thread's heap
-  uint64_t arenas_empty;       // of those, empty and waiting for reuse
-  uint64_t pools_in_runs;      // pools serving some size class
-  uint64_t pools_free;         // usable pools of owned arenas not in any run
-  uint64_t small_bytes_in_use; // blocks_in_use * block_size over all classes
-  uint64_t large_blocks;       // live large blocks
-  uint64_t large_bytes;        // their usable bytes
-  uint64_t large_cached;       // large mappings kept for reuse
+  RetentionStats retention;
+
+  // Totals (from the same snapshot as the classes).
+  uint64_t live_bytes;           // retention.in_use + retention.in_use_large
+  uint64_t small_bytes_in_use;   // blocks_in_use * block_size over all classes (with transit)
+  uint64_t allocations;          // detailed stats: sum over classes
+  uint64_t requested_bytes;      // detailed stats: sum over classes
+  uint64_t handed_out_bytes;     // detailed stats: allocations * block size
+  bool detailed;                 // option `stats` is on
+
+  // Arenas and pools.
+  uint64_t arenas_mapped;        // 256 KiB arenas mapped now
+  uint64_t arenas_owned;         // of those, owned by a heap
+  uint64_t arenas_empty;         // of those, empty in the shared stack
+  uint64_t arenas_empty_purged;  // of those, purged
+  uint64_t arenas_unmapped;      // arenas given back to the OS so far
+  uint64_t arena_reservations;   // OS mappings made for arenas
+  uint64_t pools_in_runs;        // pools serving some size class
+  uint64_t pools_free;           // usable pools of owned arenas in no run
+
+  // Large blocks.
+  uint64_t large_blocks;         // live
+  uint64_t large_bytes;          // their usable bytes
+  uint64_t large_cached;         // mappings kept for reuse
   uint64_t large_cached_bytes;
-  uint64_t os_mapped_bytes;    // bytes currently mapped from the OS
-  uint64_t os_maps;            // mmap calls that succeeded
-  uint64_t os_unmaps;          // munmap calls
-  uint64_t heaps;              // thread heaps ever created
-  uint64_t heaps_orphaned;     // heaps of exited threads still owning arenas
+  uint64_t large_cache_hits;
+
+  // OS traffic.
+  uint64_t os_mapped_bytes;      // bytes mapped from the OS now
+  uint64_t os_maps;              // mmap calls that succeeded
+  uint64_t os_map_failures;
+  uint64_t os_unmaps;            // munmap calls
+  uint64_t os_purges;            // madvise calls
+  uint64_t os_purged_bytes;      // bytes given back by madvise so far
+  uint64_t resident_bytes;       // the process's RSS (all of it, not only strata's)
+
+  // Heaps (thread caches).
+  uint64_t heaps;                // created
+  uint64_t heaps_active;         // serving a thread
+  uint64_t heaps_orphaned;       // of exited threads, still owning arenas
+  uint64_t arena_donations;      // arenas given away by heaps over budget
+  uint64_t orphans_absorbed;
+
+  // Cross-thread frees.
+  uint64_t remote_frees;         // blocks freed by a thread that did not own them
+  uint64_t remote_bytes;
+  uint64_t remote_batches;       // batches handed to owners' queues
+  uint64_t batch_histogram[kBatchHistogramBuckets];
+  uint64_t remote_received;      // blocks owners took from their queues
+  uint64_t remote_forwarded;     // of those, sent on (the arena had moved)
+  uint64_t outgoing_bytes;       // waiting in outgoing batches now
+  uint64_t queued_bytes;         // waiting in owners' queues now
+
+  // The release engine.
+  uint64_t released_bytes;       // purged + unmapped so far by the engine and ReleaseMemory
+  uint64_t pools_purged;         // free pools of heaps purged so far
+  bool background_running;
+  uint64_t background_passes;
+  uint64_t slow_path_passes;
+
+  uint64_t errors;               // invalid frees counted (error_mode=count)
+  uint64_t foreign_returned;     // frees of glibc's blocks (from before strata) given back to it
+  uint64_t foreign_ignored;      // frees of other foreign memory left alone
 };
 
-// Fills *out. Never allocates.
+// Fills *out. Never allocates. Thread-safety: any thread.
 void GetStats(Stats* out);
 
-// Writes a human-readable table of *stats (or a fresh snapshot when null).
+enum class StatsFormat { kTable, kJson, kPrometheus };
+
+// Writes *stats (or a fresh snapshot when null) to fd, with every option's
+// value and origin. kJson with arena_map also lists every arena's pools
+// (class, use, purge state): the input of tools/stats_viewer. Never allocates.
+void WriteStats(int fd, StatsFormat format, const Stats* stats = nullptr, bool arena_map = false);
+
+// The human table (WriteStats with kTable).
 void WriteStatsTable(int fd, const Stats* stats = nullptr);
 
+namespace internal {
+// Writes statistics in the format the stats_format option names.
+void WriteStatsInConfiguredFormat(int fd);
+// The stats_on_exit option's work (called by a destructor in strata.cc).
+void WriteStatsOnExit();
+// The sampler: appends one JSON line (time, RSS, live, mapped, cached and
+// released bytes) to the sample_file option's path (stderr when empty).
+// Called by the background thread only.
+void WriteSample(uint32_t start_ms, uint32_t now_ms);
+}  // namespace internal
+
 }  // namespace strata
+
+extern "C" {
+// Writes statistics to fd in "table", "json", "json+arenas" or "prometheus".
+// Returns 0, or -1 for an unknown format.
+int strata_stats_write(int fd, const char* format);
+}
 
 #endif  // STRATA_ALLOC_STATS_H_

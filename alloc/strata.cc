@@ -32,8 +32,11 @@
 #include "alloc/error.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
+#include "alloc/fork.h"
 #include "alloc/page_map.h"
+#include "alloc/release.h"
 #include "alloc/size_class.h"
+#include "alloc/stats.h"
 
 namespace strata {
 namespace {
@@ -52,7 +55,7 @@ ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, boo
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateInline(size_t size) {
   if (ABSL_PREDICT_TRUE(size <= internal::kMaxMediumSize)) {
-    return internal::tls_heap->Allocate(internal::SizeToClass(size));
+    return internal::tls_heap->Allocate(internal::SizeToClass(size), size);
   }
   return AllocateLargeOrFail(size, internal::kMaxNaturalAlign);
 }
@@ -182,6 +185,17 @@ size_t AlignedClass(size_t size, size_t align) {
   return 0;
 }
 
+// Start-up: the release engine's hooks and the fork handlers. (The
+// environment is read by the options' own constructor, priority 101.)
+__attribute__((constructor(102))) void InstallRuntime() {
+  internal::InstallReleaseEngine();
+  internal::SetSampler(&internal::WriteSample);
+  internal::InstallForkHandlers();
+}
+
+// STRATA_STATS_ON_EXIT (the stats_on_exit option): statistics at exit.
+__attribute__((destructor(101))) void StatsOnExit() { internal::WriteStatsOnExit(); }
+
 }  // namespace
 
 void* Allocate(size_t size) noexcept { return AllocateInline(size); }
@@ -197,7 +211,7 @@ void* AllocateZeroed(size_t count, size_t size) noexcept {
     // huge calloc does not fault in every page.
     return AllocateLargeOrFail(bytes, internal::kMaxNaturalAlign, /*zero=*/true);
   }
-  void* p = internal::tls_heap->Allocate(internal::SizeToClass(bytes));
+  void* p = internal::tls_heap->Allocate(internal::SizeToClass(bytes), bytes);
   if (p != nullptr) memset(p, 0, bytes);
   return p;
 }
@@ -211,7 +225,7 @@ void* AllocateAligned(size_t alignment, size_t size) noexcept {
   if (alignment <= 8) return AllocateInline(size);
   if (size == 0) size = 1;
   if (const size_t cls = AlignedClass(size, alignment)) {
-    return internal::tls_heap->Allocate(cls);
+    return internal::tls_heap->Allocate(cls, size);
   }
   return AllocateLargeOrFail(size, alignment);
 }
@@ -293,11 +307,13 @@ size_t ReleaseMemory() noexcept {
   Heap* self = internal::tls_heap;
   if (self == &internal::g_empty_heap) self = internal::AcquireHeapForThread();
   if (self != nullptr) {
+    // Dead threads' memory becomes ours (and releasable); blocks other
+    // threads sent us are freed; what we hold for others is handed over.
     self->CollectOrphans(~size_t{0});
     self->DrainRemote();
     self->FlushOutgoing();
   }
-  return internal::PurgeEmptyArenas() + internal::LargeReleaseCache();
+  return internal::ReleaseNow().Total();
 }
 
 bool Owns(const void* p) noexcept {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "alloc/heap.h"
+#include "alloc/release.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 
@@ -160,8 +161,11 @@ void Begin(const char* workload) {
 int Finish(uint64_t max_arenas) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
-  // Every worker has exited: adopt their heaps and drain every queue, twice,
-  // since draining one heap can forward blocks into another's queue.
+  // Every worker has exited; hold the release engine still (its background
+  // thread would otherwise be tidying orphans while we count), then adopt
+  // their heaps and drain every queue, thrice, since draining one heap can
+  // forward blocks into another's queue.
+  internal::PauseRelease();
   strata::Deallocate(strata::Allocate(8));  // make sure this thread has a heap
   internal::Heap* self = internal::tls_heap;
   for (int round = 0; round < 3; ++round) {
@@ -197,7 +201,7 @@ int Finish(uint64_t max_arenas) {
       g_workload, rc == 0 ? "OK" : "FAILED", seconds,
       (unsigned long long)g_ops.load(std::memory_order_relaxed), ru.ru_maxrss / 1024,
       (unsigned long long)stats.arenas_mapped, (unsigned long long)stats.arenas_empty,
-      (unsigned long long)stats.heaps, (unsigned long long)internal::ArenaDonations());
+      (unsigned long long)stats.heaps, (unsigned long long)stats.arena_donations);
   return rc;
 }
 

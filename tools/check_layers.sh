@@ -10,11 +10,11 @@ set -euo pipefail
 rank() {
   case "$1" in
     config|size_class|os) echo 0 ;;
-    fd_writer|error|page_map|meta_alloc) echo 1 ;;
-    arena|large|fork) echo 2 ;;
+    fd_writer|options|error|page_map|meta_alloc) echo 1 ;;
+    arena|large) echo 2 ;;
     heap) echo 3 ;;
-    strata|stats) echo 4 ;;
-    override) echo 5 ;;
+    release|fork|stats|strata) echo 4 ;;
+    override|flags) echo 5 ;;
     *) echo 9 ;;  # future top-level pieces (override, flags): may include all
   esac
 }

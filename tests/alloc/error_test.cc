@@ -58,17 +58,6 @@ TEST_F(ErrorDeathTest, RemoteDoubleFreeAborts) {
       "double free");
 }
 
-TEST_F(ErrorDeathTest, BadEnvironmentValueIsNamed) {
-  EXPECT_DEATH(
-      {
-        setenv("STRATA_ERROR_MODE", "sometimes", 1);
-        SetErrorMode(static_cast<ErrorMode>(0));  // force a re-read
-        GetErrorMode();
-        abort();
-      },
-      "STRATA_ERROR_MODE='sometimes' is not one of: abort, count; keeping abort");
-}
-
 TEST(ErrorTest, CountModeCountsAndLosesNothing) {
   SetErrorMode(ErrorMode::kCount);
   const uint64_t before = ErrorCount();

@@ -1,0 +1,501 @@
+// The options registry (see options.h). Parsing, range checks and messages
+// are written by hand so that nothing here allocates: the environment is
+// read before the first allocation is served.
+#include "alloc/options.h"
+
+#include <stdlib.h>
+
+#include <cstring>
+
+#include "alloc/fd_writer.h"
+#include "threading/spin_lock.h"
+
+namespace strata {
+namespace {
+
+constexpr OptionInfo kInfo[kNumOptions] = {
+#define STRATA_OPTION_INFO(id, name, type, def, lo, hi, runtime, choices, doc) \
+  {#name, OptionType::type, def, lo, hi, runtime, choices, doc},
+    STRATA_OPTION_LIST(STRATA_OPTION_INFO)
+#undef STRATA_OPTION_INFO
+};
+
+constexpr bool DefaultsAreInRange() {
+  for (const OptionInfo& i : kInfo) {
+    if (i.type == OptionType::kString) continue;
+    if (i.default_value < i.min || i.default_value > i.max) return false;
+  }
+  return true;
+}
+static_assert(DefaultsAreInRange(), "every default lies in its accepted range");
+
+// SYNCHRONIZATION
+//  - g_values: relaxed atomics (each knob stands alone).
+//  - g_sources: relaxed atomics, written after the value they describe.
+//  - g_strings: guarded by g_string_lock (read rarely: at exit, when
+//    sampling starts).
+//  - g_init_state: 0 = not read, 1 = being read, 2 = read. The reader's
+//    release store pairs with the acquire load of waiting threads.
+std::atomic<uint8_t> g_sources[kNumOptions] = {};
+constinit threading::SpinLock g_string_lock;
+char g_strings[kNumOptions][kMaxOptionString] = {};
+std::atomic<int> g_init_state{0};
+std::atomic<options_internal::ChangeHook> g_change_hook{nullptr};
+
+constexpr const char* kSourceNames[] = {"default", "env", "flag", "api"};
+
+// ---- Parsing ------------------------------------------------------------
+
+bool EqualsIgnoreCase(const char* a, size_t n, const char* b) {
+  if (strlen(b) != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    char c = a[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+// Parses an optionally negative decimal integer followed by a suffix that
+// the caller interprets. Returns false on overflow or no digits.
+bool ParseInteger(const char* s, int64_t* value, const char** suffix) {
+  while (*s == ' ') ++s;
+  const bool negative = *s == '-';
+  if (negative || *s == '+') ++s;
+  if (*s < '0' || *s > '9') return false;
+  uint64_t v = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (v > (uint64_t{1} << 62) / 10) return false;
+    v = v * 10 + static_cast<uint64_t>(*s - '0');
+    ++s;
+  }
+  *value = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  *suffix = s;
+  return true;
+}
+
+// Length of s without trailing spaces.
+size_t TrimmedLength(const char* s) {
+  size_t n = strlen(s);
+  while (n > 0 && s[n - 1] == ' ') --n;
+  return n;
+}
+
+bool ScaleBy(int64_t* v, int64_t factor) {
+  return !__builtin_mul_overflow(*v, factor, v);
+}
+
+bool ParseValue(const OptionInfo& info, const char* text, int64_t* out) {
+  switch (info.type) {
+    case OptionType::kBool: {
+      const size_t n = TrimmedLength(text);
+      for (const char* t : {"1", "true", "on", "yes"}) {
+        if (EqualsIgnoreCase(text, n, t)) return *out = 1, true;
+      }
+      for (const char* f : {"0", "false", "off", "no"}) {
+        if (EqualsIgnoreCase(text, n, f)) return *out = 0, true;
+      }
+      return false;
+    }
+    case OptionType::kEnum: {
+      const size_t n = TrimmedLength(text);
+      int64_t index = 0;
+      for (const char* c = info.choices; *c != '\0'; ++index) {
+        const char* end = strchr(c, '|');
+        const size_t len = end ? static_cast<size_t>(end - c) : strlen(c);
+        char name[32];
+        if (len < sizeof(name)) {
+          memcpy(name, c, len);
+          name[len] = '\0';
+          if (EqualsIgnoreCase(text, n, name)) return *out = index, true;
+        }
+        c += len + (end ? 1 : 0);
+      }
+      return false;
+    }
+    case OptionType::kInt:
+    case OptionType::kBytes:
+    case OptionType::kMillis: {
+      int64_t v;
+      const char* suffix;
+      if (!ParseInteger(text, &v, &suffix)) return false;
+      const size_t n = TrimmedLength(suffix);
+      if (n == 0) return *out = v, true;
+      if (info.type == OptionType::kBytes) {
+        static constexpr struct {
+          const char* names[4];
+          int64_t factor;
+        } kUnits[] = {{{"b", nullptr, nullptr, nullptr}, 1},
+                      {{"k", "kb", "kib", nullptr}, int64_t{1} << 10},
+                      {{"m", "mb", "mib", nullptr}, int64_t{1} << 20},
+                      {{"g", "gb", "gib", nullptr}, int64_t{1} << 30}};
+        for (const auto& unit : kUnits) {
+          for (const char* name : unit.names) {
+            if (name != nullptr && EqualsIgnoreCase(suffix, n, name)) {
+              return ScaleBy(&v, unit.factor) && (*out = v, true);
+            }
+          }
+        }
+      } else if (info.type == OptionType::kMillis) {
+        if (EqualsIgnoreCase(suffix, n, "ms")) return *out = v, true;
+        if (EqualsIgnoreCase(suffix, n, "s")) return ScaleBy(&v, 1000) && (*out = v, true);
+      }
+      return false;
+    }
+    case OptionType::kString:
+      return false;  // handled separately
+  }
+  return false;
+}
+
+// Writes v in decimal to out (no NUL); returns the length (at most 20).
+size_t FormatSigned(int64_t v, char* out) {
+  char tmp[24];
+  char* p = tmp + sizeof(tmp);
+  uint64_t u = v < 0 ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v);
+  do {
+    *--p = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  const size_t n = static_cast<size_t>(tmp + sizeof(tmp) - p);
+  memcpy(out, p, n);
+  return n;
+}
+
+// A string option's value is acceptable.
+bool ValidString(Option o, const char* text) {
+  if (strlen(text) >= kMaxOptionString) return false;
+  switch (o) {
+    case Option::kStatsOnExit:
+      return text[0] == '\0' || text[0] == '/' || strcmp(text, "0") == 0 ||
+             strcmp(text, "1") == 0 || strcmp(text, "stderr") == 0;
+    case Option::kSampleFile:
+      return text[0] == '\0' || text[0] == '/';
+    default:
+      return true;
+  }
+}
+
+// ---- Messages -----------------------------------------------------------
+
+// "expected ... in [min, max]" for option o.
+void WriteExpected(internal::FdWriter& w, Option o) {
+  const OptionInfo& info = kInfo[static_cast<size_t>(o)];
+  auto signed_value = [&w](int64_t v) -> internal::FdWriter& {
+    if (v < 0) {
+      w.Char('-');
+      return w.Uint(static_cast<uint64_t>(-(v + 1)) + 1);
+    }
+    return w.Uint(static_cast<uint64_t>(v));
+  };
+  switch (info.type) {
+    case OptionType::kBool:
+      w.Str("expected one of 0, 1, true, false, on, off, yes, no");
+      break;
+    case OptionType::kEnum:
+      w.Str("expected one of: ");
+      for (const char* c = info.choices; *c != '\0'; ++c) {
+        if (*c == '|') {
+          w.Str(", ");
+        } else {
+          w.Char(*c);
+        }
+      }
+      break;
+    case OptionType::kInt:
+      w.Str("expected an integer in [");
+      signed_value(info.min).Str(", ");
+      signed_value(info.max).Char(']');
+      break;
+    case OptionType::kBytes:
+      w.Str("expected a byte count in [");
+      signed_value(info.min).Str(", ");
+      signed_value(info.max).Str("] (suffixes k, m, g)");
+      break;
+    case OptionType::kMillis:
+      w.Str("expected milliseconds in [");
+      signed_value(info.min).Str(", ");
+      signed_value(info.max).Str("] (suffixes ms, s)");
+      break;
+    case OptionType::kString:
+      if (o == Option::kStatsOnExit) {
+        w.Str("expected empty, 0, 1, stderr or an absolute path");
+      } else if (o == Option::kSampleFile) {
+        w.Str("expected empty or an absolute path");
+      } else {
+        w.Str("expected text shorter than 256 bytes");
+      }
+      break;
+  }
+}
+
+void WriteOrigin(internal::FdWriter& w, Option o, OptionSource source) {
+  const char* name = kInfo[static_cast<size_t>(o)].name;
+  switch (source) {
+    case OptionSource::kEnv:
+      w.Str("STRATA_");
+      for (const char* c = name; *c != '\0'; ++c) {
+        w.Char(*c >= 'a' && *c <= 'z' ? static_cast<char>(*c - 'a' + 'A') : *c);
+      }
+      break;
+    case OptionSource::kFlag:
+      w.Str("--strata_").Str(name);
+      break;
+    default:
+      w.Str("the API");
+      break;
+  }
+}
+
+void ReportRejected(Option o, const char* text, OptionSource source, const char* why) {
+  internal::FdWriter w(2);
+  char current[kMaxOptionString];
+  FormatOptionValue(o, current, sizeof(current));
+  w.Str("strata: option ").Str(kInfo[static_cast<size_t>(o)].name).Str(": value '").Str(text);
+  w.Str("' from ");
+  WriteOrigin(w, o, source);
+  w.Str(" refused: ");
+  if (why != nullptr) {
+    w.Str(why);
+  } else {
+    WriteExpected(w, o);
+  }
+  w.Str("; keeping '").Str(current).Str("'\n");
+}
+
+void NotifyChange(Option o) {
+  // Acquire pairs with the release store in SetChangeHook().
+  if (options_internal::ChangeHook hook = g_change_hook.load(std::memory_order_acquire)) hook(o);
+}
+
+void Store(Option o, int64_t value, OptionSource source) {
+  const size_t i = static_cast<size_t>(o);
+  // Relaxed: see g_values / g_sources.
+  options_internal::g_values[i].store(value, std::memory_order_relaxed);
+  g_sources[i].store(static_cast<uint8_t>(source), std::memory_order_relaxed);
+  NotifyChange(o);
+}
+
+bool InitDone() {
+  // Acquire pairs with the release store at the end of EnsureInitialized().
+  return g_init_state.load(std::memory_order_acquire) == 2;
+}
+
+// Applies text to option o from `source`. Reports and returns false when
+// refused.
+bool Apply(Option o, const char* text, OptionSource source) {
+  const OptionInfo& info = kInfo[static_cast<size_t>(o)];
+  if (!info.runtime && source != OptionSource::kEnv && InitDone()) {
+    ReportRejected(o, text, source, "only the environment can set it (read at start-up)");
+    return false;
+  }
+  if (info.type == OptionType::kString) {
+    if (!ValidString(o, text)) {
+      ReportRejected(o, text, source, nullptr);
+      return false;
+    }
+    {
+      threading::SpinLockHolder hold(&g_string_lock);
+      strcpy(g_strings[static_cast<size_t>(o)], text);
+    }
+    Store(o, 0, source);
+    return true;
+  }
+  int64_t value;
+  if (!ParseValue(info, text, &value) || value < info.min || value > info.max) {
+    ReportRejected(o, text, source, nullptr);
+    return false;
+  }
+  Store(o, value, source);
+  return true;
+}
+
+}  // namespace
+
+namespace options_internal {
+
+constinit std::atomic<int64_t> g_values[kNumOptions] = {
+#define STRATA_OPTION_DEFAULT(id, name, type, def, lo, hi, runtime, choices, doc) \
+  std::atomic<int64_t>(def),
+    STRATA_OPTION_LIST(STRATA_OPTION_DEFAULT)
+#undef STRATA_OPTION_DEFAULT
+};
+
+void ReadEnvironment() {
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    char env_name[64] = "STRATA_";
+    size_t n = 7;
+    for (const char* c = kInfo[i].name; *c != '\0' && n + 1 < sizeof(env_name); ++c) {
+      env_name[n++] = *c >= 'a' && *c <= 'z' ? static_cast<char>(*c - 'a' + 'A') : *c;
+    }
+    env_name[n] = '\0';
+    // getenv reads environ and never allocates.
+    if (const char* text = getenv(env_name)) Apply(static_cast<Option>(i), text, OptionSource::kEnv);
+  }
+}
+
+void ReadEnvironmentForTesting() { ReadEnvironment(); }
+
+void EnsureInitialized() {
+  if (InitDone()) return;
+  int expected = 0;
+  // Acquire on failure pairs with the final release store: a thread that
+  // finds the work done (state 2) sees its results.
+  if (!g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                            std::memory_order_acquire)) {
+    // Another thread is reading the environment: it never allocates and
+    // takes microseconds, so wait for it.
+    while (!InitDone()) threading::CpuRelax();
+    return;
+  }
+  ReadEnvironment();
+  // Release pairs with the acquire loads in InitDone().
+  g_init_state.store(2, std::memory_order_release);
+}
+
+void SetChangeHook(ChangeHook hook) {
+  // Release pairs with the acquire load in NotifyChange().
+  g_change_hook.store(hook, std::memory_order_release);
+}
+
+void LockForFork() { g_string_lock.Lock(); }
+void UnlockForFork() { g_string_lock.Unlock(); }
+
+void ResetForTesting() {
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    {
+      threading::SpinLockHolder hold(&g_string_lock);
+      g_strings[i][0] = '\0';
+    }
+    Store(static_cast<Option>(i), kInfo[i].type == OptionType::kString ? 0 : kInfo[i].default_value,
+          OptionSource::kDefault);
+  }
+}
+
+// The environment is read by a start-up constructor as well as on the first
+// slow path, so that knobs of a program that allocates nothing (or only
+// large blocks) before main still take effect.
+__attribute__((constructor(101))) void ReadEnvironmentAtStartUp() { EnsureInitialized(); }
+
+}  // namespace options_internal
+
+const OptionInfo& GetOptionInfo(Option o) { return kInfo[static_cast<size_t>(o)]; }
+
+bool FindOption(const char* name, Option* out) {
+  if (strncmp(name, "strata_", 7) == 0) name += 7;
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    if (strcmp(kInfo[i].name, name) == 0) {
+      *out = static_cast<Option>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void GetStringOption(Option o, char* buf, size_t len) {
+  if (len == 0) return;
+  threading::SpinLockHolder hold(&g_string_lock);
+  const char* s = g_strings[static_cast<size_t>(o)];
+  const size_t n = strnlen(s, len - 1);
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+}
+
+OptionSource GetOptionSource(Option o) {
+  // Relaxed: see g_sources.
+  return static_cast<OptionSource>(g_sources[static_cast<size_t>(o)].load(std::memory_order_relaxed));
+}
+
+const char* OptionSourceName(OptionSource s) { return kSourceNames[static_cast<size_t>(s)]; }
+
+bool SetOption(Option o, int64_t value) {
+  char text[24];
+  text[FormatSigned(value, text)] = '\0';  // for a possible message
+  const OptionInfo& info = kInfo[static_cast<size_t>(o)];
+  if (info.type == OptionType::kString) {
+    ReportRejected(o, text, OptionSource::kApi, "a text option: use SetOptionByName");
+    return false;
+  }
+  if (!info.runtime && InitDone()) {
+    ReportRejected(o, text, OptionSource::kApi, "only the environment can set it (read at start-up)");
+    return false;
+  }
+  if (value < info.min || value > info.max) {
+    ReportRejected(o, text, OptionSource::kApi, nullptr);
+    return false;
+  }
+  Store(o, value, OptionSource::kApi);
+  return true;
+}
+
+bool SetOptionByName(const char* name, const char* value, OptionSource source) {
+  Option o;
+  if (!FindOption(name, &o)) {
+    internal::FdWriter w(2);
+    w.Str("strata: unknown option '").Str(name).Str("' (value '").Str(value).Str("' ignored)\n");
+    return false;
+  }
+  return Apply(o, value, source);
+}
+
+size_t FormatOptionValue(Option o, char* buf, size_t len) {
+  if (len == 0) return 0;
+  const OptionInfo& info = kInfo[static_cast<size_t>(o)];
+  if (info.type == OptionType::kString) {
+    GetStringOption(o, buf, len);
+    return strlen(buf);
+  }
+  const int64_t v = GetOption(o);
+  char tmp[32];
+  size_t n = 0;
+  if (info.type == OptionType::kBool) {
+    const char* s = v ? "1" : "0";
+    n = strlen(s);
+    memcpy(tmp, s, n);
+  } else if (info.type == OptionType::kEnum) {
+    const char* c = info.choices;
+    for (int64_t k = 0; k < v && c != nullptr; ++k) {
+      c = strchr(c, '|');
+      if (c != nullptr) ++c;
+    }
+    if (c == nullptr) c = "?";
+    const char* end = strchr(c, '|');
+    n = end ? static_cast<size_t>(end - c) : strlen(c);
+    if (n > sizeof(tmp)) n = sizeof(tmp);
+    memcpy(tmp, c, n);
+  } else {
+    n = FormatSigned(v, tmp);
+  }
+  if (n >= len) n = len - 1;
+  memcpy(buf, tmp, n);
+  buf[n] = '\0';
+  return n;
+}
+
+}  // namespace strata
+
+extern "C" {
+
+int strata_option_set(const char* name, const char* value) {
+  return strata::SetOptionByName(name, value, strata::OptionSource::kApi) ? 0 : -1;
+}
+
+int strata_option_set_int(const char* name, long long value) {
+  strata::Option o;
+  if (!strata::FindOption(name, &o)) {
+    strata::internal::FdWriter w(2);
+    w.Str("strata: unknown option '").Str(name).Str("'\n");
+    return -1;
+  }
+  return strata::SetOption(o, value) ? 0 : -1;
+}
+
+int strata_option_get(const char* name, char* buf, size_t len) {
+  strata::Option o;
+  if (!strata::FindOption(name, &o)) return -1;
+  strata::FormatOptionValue(o, buf, len);
+  return 0;
+}
+
+}  // extern "C"
