@@ -103,6 +103,10 @@ ALLOCATORS = [
 # Runs one command and reports its rusage (see measure.cc).
 MEASURE = os.path.join(RUNFILES_ROOT, "tools", "bench", "measure")
 
+# Above this many CPUs busy with other work on average, the report warns that
+# wall times are noisy.
+BUSY_WARNING = 0.25
+
 # What the dynamic loader prints when it cannot preload a library (and then
 # carries on with glibc's malloc, which would silently measure the wrong thing).
 PRELOAD_ERROR = "cannot be preloaded"
@@ -234,6 +238,7 @@ def run_once(argv, preload, timeout, extra_env=None):
             (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
             (os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
         ]
+        busy_before = system_busy_seconds()
         # Its own process group, so that a timeout kills the workload too.
         pid = os.posix_spawn(MEASURE, measure, env, file_actions=actions, setpgroup=0)
         # A pidfd becomes readable when measure exits: wait with a timeout.
@@ -245,6 +250,7 @@ def run_once(argv, preload, timeout, extra_env=None):
             _, measure_status, _ = os.wait4(pid, 0)
         finally:
             os.close(pidfd)
+        busy = system_busy_seconds() - busy_before
         with open(out_path, errors="replace") as f:
             stdout = f.read()
         with open(err_path, errors="replace") as f:
@@ -258,17 +264,33 @@ def run_once(argv, preload, timeout, extra_env=None):
             describe_status(measure_status), command_text(argv, preload), indent(stderr[-2000:])))
     user = float(fields.get("user_s", "nan"))
     system = float(fields.get("sys_s", "nan"))
+    wall = float(fields.get("wall_s", "nan"))
     return {
         "status": int(fields.get("status", -1)),
         "timed_out": timed_out,
-        "wall_s": float(fields.get("wall_s", "nan")),
+        "wall_s": wall,
         "user_s": user,
         "sys_s": system,
         "cpu_s": user + system,
         "maxrss_kib": int(fields.get("maxrss_kib", -1)),  # KiB on Linux
+        # CPUs kept busy by everything else on the machine meanwhile: other
+        # work steals time from the workload and makes its wall time noisy.
+        "other_cpus": max(0.0, busy - user - system) / wall if wall > 0 else 0.0,
         "stdout": stdout,
         "stderr": stderr,
     }
+
+
+def system_busy_seconds():
+    """CPU seconds spent by the whole machine (all CPUs, not idle), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user: the first 8 fields are the total.
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def describe_status(status):
@@ -374,6 +396,7 @@ def run_comparison(args, allocators, rows, results):
                     "rep": rep + 1, "workload": w.name, "threads": threads, "allocator": name,
                     "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "user_s": r["user_s"],
                     "sys_s": r["sys_s"], "maxrss_kib": r["maxrss_kib"],
+                    "other_cpus": round(r["other_cpus"], 3),
                 }
                 results.append(record)
                 where = "workload %s (t=%d) under %s" % (w.name, threads, name)
@@ -490,7 +513,7 @@ def table(metric, rows, med, allocators, base):
         return cells
 
     footer = []
-    if metric == "wall_s":
+    if metric in ("wall_s", "cpu_s"):
         footer.append(ratio_row("**geomean, all**", rows))
         mt = [(w, t) for w, t in rows if t > 1]
         if mt and len(mt) != len(rows):
@@ -529,7 +552,28 @@ def shown_path(path):
     return path
 
 
-def report(args, rows, med, allocators, base, elapsed, chart_path):
+def interference(results):
+    """(mean, max) CPUs used by other processes during the runs, or None."""
+    values = [r["other_cpus"] for r in results if "other_cpus" in r]
+    if not values:
+        return None
+    return sum(values) / len(values), max(values)
+
+
+def interference_text(results):
+    busy = interference(results)
+    if busy is None:
+        return None
+    mean, peak = busy
+    text = ("other processes kept %.2f of %d CPUs busy on average during the runs (at most %.2f)"
+            % (mean, os.cpu_count() or 0, peak))
+    if mean > BUSY_WARNING:
+        text += ("; wall times are noisy (see the spread column): CPU times are steadier, or "
+                 "rerun on a quiet machine")
+    return text
+
+
+def report(args, rows, med, allocators, base, elapsed, chart_path, results):
     """The Markdown report (list of lines); the terminal gets the tables."""
     lines = []
     lines.append("# strata vs. peers: benchmark comparison")
@@ -543,13 +587,16 @@ def report(args, rows, med, allocators, base, elapsed, chart_path):
                  "scale %g; seed %d; whole run %.0f s" % (
                      args.repeats, ",".join(map(str, args.thread_counts)), args.scale, args.seed,
                      elapsed))
+    busy = interference_text(results)
+    if busy:
+        lines.append("- machine: " + busy)
     lines.append("- allocators: " + ", ".join(
         "%s (%s)" % (n, shown_path(p)) for n, p in allocators))
     lines.append("- cells: median; a peer's cell also shows its ratio to %s in parentheses "
                  "(peer / %s: above 1 means %s is faster or smaller). `spread`: the largest "
                  "(max - min) / median over the row's allocators." % (base, base, base))
     lines.append("")
-    for metric in ("wall_s", "maxrss_kib", "cpu_s"):
+    for metric in ("wall_s", "cpu_s", "maxrss_kib"):
         title, unit, _ = METRICS[metric]
         lines.append("## %s (%s)" % (title, unit))
         lines.append("")
@@ -652,7 +699,7 @@ def ensure_dir(path, ignore_it):
 
 def write_raw(results, csv_path, json_path, args, allocators):
     columns = ["rep", "workload", "threads", "allocator", "wall_s", "cpu_s", "user_s", "sys_s",
-               "maxrss_kib", "self_time_s", "ops", "checksum"]
+               "maxrss_kib", "other_cpus", "self_time_s", "ops", "checksum"]
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -747,17 +794,20 @@ def main(argv):
         chart_written = write_chart(chart_path, rows, med, allocators, base)
     lines = report(args, rows, med, allocators, base, elapsed,
                    chart_path if chart_written and os.path.dirname(chart_path) ==
-                   os.path.dirname(md_path) else None)
+                   os.path.dirname(md_path) else None, results)
     ensure_dir(md_path, md_ignore)
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
     print()
-    for metric in ("wall_s", "maxrss_kib"):
+    for metric in ("wall_s", "cpu_s", "maxrss_kib"):
         title, unit, _ = METRICS[metric]
         print("%s (%s; in parentheses: peer / %s, above 1 means %s wins)" % (title, unit, base, base))
         print("\n".join(table(metric, rows, med, allocators, base)))
         print()
+    busy = interference_text(results)
+    if busy:
+        print("machine:   " + busy)
     print("whole run: %.1f s (%d runs)" % (elapsed, len(results)))
     print("markdown:  %s" % md_path)
     if chart_written:
