@@ -86,8 +86,7 @@ void* Heap::AllocateSlow(size_t cls, size_t size) {
     }
     return h->Allocate(cls, size);
   }
-  const bool want_stats = GetOption(Option::kStats) != 0;
-  if (ABSL_PREDICT_FALSE(want_stats != stats_mode_)) SetStatsMode(want_stats);
+  SyncStatsMode();
   if (stats_mode_) {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
@@ -95,6 +94,11 @@ void* Heap::AllocateSlow(size_t cls, size_t size) {
     if (d->free != kFreeListEnd) return PopFree(d);
   }
   return Refill(cls);
+}
+
+void Heap::SyncStatsMode() {
+  const bool want = GetOption(Option::kStats) != 0;
+  if (want != stats_mode_) SetStatsMode(want);
 }
 
 void Heap::SetStatsMode(bool on) {
@@ -304,12 +308,27 @@ size_t Heap::CacheBudget() const {
 
 void Heap::TrimToBudget(uint32_t now) {
   const size_t budget = CacheBudget();
+  RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenasOverBudget(budget, now);
   DonateOverBudget(budget);
   // Retry only after another quarter of the budget (or 16 pools) is freed:
   // pinned arenas that could not be given away are not rescanned per free.
   const size_t step = budget / kPoolSize / 4 > 16 ? budget / kPoolSize / 4 : 16;
   next_trim_pools_ = free_pools_ + step;
+}
+
+void Heap::RetireEmptyCurrentRuns(uint32_t now) {
+  // A current run with no live block is kept for the class's next
+  // allocation; over budget, it must not pin an otherwise free arena.
+  threading::SpinLockHolder hold(&meta_lock_);
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    PoolDesc* d = runs_[cls];
+    if (d == &g_empty_pool || d->used.Get() != 0) continue;
+    runs_[cls] = &g_empty_pool;
+    current_[cls] = &g_empty_pool;
+    d->list = PoolList::kNone;
+    ReleaseRunLocked(d, now);
+  }
 }
 
 void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now) {
@@ -332,6 +351,12 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now) {
 }
 
 void Heap::ReleaseEmptyArenas(uint32_t now) { ReleaseEmptyArenasOverBudget(0, now); }
+
+void Heap::ReturnEmptyArenas() {
+  const uint32_t now = os::NowMs();
+  RetireEmptyCurrentRuns(now);
+  ReleaseEmptyArenas(now);
+}
 
 void Heap::DonateOverBudget(size_t budget) {
   // With hysteresis (only when twice over budget): arenas that are
@@ -746,6 +771,8 @@ bool Heap::IsValid() const {
       if (d->free == kFreeListEnd && d->carved == d->capacity) return false;
     }
   }
+  // The purger may be updating dirty masks: read the arenas under the lock.
+  threading::SpinLockHolder hold(&meta_lock_);
   size_t arenas = 0, empty = 0, free_pools = 0;
   for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
     for (const ArenaHeader* a = list; a != nullptr; a = a->next) {

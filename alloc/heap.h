@@ -179,6 +179,15 @@ class alignas(kCacheLine) Heap {
     }
   }
 
+  // Returns every empty arena this heap owns to the shared stack (where the
+  // release policy purges and unmaps them). Owner thread only.
+  void ReturnEmptyArenas();
+
+  // Follows the `stats` option: in detailed mode every allocation takes the
+  // counting slow path. Each heap follows it on its next slow path; this
+  // makes the calling thread's heap follow now. Owner thread only.
+  void SyncStatsMode();
+
   // Free pools this heap holds in its arenas (owner view), in bytes.
   size_t CachedPoolBytes() const { return free_pools_ * kPoolSize; }
 
@@ -195,6 +204,7 @@ class alignas(kCacheLine) Heap {
 
   // Checks the owner-side invariants of every run this heap holds.
   // REQUIRES: owner thread (or quiescent).
+  // Takes meta_lock_.
   bool IsValid() const;
 
   // True while the heap owns arenas (so it may hold live blocks).
@@ -228,6 +238,7 @@ class alignas(kCacheLine) Heap {
   void* PopCarving(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
   void SetStatsMode(bool on);
+  void RetireEmptyCurrentRuns(uint32_t now);
   // Index of a run of n free pools in an owned arena (stored in *arena),
   // or -1 when the first kRunSearchLimit arenas with free pools have none.
   int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
@@ -274,7 +285,7 @@ class alignas(kCacheLine) Heap {
   HeapCounters counters_;
 
   // Touched by other threads: on their own cache lines.
-  alignas(kCacheLine) threading::SpinLock meta_lock_;
+  alignas(kCacheLine) mutable threading::SpinLock meta_lock_;
   alignas(kCacheLine) threading::MpscQueue<FreeBlock> remote_;
   std::atomic<int64_t> queued_bytes_{0};
   // Suspected double frees: any thread CASes null -> block into a slot and

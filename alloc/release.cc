@@ -200,6 +200,12 @@ void GlobalDecay(uint32_t now, bool released) {
 }
 
 void OnOptionChange(Option o) {
+  if (o == Option::kStats) {
+    // The calling thread follows at once; every other heap on its next
+    // slow path (see Heap::SyncStatsMode).
+    if (tls_heap != &g_empty_heap) tls_heap->SyncStatsMode();
+    return;
+  }
   if (o != Option::kBackgroundRelease && o != Option::kSampleIntervalMs) return;
   // Values from the environment are applied at start-up, inside the first
   // allocation: the thread starts later, on first need.

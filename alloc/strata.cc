@@ -307,11 +307,18 @@ size_t ReleaseMemory() noexcept {
   Heap* self = internal::tls_heap;
   if (self == &internal::g_empty_heap) self = internal::AcquireHeapForThread();
   if (self != nullptr) {
-    // Dead threads' memory becomes ours (and releasable); blocks other
-    // threads sent us are freed; what we hold for others is handed over.
-    self->CollectOrphans(~size_t{0});
-    self->DrainRemote();
+    // What we hold for others is handed over (to dead threads' heaps too,
+    // which are absorbed next); dead threads' memory becomes ours, and the
+    // blocks parked in free heaps' queues are forwarded; then every block
+    // sent to us is freed (twice: draining can forward blocks back to us).
     self->FlushOutgoing();
+    self->CollectOrphans(~size_t{0});
+    for (int round = 0; round < 2; ++round) {
+      self->DrainRemote();
+      self->FlushOutgoing();
+    }
+    // Our spare arenas go to the shared stack, to be purged or unmapped.
+    self->ReturnEmptyArenas();
   }
   return internal::ReleaseNow().Total();
 }
