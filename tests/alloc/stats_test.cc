@@ -3,12 +3,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <barrier>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "alloc/release.h"
 #include "alloc/size_class.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/sanitizer.h"
 
 namespace strata {
 namespace {
@@ -59,6 +65,155 @@ TEST(StatsTest, TableIsWrittenWithoutAllocating) {
   EXPECT_NE(text.find("# arenas:"), std::string::npos);
   EXPECT_NE(text.find("# OS:"), std::string::npos);
   Deallocate(p);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+uint64_t ClassBytes(const Stats& s) {
+  uint64_t bytes = 0;
+  for (size_t c = 1; c < kNumSizeClasses; ++c) {
+    bytes += s.classes[c].blocks_in_use * s.classes[c].block_size;
+  }
+  return bytes;
+}
+
+// Under concurrent load (threads allocating, freeing their own and each
+// other's blocks, small, medium and large) every snapshot is internally
+// consistent, and at each pause live bytes equal the test's own count.
+TEST(StatsConcurrencyTest, SnapshotsAreConsistentAndLiveBytesMatchAShadowCount) {
+  constexpr int kThreads = 4;
+  const int kRounds = testing::Scaled(6, 3);
+  const int kOpsPerRound = testing::Scaled(20000, 3000);
+  std::atomic<int64_t> shadow{0};  // usable bytes the test holds
+  std::atomic<void*> exchange[64] = {};
+  std::atomic<bool> stop_reader{false};
+  std::barrier sync(kThreads + 1);
+
+  std::thread reader([&] {
+    static Stats s;  // only this thread uses it
+    uint64_t snapshots = 0;
+    while (!stop_reader.load(std::memory_order_acquire)) {
+      GetStats(&s);
+      ++snapshots;
+      ASSERT_EQ(ClassBytes(s), s.small_bytes_in_use);
+      ASSERT_EQ(s.live_bytes, s.retention.in_use + s.retention.in_use_large);
+      ASSERT_EQ(s.retention.in_use + s.retention.in_remote_transit, s.small_bytes_in_use);
+      uint64_t batches = 0;
+      for (uint64_t b : s.batch_histogram) batches += b;
+      ASSERT_EQ(batches, s.remote_batches);
+    }
+    EXPECT_GT(snapshots, 0u);
+  });
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < kThreads; ++t) {
+    workers.emplace_back([&, t] {
+      uint64_t x = 0x9E3779B97F4A7C15ull * (t + 1);
+      auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+      };
+      std::vector<void*> mine;
+      for (int round = 0; round < kRounds; ++round) {
+        for (int i = 0; i < kOpsPerRound; ++i) {
+          const uint64_t r = next();
+          if (mine.empty() || r % 3 != 0) {
+            const size_t size = r % 97 == 0 ? 100000 + r % 200000 : 8 + r % 3000;
+            void* p = Allocate(size);
+            memset(p, 1, 16);
+            shadow.fetch_add(static_cast<int64_t>(UsableSize(p)), std::memory_order_relaxed);
+            mine.push_back(p);
+          } else {
+            const size_t k = r % mine.size();
+            void* p = mine[k];
+            mine[k] = mine.back();
+            mine.pop_back();
+            // Half the frees go through another thread's hands.
+            if (r & 8) p = exchange[r % 64].exchange(p, std::memory_order_acq_rel);
+            if (p != nullptr) {
+              shadow.fetch_sub(static_cast<int64_t>(UsableSize(p)), std::memory_order_relaxed);
+              Deallocate(p);
+            }
+          }
+        }
+        sync.arrive_and_wait();  // pause: the main thread checks
+        sync.arrive_and_wait();  // resume
+      }
+      for (void* p : mine) {
+        shadow.fetch_sub(static_cast<int64_t>(UsableSize(p)), std::memory_order_relaxed);
+        Deallocate(p);
+      }
+    });
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    sync.arrive_and_wait();
+    internal::PauseRelease();
+    Stats s;
+    GetStats(&s);
+    // (Blocks parked in the exchange slots are still counted in the shadow.)
+    EXPECT_EQ(static_cast<int64_t>(s.live_bytes), shadow.load()) << "round " << round;
+    EXPECT_EQ(s.retention.Total(), s.os_mapped_bytes) << "round " << round;
+    internal::ResumeRelease();
+    sync.arrive_and_wait();
+  }
+  for (auto& t : workers) t.join();
+  stop_reader.store(true, std::memory_order_release);
+  reader.join();
+  for (auto& slot : exchange) {
+    if (void* p = slot.exchange(nullptr)) Deallocate(p);
+  }
+}
+
+// At rest, the retention report accounts for every byte strata has mapped,
+// through every kind of memory: live and freed blocks, cross-thread frees
+// still travelling, dead threads' heaps, empty and purged arenas, large
+// blocks live and cached.
+TEST(RetentionTest, AccountsForEveryMappedByte) {
+  auto check = [](const char* when) {
+    internal::PauseRelease();
+    Stats s;
+    GetStats(&s);
+    EXPECT_EQ(s.retention.Total(), s.os_mapped_bytes) << when;
+    internal::ResumeRelease();
+    return s;
+  };
+  check("start");
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; ++i) blocks.push_back(Allocate(16 + (i * 37) % 4000));
+  void* big = Allocate(3 << 20);
+  void* cached = Allocate(1 << 20);
+  Deallocate(cached);
+  Stats s = check("live blocks, a cached large mapping");
+  EXPECT_GE(s.retention.in_use, 20000u * 16);
+  EXPECT_GE(s.retention.in_use_large, 3u << 20);
+  EXPECT_GT(s.retention.large_cached, 0u);
+  EXPECT_GT(s.retention.arena_headers, 0u);
+  EXPECT_GT(s.retention.metadata, 0u);
+
+  // Freed by another thread that then exits: blocks in transit to us, and a
+  // dead thread's heap.
+  std::thread([&] {
+    std::vector<void*> own;
+    for (int i = 0; i < 5000; ++i) own.push_back(Allocate(48));
+    for (size_t i = 0; i < blocks.size(); i += 2) Deallocate(blocks[i]);
+    for (size_t i = 0; i < own.size(); i += 3) blocks.push_back(own[i]);  // outlive the thread
+    for (size_t i = 0; i < own.size(); ++i) {
+      if (i % 3 != 0) Deallocate(own[i]);
+    }
+  }).join();
+  s = check("after a thread freed our blocks and exited");
+  EXPECT_GT(s.retention.in_remote_transit, 0u);
+  for (size_t i = 1; i < blocks.size(); i += 2) Deallocate(blocks[i]);
+  Deallocate(big);
+  ReleaseMemory();
+  s = check("after ReleaseMemory");
+  EXPECT_GT(s.retention.free_pools_purged + s.retention.empty_arenas_purged, 0u);
 }
 
 }  // namespace
