@@ -106,6 +106,11 @@ MEASURE = os.path.join(RUNFILES_ROOT, "tools", "bench", "measure")
 # Above this many CPUs busy with other work on average, the report warns that
 # wall times are noisy.
 BUSY_WARNING = 0.25
+# A run during which other processes kept more CPUs than this busy is set
+# aside when its cell has undisturbed runs (they double wall times here).
+DISTURBED = 0.5
+# Runs shorter than this are not judged (/proc/stat's ticks are too coarse).
+MIN_WALL_FOR_LOAD = 0.25
 
 # What the dynamic loader prints when it cannot preload a library (and then
 # carries on with glibc's malloc, which would silently measure the wrong thing).
@@ -160,6 +165,10 @@ def parse_args(argv):
     p.add_argument("--chart", default=None, help="PNG chart (default OUT_DIR/compare.png)")
     p.add_argument("--csv", default=None, help="raw runs as CSV (default OUT_DIR/compare.csv)")
     p.add_argument("--json", default=None, help="raw runs as JSON (default OUT_DIR/compare.json)")
+    p.add_argument("--keep-disturbed", action="store_true",
+                   help="use every run in the medians; by default a run during which other "
+                        "processes kept more than %g CPU busy is left out of a cell that has "
+                        "undisturbed runs" % DISTURBED)
     p.add_argument("--no-chart", action="store_true", help="skip the chart")
     p.add_argument("--verbose", action="store_true", help="print each run's result line")
     p.add_argument("--list", action="store_true", help="list workloads and allocators, then exit")
@@ -275,7 +284,9 @@ def run_once(argv, preload, timeout, extra_env=None):
         "maxrss_kib": int(fields.get("maxrss_kib", -1)),  # KiB on Linux
         # CPUs kept busy by everything else on the machine meanwhile: other
         # work steals time from the workload and makes its wall time noisy.
-        "other_cpus": max(0.0, busy - user - system) / wall if wall > 0 else 0.0,
+        # /proc/stat counts in ticks (10 ms): too coarse for short runs.
+        "other_cpus": (max(0.0, busy - user - system) / wall
+                       if wall >= MIN_WALL_FOR_LOAD else None),
         "stdout": stdout,
         "stderr": stderr,
     }
@@ -396,7 +407,8 @@ def run_comparison(args, allocators, rows, results):
                     "rep": rep + 1, "workload": w.name, "threads": threads, "allocator": name,
                     "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "user_s": r["user_s"],
                     "sys_s": r["sys_s"], "maxrss_kib": r["maxrss_kib"],
-                    "other_cpus": round(r["other_cpus"], 3),
+                    "other_cpus": (None if r["other_cpus"] is None
+                                   else round(r["other_cpus"], 3)),
                 }
                 results.append(record)
                 where = "workload %s (t=%d) under %s" % (w.name, threads, name)
@@ -439,7 +451,15 @@ def indent(text):
 
 # ---- Tables -----------------------------------------------------------------
 
-def medians(results):
+def undisturbed(runs, keep_all):
+    """The runs a cell's medians use: those during which other processes kept
+    at most DISTURBED CPUs busy, when there are any (the choice rests on the
+    machine, never on the measured times); all of them with keep_all."""
+    calm = [r for r in runs if (r.get("other_cpus") or 0.0) <= DISTURBED]
+    return runs if keep_all or not calm else calm
+
+
+def medians(results, keep_all=False):
     """(workload, threads, allocator) -> {metric: median} and relative spread."""
     groups = {}
     for r in results:
@@ -447,8 +467,9 @@ def medians(results):
             continue
         groups.setdefault((r["workload"], r["threads"], r["allocator"]), []).append(r)
     out = {}
-    for key, runs in groups.items():
-        m = {}
+    for key, all_runs in groups.items():
+        runs = undisturbed(all_runs, keep_all)
+        m = {"runs_used": len(runs), "runs": len(all_runs)}
         for metric in ("wall_s", "cpu_s", "maxrss_kib"):
             values = [run[metric] for run in runs]
             med = statistics.median(values)
@@ -554,19 +575,25 @@ def shown_path(path):
 
 def interference(results):
     """(mean, max) CPUs used by other processes during the runs, or None."""
-    values = [r["other_cpus"] for r in results if "other_cpus" in r]
+    values = [r["other_cpus"] for r in results if r.get("other_cpus") is not None]
     if not values:
         return None
     return sum(values) / len(values), max(values)
 
 
-def interference_text(results):
+def interference_text(results, med, keep_all):
     busy = interference(results)
     if busy is None:
         return None
     mean, peak = busy
     text = ("other processes kept %.2f of %d CPUs busy on average during the runs (at most %.2f)"
             % (mean, os.cpu_count() or 0, peak))
+    set_aside = sum(m["runs"] - m["runs_used"] for m in med.values())
+    if set_aside:
+        text += ("; %d of %d runs, disturbed (> %g CPU busy elsewhere), were left out of "
+                 "medians that had undisturbed runs" % (set_aside, len(results), DISTURBED))
+    elif keep_all:
+        text += "; every run counts (--keep-disturbed)"
     if mean > BUSY_WARNING:
         text += ("; wall times are noisy (see the spread column): CPU times are steadier, or "
                  "rerun on a quiet machine")
@@ -587,14 +614,15 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
                  "scale %g; seed %d; whole run %.0f s" % (
                      args.repeats, ",".join(map(str, args.thread_counts)), args.scale, args.seed,
                      elapsed))
-    busy = interference_text(results)
+    busy = interference_text(results, med, args.keep_disturbed)
     if busy:
         lines.append("- machine: " + busy)
     lines.append("- allocators: " + ", ".join(
         "%s (%s)" % (n, shown_path(p)) for n, p in allocators))
     lines.append("- cells: median; a peer's cell also shows its ratio to %s in parentheses "
                  "(peer / %s: above 1 means %s is faster or smaller). `spread`: the largest "
-                 "(max - min) / median over the row's allocators." % (base, base, base))
+                 "(max - min) / median over the row's allocators, among the runs used."
+                 % (base, base, base))
     lines.append("")
     for metric in ("wall_s", "cpu_s", "maxrss_kib"):
         title, unit, _ = METRICS[metric]
@@ -787,7 +815,7 @@ def main(argv):
         note("the runs so far are in %s" % csv_path)
         return 1
 
-    med = medians(results)
+    med = medians(results, args.keep_disturbed)
     chart_written = False
     if not args.no_chart:
         ensure_dir(chart_path, chart_ignore)
@@ -805,7 +833,7 @@ def main(argv):
         print("%s (%s; in parentheses: peer / %s, above 1 means %s wins)" % (title, unit, base, base))
         print("\n".join(table(metric, rows, med, allocators, base)))
         print()
-    busy = interference_text(results)
+    busy = interference_text(results, med, args.keep_disturbed)
     if busy:
         print("machine:   " + busy)
     print("whole run: %.1f s (%d runs)" % (elapsed, len(results)))
