@@ -163,7 +163,7 @@ bool PoolDesc::HasFreeBlock(const void* p) const {
 void LockArenaSourceForFork() { g_reserve_lock.Lock(); }
 void UnlockArenaSourceForFork() { g_reserve_lock.Unlock(); }
 
-ArenaDecayResult DecayEmptyArenas(uint32_t now, int64_t delay_ms, size_t retained, bool force) {
+ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retained, bool force) {
   ArenaDecayResult result{0, 0};
   if (delay_ms < 0 && !force) return result;
   // Take the whole stack, newest first; keep the newest `retained`, purge
@@ -217,13 +217,13 @@ ArenaHeader* AcquireArena(Heap* owner) {
   return arena;
 }
 
-void ReleaseArena(ArenaHeader* arena, uint32_t now) {
+void ReleaseArena(ArenaHeader* arena, uint64_t now) {
   ArenaRecord* r = arena->record;
   // Relaxed: the release in the stack push below orders these stores (and
   // the whole header) before any later acquirer pops the record.
   arena->owner.store(nullptr, std::memory_order_relaxed);
   r->purged.store(arena->dirty_mask == 0, std::memory_order_relaxed);
-  r->empty_since.store(now, std::memory_order_relaxed);
+  r->empty_since.store(static_cast<uint32_t>(now), std::memory_order_relaxed);
   r->state.store(ArenaState::kEmpty, std::memory_order_relaxed);
   g_empty.Push(r);
 }

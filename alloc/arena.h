@@ -189,7 +189,7 @@ ArenaHeader* AcquireArena(Heap* owner);
 // as they are (resident or purged, per dirty_mask) until the release policy
 // purges or unmaps it. REQUIRES: caller owns it and no block of it is live
 // or in flight.
-void ReleaseArena(ArenaHeader* arena, uint32_t now);
+void ReleaseArena(ArenaHeader* arena, uint64_t now);
 
 // fork(): the reservation lock is held across fork (see fork.h).
 void LockArenaSourceForFork();
@@ -206,7 +206,7 @@ struct ArenaDecayResult {
   uint64_t purged_bytes;
   uint64_t unmapped_bytes;
 };
-ArenaDecayResult DecayEmptyArenas(uint32_t now, int64_t delay_ms, size_t retained, bool force);
+ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retained, bool force);
 
 struct ArenaSourceStats {
   uint64_t arenas_mapped;         // arenas currently mapped from the OS (counter)

@@ -256,7 +256,7 @@ void Heap::FreeLocalSlow(PoolDesc* d) {
 }
 
 void Heap::ReleaseRun(PoolDesc* d) {
-  const uint32_t now = os::NowMs();
+  const uint64_t now = os::NowMs();
   {
     threading::SpinLockHolder hold(&meta_lock_);
     ReleaseRunLocked(d, now);
@@ -265,13 +265,13 @@ void Heap::ReleaseRun(PoolDesc* d) {
   MaybeDecay(now, /*released=*/true);
 }
 
-void Heap::ReleaseRunLocked(PoolDesc* d, uint32_t now) {
+void Heap::ReleaseRunLocked(PoolDesc* d, uint64_t now) {
   ArenaHeader* a = ArenaOf(d);
   const uint32_t n = d->run_pools;
   const uint32_t start = d->index;
   for (uint32_t i = 0; i < n; ++i) {
     d[i].ResetToFree();
-    d[i].free_since = now;
+    d[i].free_since = static_cast<uint32_t>(now);
   }
   const uint64_t bits = RunBits(n, start);
   a->free_mask |= bits;
@@ -306,18 +306,21 @@ size_t Heap::CacheBudget() const {
   return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
 }
 
-void Heap::TrimToBudget(uint32_t now) {
+void Heap::TrimToBudget(uint64_t now) {
   const size_t budget = CacheBudget();
   RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenasOverBudget(budget, now);
-  DonateOverBudget(budget);
   // Retry only after another quarter of the budget (or 16 pools) is freed:
-  // pinned arenas that could not be given away are not rescanned per free.
+  // arenas pinned by live blocks are not rescanned on every free. (Their
+  // free pools stay with this heap, purged by the release policy; handing
+  // such arenas to other threads was tried and measured: a thread still
+  // freeing its blocks turned its own frees into remote ones and the
+  // carriers multiplied, see ARCHITECTURE.md.)
   const size_t step = budget / kPoolSize / 4 > 16 ? budget / kPoolSize / 4 : 16;
   next_trim_pools_ = free_pools_ + step;
 }
 
-void Heap::RetireEmptyCurrentRuns(uint32_t now) {
+void Heap::RetireEmptyCurrentRuns(uint64_t now) {
   // A current run with no live block is kept for the class's next
   // allocation; over budget, it must not pin an otherwise free arena.
   threading::SpinLockHolder hold(&meta_lock_);
@@ -331,7 +334,7 @@ void Heap::RetireEmptyCurrentRuns(uint32_t now) {
   }
 }
 
-void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now) {
+void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now) {
   // Empty arenas first: nothing pins them.
   if (empty_arenas_ == 0) return;
   threading::SpinLockHolder hold(&meta_lock_);
@@ -350,45 +353,12 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now) {
   PublishCachedPools();
 }
 
-void Heap::ReleaseEmptyArenas(uint32_t now) { ReleaseEmptyArenasOverBudget(0, now); }
+void Heap::ReleaseEmptyArenas(uint64_t now) { ReleaseEmptyArenasOverBudget(0, now); }
 
 void Heap::ReturnEmptyArenas() {
-  const uint32_t now = os::NowMs();
+  const uint64_t now = os::NowMs();
   RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenas(now);
-}
-
-void Heap::DonateOverBudget(size_t budget) {
-  // With hysteresis (only when twice over budget): arenas that are
-  // mostly free but pinned by a few live blocks are donated whole, so other
-  // threads can use their free pools. Arenas holding a current run stay.
-  if (CachedPoolBytes() <= 2 * budget) return;
-  size_t scanned = 0;
-  for (ArenaHeader* a = avail_arenas_;
-       a != nullptr && scanned < kRunSearchLimit && CachedPoolBytes() > budget; ++scanned) {
-    ArenaHeader* next = a->next;
-    if (__builtin_popcountll(a->free_mask) * 2 >= static_cast<int>(kUsablePools)) {
-      bool has_current = false;
-      for (size_t i = kFirstUsablePool; i < kPoolsPerArena && !has_current; ++i) {
-        has_current = a->pools[i].state == PoolState::kHead && a->pools[i].list == PoolList::kCurrent;
-      }
-      if (!has_current) DonateArena(a);
-    }
-    a = next;
-  }
-}
-
-void Heap::DonateArena(ArenaHeader* a) {
-  // A carrier heap takes the arena to the orphan stack, where any thread
-  // about to map memory absorbs it. If no carrier can be had, keep it.
-  Heap* carrier = g_free_heaps.Pop();
-  if (carrier == nullptr) carrier = Create();
-  if (carrier == nullptr) return;
-  carrier->MoveArenaFrom(this, a);
-  counters_.arenas_donated.Add(1);
-  // Relaxed: the push below is the release that hands the carrier over.
-  carrier->state_.store(State::kOrphan, std::memory_order_relaxed);
-  g_orphans.Push(carrier);
 }
 
 void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
@@ -466,7 +436,7 @@ void Heap::UnlinkArena(ArenaHeader* a) {
 // ---------------------------------------------------------------------------
 // Purging
 
-size_t Heap::PurgeFreePools(uint32_t now, int64_t delay_ms, bool force, bool wait) {
+size_t Heap::PurgeFreePools(uint64_t now, int64_t delay_ms, bool force, bool wait) {
   if (wait) {
     meta_lock_.Lock();
   } else if (!meta_lock_.TryLock()) {
@@ -477,7 +447,7 @@ size_t Heap::PurgeFreePools(uint32_t now, int64_t delay_ms, bool force, bool wai
   return bytes;
 }
 
-size_t Heap::PurgeLocked(uint32_t now, int64_t delay_ms, bool force) {
+size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
   if (delay_ms < 0 && !force) return 0;
   const auto mode =
       GetOption(Option::kPurgeMode) == 1 ? os::PurgeMode::kFree : os::PurgeMode::kDontNeed;
@@ -508,17 +478,19 @@ size_t Heap::PurgeLocked(uint32_t now, int64_t delay_ms, bool force) {
   return bytes;
 }
 
-void Heap::MaybeDecay(uint32_t now, bool released) {
-  if (static_cast<int32_t>(now - next_decay_ms_) < 0) return;
-  const int64_t delay = GetOption(Option::kPurgeDelayMs);
-  next_decay_ms_ = now + DecayInterval(delay);
-  if (delay < 0) return;
-  PurgeFreePools(now, delay, /*force=*/false, /*wait=*/true);
+void Heap::MaybeDecay(uint64_t now, bool released) {
+  if (now >= next_decay_ms_) {
+    const int64_t delay = GetOption(Option::kPurgeDelayMs);
+    next_decay_ms_ = now + DecayInterval(delay);
+    if (delay >= 0) PurgeFreePools(now, delay, /*force=*/false, /*wait=*/true);
+  }
+  // Every time: the hook rate-limits its own work with one relaxed load, and
+  // must see each release (it starts the background thread on the first).
   // Acquire pairs with the release store in SetGlobalDecayHook().
   if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
 }
 
-size_t Heap::TidyOrphan(uint32_t now, int64_t delay_ms, bool force) {
+size_t Heap::TidyOrphan(uint64_t now, int64_t delay_ms, bool force) {
   DrainRemote();
   FlushOutgoing();
   ReleaseEmptyArenas(now);

@@ -79,7 +79,6 @@ struct HeapCounters {
   Counter runs_released;
   Counter arenas_acquired;    // arenas taken from the arena source
   Counter arenas_released;    // empty arenas given back to it
-  Counter arenas_donated;     // arenas given to other threads over budget
   Counter orphans_absorbed;
   Counter pools_purged;       // free pools given back to the OS (madvise)
   // Detailed statistics (option `stats`): calls and requested bytes per class.
@@ -157,17 +156,17 @@ class alignas(kCacheLine) Heap {
   // free for at least delay_ms (every dirty free pool when force). Any
   // thread: takes meta_lock_ (with TryLock unless `wait`; returns 0 when it
   // is busy). Returns the bytes purged.
-  size_t PurgeFreePools(uint32_t now, int64_t delay_ms, bool force, bool wait);
+  size_t PurgeFreePools(uint64_t now, int64_t delay_ms, bool force, bool wait);
 
   // As the exclusive holder of an orphan (see ForEachOrphanExclusive): frees
   // what its queue holds, hands on its outgoing batches, returns its empty
   // arenas and purges its due free pools (all of them when force). Returns
   // the bytes purged.
-  size_t TidyOrphan(uint32_t now, int64_t delay_ms, bool force);
+  size_t TidyOrphan(uint64_t now, int64_t delay_ms, bool force);
 
   // The owner's periodic release work, called from its slow paths: purges
   // its own due pools and lets the release engine run its global pass.
-  void MaybeDecay(uint32_t now, bool released);
+  void MaybeDecay(uint64_t now, bool released);
 
   // Calls fn(arena) for every arena the heap owns, holding meta_lock_.
   // fn must not allocate or take another heap's lock.
@@ -238,7 +237,7 @@ class alignas(kCacheLine) Heap {
   void* PopCarving(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
   void SetStatsMode(bool on);
-  void RetireEmptyCurrentRuns(uint32_t now);
+  void RetireEmptyCurrentRuns(uint64_t now);
   // Index of a run of n free pools in an owned arena (stored in *arena),
   // or -1 when the first kRunSearchLimit arenas with free pools have none.
   int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
@@ -246,7 +245,7 @@ class alignas(kCacheLine) Heap {
   // start < 0, takes a new arena from the arena source first.
   PoolDesc* NewRun(size_t cls, ArenaHeader* a, int start);
   void ReleaseRun(PoolDesc* d);
-  void ReleaseRunLocked(PoolDesc* d, uint32_t now);
+  void ReleaseRunLocked(PoolDesc* d, uint64_t now);
   void LinkPartial(PoolDesc* d);
   void UnlinkPartial(PoolDesc* d);
   void LinkArena(ArenaHeader* a, bool avail);
@@ -255,14 +254,12 @@ class alignas(kCacheLine) Heap {
   size_t DrainSuspects();
   void Flush(Outgoing& o);
   size_t CacheBudget() const;
-  void TrimToBudget(uint32_t now);
-  void ReleaseEmptyArenasOverBudget(size_t budget, uint32_t now);
-  void ReleaseEmptyArenas(uint32_t now);
-  void DonateOverBudget(size_t budget);
-  void DonateArena(ArenaHeader* a);
+  void TrimToBudget(uint64_t now);
+  void ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now);
+  void ReleaseEmptyArenas(uint64_t now);
   void MoveArenaFrom(Heap* from, ArenaHeader* a);
   void PublishCachedPools();
-  size_t PurgeLocked(uint32_t now, int64_t delay_ms, bool force);
+  size_t PurgeLocked(uint64_t now, int64_t delay_ms, bool force);
 
   // Fast-path data first: one cache line covers eight classes. In detailed
   // stats mode every current_ slot is &g_empty_pool (so each allocation
@@ -278,7 +275,7 @@ class alignas(kCacheLine) Heap {
   size_t free_pools_ = 0;                // usable pools of owned arenas in no run
   size_t published_free_pools_ = 0;      // our share of g_cached_pools
   size_t next_trim_pools_ = 0;           // free_pools_ at which trimming is retried
-  uint32_t next_decay_ms_ = 0;           // when MaybeDecay next does work
+  uint64_t next_decay_ms_ = 0;           // when MaybeDecay next does its own purge
   bool stats_mode_ = false;
   Outgoing outgoing_[kOutgoingSlots] = {};
   const uint32_t id_;
@@ -324,7 +321,7 @@ uint64_t CachedPoolBytesAllHeaps();
 // The release engine's global pass, run from heaps' slow paths when due
 // (set by the release layer; heap.cc knows nothing of it but this hook).
 // `released`: the caller has just freed memory (a run or an arena).
-using GlobalDecayHook = void (*)(uint32_t now, bool released);
+using GlobalDecayHook = void (*)(uint64_t now, bool released);
 void SetGlobalDecayHook(GlobalDecayHook hook);
 
 // The thread-exit hook: abandons the exiting thread's heap.

@@ -92,7 +92,7 @@ void UnmapLarge(LargeHeader* h, size_t reserved) {
 bool PutInCache(LargeHeader* h) {
   const auto limit = static_cast<uint64_t>(GetOption(Option::kLargeCacheBytes));
   if (h->reserved > limit / 4 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
-  h->cached_at = os::NowMs();
+  h->cached_at = static_cast<uint32_t>(os::NowMs());
   // Relaxed: reserving room; the slot CAS publishes the mapping.
   if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved > limit) {
     g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
@@ -173,7 +173,7 @@ size_t LargeReleaseCache() {
   return released;
 }
 
-size_t LargeDecay(uint32_t now, int64_t delay_ms) {
+size_t LargeDecay(uint64_t now, int64_t delay_ms) {
   if (delay_ms < 0) return 0;
   size_t released = 0;
   for (auto& slot : g_cache) {

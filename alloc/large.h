@@ -70,7 +70,7 @@ size_t LargeReleaseCache();
 // The release policy for the cache: unmaps mappings cached for at least
 // delay_ms (delay_ms < 0: never). Returns the bytes given back.
 // Thread-safety: any thread; lock-free.
-size_t LargeDecay(uint32_t now, int64_t delay_ms);
+size_t LargeDecay(uint64_t now, int64_t delay_ms);
 
 struct LargeStats {
   uint64_t live_count;     // live large blocks

@@ -49,8 +49,8 @@ inline constexpr size_t kMaxOptionString = 256;
 #define STRATA_OPTION_LIST(X)                                                                     \
   X(kThreadCacheBytes, thread_cache_bytes, kBytes, int64_t{1} << 20, 0, int64_t{1} << 30, true,  \
     nullptr,                                                                                      \
-    "Free pools one thread's heap keeps for itself; beyond it, empty arenas go back to the "     \
-    "shared stack and mostly-free arenas are donated to other threads.")                         \
+    "Free pools one thread's heap keeps for itself; beyond it, its empty arenas go back to "    \
+    "the shared stack (for any thread, and for purging and unmapping).")                         \
   X(kTotalCacheBytes, total_cache_bytes, kBytes, int64_t{64} << 20, 0, int64_t{1} << 40, true,   \
     nullptr,                                                                                      \
     "Free pools all thread heaps together may keep; when the sum is over it, a heap that "       \

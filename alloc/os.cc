@@ -93,11 +93,10 @@ bool Purge(void* p, size_t size, PurgeMode mode) {
   return ok;
 }
 
-uint32_t NowMs() {
+uint64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 +
-                               static_cast<uint64_t>(ts.tv_nsec) / 1000000);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 uint64_t ResidentBytes() {

@@ -28,9 +28,10 @@ void Unmap(void* p, size_t size);
 bool Purge(void* p, size_t size, PurgeMode mode);
 
 // A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE through
-// the vDSO: a few ns, no syscall). Wraps every 49.7 days: compare two
-// readings as static_cast<int32_t>(later - earlier).
-uint32_t NowMs();
+// the vDSO: a few ns, no syscall). Metadata that stores a time keeps its low
+// 32 bits (a "since" stamp); the elapsed time is then
+// static_cast<int32_t>(now - since), exact for spans under 24 days.
+uint64_t NowMs();
 
 // Bytes of this process resident in RAM (from /proc/self/statm, read with
 // raw syscalls into a stack buffer), or 0 if unknown. Never allocates.

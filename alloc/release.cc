@@ -29,12 +29,12 @@ namespace {
 //    stores 0 when it exits (relaxed: nothing is published with it).
 //  - totals and counters: relaxed statistics.
 constinit threading::SpinLock g_pass_lock;
-std::atomic<uint32_t> g_next_pass_ms{0};
+std::atomic<uint64_t> g_next_pass_ms{0};
 std::atomic<int> g_bg_state{0};
-std::atomic<uint32_t> g_bg_retry_ms{0};
+std::atomic<uint64_t> g_bg_retry_ms{0};
 std::atomic<uint64_t> g_bg_passes{0};
 std::atomic<uint64_t> g_slow_passes{0};
-std::atomic<uint32_t> g_last_pass_ms{0};
+std::atomic<uint64_t> g_last_pass_ms{0};
 std::atomic<bool> g_installed{false};
 std::atomic<SampleFn> g_sampler{nullptr};
 // Relaxed: PauseRelease() then takes the pass lock, which orders any pass
@@ -62,7 +62,7 @@ void Account(const ReleaseTotals& t) {
 }
 
 struct OrphanWork {
-  uint32_t now;
+  uint64_t now;
   int64_t delay;
   bool force;
   uint64_t purged;
@@ -74,7 +74,7 @@ void TidyOne(Heap* orphan, void* arg) {
 }
 
 // The global pass. REQUIRES: g_pass_lock held.
-ReleaseTotals PassLocked(uint32_t now, bool force) {
+ReleaseTotals PassLocked(uint64_t now, bool force) {
   ReleaseTotals t{};
   const int64_t delay = GetOption(Option::kPurgeDelayMs);
   // Relaxed: statistics only.
@@ -117,10 +117,10 @@ void SleepMs(uint32_t ms) {
 }
 
 void* BackgroundMain(void*) {
-  const uint32_t start = os::NowMs();
-  uint32_t next_sample = start;
+  const uint64_t start = os::NowMs();
+  uint64_t next_sample = start;
   while (BackgroundWanted()) {
-    const uint32_t now = os::NowMs();
+    const uint64_t now = os::NowMs();
     const int64_t delay = GetOption(Option::kPurgeDelayMs);
     const auto sample_every = static_cast<uint32_t>(GetOption(Option::kSampleIntervalMs));
     if (GetOption(Option::kBackgroundRelease) != 0 && !Paused() && g_pass_lock.TryLock()) {
@@ -131,13 +131,13 @@ void* BackgroundMain(void*) {
     }
     uint32_t sleep_ms = PassInterval(delay < 0 ? 1000 : delay);
     if (sample_every > 0) {
-      if (static_cast<int32_t>(now - next_sample) >= 0) {
+      if (now >= next_sample) {
         // Acquire pairs with the release store in SetSampler().
         if (SampleFn sample = g_sampler.load(std::memory_order_acquire)) sample(start, now);
         next_sample = now + sample_every;
       }
-      const uint32_t until = next_sample - now;
-      if (until < sleep_ms) sleep_ms = until == 0 ? 1 : until;
+      const uint64_t until = next_sample - now;
+      if (until < sleep_ms) sleep_ms = until == 0 ? 1 : static_cast<uint32_t>(until);
     }
     SleepMs(sleep_ms);
   }
@@ -149,11 +149,11 @@ void* BackgroundMain(void*) {
 // Starts the background thread if it is wanted and not running. Must be
 // called where allocating is safe (pthread_create allocates): never with a
 // strata lock held.
-void MaybeStartBackground(uint32_t now) {
+void MaybeStartBackground(uint64_t now) {
   if (!BackgroundWanted()) return;
   // Relaxed: a hint; the CAS below decides.
   if (g_bg_state.load(std::memory_order_relaxed) != 0) return;
-  if (static_cast<int32_t>(now - g_bg_retry_ms.load(std::memory_order_relaxed)) < 0) return;
+  if (now < g_bg_retry_ms.load(std::memory_order_relaxed)) return;
   int expected = 0;
   // Relaxed: the CAS only elects the creator (see g_bg_state).
   if (!g_bg_state.compare_exchange_strong(expected, 1, std::memory_order_relaxed)) return;
@@ -183,10 +183,10 @@ void MaybeStartBackground(uint32_t now) {
 }
 
 // The heaps' hook: run the global pass from a slow path when it is due.
-void GlobalDecay(uint32_t now, bool released) {
+void GlobalDecay(uint64_t now, bool released) {
   const int64_t delay = GetOption(Option::kPurgeDelayMs);
   // Relaxed: a rate limit only.
-  if (static_cast<int32_t>(now - g_next_pass_ms.load(std::memory_order_relaxed)) >= 0 &&
+  if (now >= g_next_pass_ms.load(std::memory_order_relaxed) &&
       !Paused() && g_pass_lock.TryLock()) {
     g_next_pass_ms.store(now + PassInterval(delay), std::memory_order_relaxed);
     PassLocked(now, /*force=*/false);

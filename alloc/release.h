@@ -6,7 +6,7 @@
 //    page fault per pool; then it is purged (madvise, purge_mode).
 //  - A heap keeps at most thread_cache_bytes of free pools (and all heaps
 //    together total_cache_bytes); beyond that its empty arenas go to the
-//    shared empty-arena stack and mostly-free ones are donated.
+//    shared empty-arena stack.
 //  - An empty arena in the shared stack is purged after purge_delay_ms and,
 //    beyond the arenas_retained most recently emptied, unmapped.
 //  - A freed large mapping stays in the large cache (large_cache_bytes) for
@@ -55,7 +55,7 @@ struct BackgroundState {
   bool running;
   uint64_t passes;        // global passes run by the background thread
   uint64_t slow_passes;   // global passes run from heaps' slow paths
-  uint32_t last_pass_ms;  // os::NowMs() of the last global pass
+  uint64_t last_pass_ms;  // os::NowMs() of the last global pass
 };
 BackgroundState GetBackgroundState();
 
@@ -71,7 +71,7 @@ void InstallReleaseEngine();
 
 // The sampler (option sample_interval_ms) is run by the background thread;
 // the stats layer provides it. start_ms is when the thread started.
-using SampleFn = void (*)(uint32_t start_ms, uint32_t now_ms);
+using SampleFn = void (*)(uint64_t start_ms, uint64_t now_ms);
 void SetSampler(SampleFn fn);
 
 // fork(): the engine's lock is held across fork; the child starts with no

@@ -45,7 +45,7 @@ size_t PinBucket(uint64_t live) {
 
 // Tracks the earliest and latest purge deadline of resident free memory.
 struct Deadlines {
-  uint32_t now;
+  uint64_t now;
   int64_t delay;
   bool any = false;
   int64_t first = 0;
@@ -203,8 +203,8 @@ void WriteTable(int fd, const Stats& s) {
       .Str(" maps, ").Uint(s.os_unmaps).Str(" unmaps, ").Uint(s.os_purges).Str(" purges (")
       .Uint(s.os_purged_bytes).Str(" bytes); process RSS ").Uint(s.resident_bytes).Char('\n');
   w.Str("# heaps: ").Uint(s.heaps).Str(" created, ").Uint(s.heaps_active).Str(" active, ")
-      .Uint(s.heaps_orphaned).Str(" orphaned; ").Uint(s.arena_donations)
-      .Str(" arenas donated, ").Uint(s.orphans_absorbed).Str(" orphans absorbed\n");
+      .Uint(s.heaps_orphaned).Str(" orphaned; ").Uint(s.orphans_absorbed)
+      .Str(" orphans absorbed\n");
   w.Str("# cross-thread: ").Uint(s.remote_frees).Str(" frees (").Uint(s.remote_bytes)
       .Str(" bytes) in ").Uint(s.remote_batches).Str(" batches, ").Uint(s.remote_received)
       .Str(" received, ").Uint(s.remote_forwarded).Str(" forwarded; now ")
@@ -371,7 +371,6 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   Field(w, "created", s.heaps, false);
   Field(w, "active", s.heaps_active);
   Field(w, "orphaned", s.heaps_orphaned);
-  Field(w, "arena_donations", s.arena_donations);
   Field(w, "orphans_absorbed", s.orphans_absorbed);
   w.Str("},\"cross_thread\":{");
   Field(w, "frees", s.remote_frees, false);
@@ -545,7 +544,7 @@ void GetStats(Stats* out) {
     out->classes[c].block_size = kClasses[c].size;
     out->classes[c].run_pools = kClasses[c].run_pools;
   }
-  const uint32_t now = internal::os::NowMs();
+  const uint64_t now = internal::os::NowMs();
   const int64_t delay = GetOption(Option::kPurgeDelayMs);
   Deadlines deadlines{now, delay < 0 ? 0 : delay};
   RetentionStats& r = out->retention;
@@ -566,7 +565,6 @@ void GetStats(Stats* out) {
     }
     out->remote_received += k.blocks_received.Get();
     out->remote_forwarded += k.blocks_forwarded.Get();
-    out->arena_donations += k.arenas_donated.Get();
     out->orphans_absorbed += k.orphans_absorbed.Get();
     out->pools_purged += k.pools_purged.Get();
     const uint64_t outgoing = k.outgoing_bytes.Get();
@@ -686,7 +684,7 @@ void WriteStatsInConfiguredFormat(int fd) {
   }
 }
 
-void WriteSample(uint32_t start_ms, uint32_t now_ms) {
+void WriteSample(uint64_t start_ms, uint64_t now_ms) {
   static Stats stats;  // only the background thread samples
   GetStats(&stats);
   char path[kMaxOptionString];

@@ -108,7 +108,6 @@ struct Stats {
   uint64_t heaps;                // created
   uint64_t heaps_active;         // serving a thread
   uint64_t heaps_orphaned;       // of exited threads, still owning arenas
-  uint64_t arena_donations;      // arenas given away by heaps over budget
   uint64_t orphans_absorbed;
 
   // Cross-thread frees.
@@ -154,7 +153,7 @@ void WriteStatsOnExit();
 // The sampler: appends one JSON line (time, RSS, live, mapped, cached and
 // released bytes) to the sample_file option's path (stderr when empty).
 // Called by the background thread only.
-void WriteSample(uint32_t start_ms, uint32_t now_ms);
+void WriteSample(uint64_t start_ms, uint64_t now_ms);
 }  // namespace internal
 
 }  // namespace strata
