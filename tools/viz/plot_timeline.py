@@ -1,14 +1,14 @@
 """plot_timeline: draws strata's sampled memory over time.
 
     plot_timeline SAMPLES.jsonl [MORE.jsonl ...] [--out=TIMELINE.png|.svg|.pdf]
-                  [--label=NAME ...] [--title=TEXT]
+                  [--label=NAME ...] [--title=TEXT] [--own_scales]
 
 Each input is what strata's sampler writes with STRATA_SAMPLE_INTERVAL_MS=N
 and STRATA_SAMPLE_FILE=/abs/path.jsonl: one JSON object a line,
     {"t_ms", "rss_bytes", "live_bytes", "mapped_bytes", "free_resident_bytes",
      "released_bytes"}
 (record_timeline.sh runs a command that way and calls this). Each input gets
-a panel, all on the same scales: the process's RSS, the bytes mapped from the
+a panel, all on the same scales (unless --own_scales): the process's RSS, the bytes mapped from the
 OS, the live bytes and the free bytes strata keeps resident, in MiB against
 seconds, with the peak RSS marked and every curve's final value named.
 
@@ -135,25 +135,33 @@ def place_labels(ys, min_gap, lo, hi):
     return out
 
 
-def plot(runs, out, title):
+def plot(runs, out, title, own_scales=False):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(runs)
     panel_h = 3.4 if n == 1 else max(2.2, 3.0 - 0.1 * n)
-    fig_h = 1.25 + panel_h * n + 0.55
-    fig, axes = plt.subplots(n, 1, figsize=(12, fig_h), dpi=100, sharex=True, sharey=True,
-                             squeeze=False)
+    # Inches above each panel for its name and facts (and, with own scales,
+    # the x tick labels of the panel above).
+    gap = 0.62 + (0.28 if own_scales and n > 1 else 0)
+    head = 0.85 + 0.62  # title, legend, the first panel's name and facts
+    fig_h = head + panel_h * n + gap * (n - 1) + 0.55
+    fig, axes = plt.subplots(n, 1, figsize=(12, fig_h), dpi=100, sharex=not own_scales,
+                             sharey=not own_scales, squeeze=False)
     axes = [a[0] for a in axes]
-    top = 1 - 0.95 / fig_h
-    fig.subplots_adjust(left=0.075, right=0.81, top=top, bottom=0.62 / fig_h,
-                        hspace=0.42 if n > 1 else 0)
+    fig.subplots_adjust(left=0.075, right=0.81, top=1 - head / fig_h,
+                        bottom=0.55 / fig_h, hspace=gap / panel_h if n > 1 else 0)
     fig.text(0.075, 1 - 0.18 / fig_h, title, fontsize=14, fontweight="bold", va="top")
 
-    ymax = max(max(s[k] for s in run for k in REQUIRED[1:]) for _, run in runs) / MIB
+    def top(run):
+        return max(s[k] for s in run for k in REQUIRED[1:]) / MIB
+
+    ymax = max(top(run) for _, run in runs)
     xmax = max(run[-1]["t_ms"] for _, run in runs) / 1000
     for ax, (label, run) in zip(axes, runs):
+        if own_scales:
+            ymax, xmax = top(run), run[-1]["t_ms"] / 1000
         t = [s["t_ms"] / 1000 for s in run]
         for key, name, color, lw, z in SERIES:
             if key not in run[0]:
@@ -188,8 +196,10 @@ def plot(runs, out, title):
         if released is not None:
             facts.append(f"{human_bytes(released)} given back to the OS")
         facts.append(f"{len(run)} samples, ~{interval:.0f} ms apart")
-        ax.set_title(f"{label}", loc="left", fontsize=10.5, fontweight="bold")
-        ax.set_title("  ·  ".join(facts), loc="right", fontsize=9, color="#444444")
+        ax.annotate(label, xy=(0, 1), xycoords="axes fraction", xytext=(0, 22),
+                    textcoords="offset points", fontsize=10.5, fontweight="bold", va="bottom")
+        ax.annotate("  ·  ".join(facts), xy=(0, 1), xycoords="axes fraction", xytext=(0, 8),
+                    textcoords="offset points", fontsize=9, color="#444444", va="bottom")
 
     # Final values, named at the right of each panel, spread so they never
     # overlap; a thin leader joins each to its curve's end.
@@ -236,6 +246,8 @@ def main(argv):
     parser.add_argument("--label", action="append",
                         help="a panel's name; once per file, in order (default: the file names)")
     parser.add_argument("--title", default="Memory over time", help="the picture's title")
+    parser.add_argument("--own_scales", action="store_true",
+                        help="give each panel its own scales (default: all share them, to compare)")
     args = parser.parse_args(argv)
     out = args.out or os.path.splitext(args.samples[0])[0] + ".png"
     if os.path.splitext(out)[1].lower() not in (".png", ".svg", ".pdf"):
@@ -259,7 +271,7 @@ def main(argv):
                   "the most samples", file=sys.stderr)
             keep = sorted(range(len(runs)), key=lambda i: -len(runs[i][1]))[:MAX_PANELS]
             runs = [runs[i] for i in sorted(keep)]
-        plot(runs, out, args.title)
+        plot(runs, out, args.title, args.own_scales)
     except InputError as e:
         print(f"plot_timeline: error: {e}", file=sys.stderr)
         return 2

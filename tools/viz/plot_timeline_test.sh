@@ -64,6 +64,8 @@ samples "$tmp/b.jsonl" 1.5 120
 "$plot" "$tmp/a.jsonl" "$tmp/b.jsonl" --label=first --label=second --out="$tmp/ab.png" >"$tmp/out"
 grep -q "2 run(s)" "$tmp/out" || fail "two files should give two runs"
 check_png "$tmp/ab.png"
+"$plot" "$tmp/a.jsonl" "$tmp/b.jsonl" --own_scales --out="$tmp/own.png" >/dev/null
+check_png "$tmp/own.png"
 
 # A file two processes appended to: two runs, with a warning.
 cat "$tmp/a.jsonl" "$tmp/b.jsonl" >"$tmp/both.jsonl"

@@ -83,7 +83,9 @@ if [[ -n "${BUILD_WORKING_DIRECTORY:-}" ]]; then
 fi
 
 # The sampler appends to an absolute path: start from an empty file.
+temporary=0
 if [[ -z "$samples" ]]; then
+  temporary=1
   samples="$(mktemp "${TMPDIR:-/tmp}/strata_samples.XXXXXX")" || exit 2
   mv "$samples" "$samples.jsonl" && samples="$samples.jsonl"
 fi
@@ -101,7 +103,10 @@ fi
 [[ -n "$label" ]] || label="$(basename "$1")${2:+ ${*:2}}"
 [[ ${#label} -le 90 ]] || label="${label:0:87}..."
 [[ -n "$title" ]] || title="Memory over time under strata"
-/usr/bin/python3 "$runfiles/$here/plot_timeline.py" "$samples" --out="$out" \
-  --title="$title" --label="$label" || exit 2
+if ! /usr/bin/python3 "$runfiles/$here/plot_timeline.py" "$samples" --out="$out" \
+    --title="$title" --label="$label"; then
+  [[ $temporary -eq 1 && ! -s "$samples" ]] && rm -f "$samples"
+  exit 2
+fi
 echo "record_timeline: samples in $samples"
 exit $status

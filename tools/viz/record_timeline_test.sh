@@ -51,8 +51,10 @@ status=0
 [ "$status" -eq 2 ] && grep -q "unknown argument '--bogus'" "$tmp/err" || fail "bad flag: $(cat "$tmp/err")"
 # A command too short to be sampled: the plot step says why.
 status=0
-"$record" --out="$tmp/n.png" --interval_ms=1000 -- true >/dev/null 2>"$tmp/err" || status=$?
+TMPDIR="$tmp" "$record" --out="$tmp/n.png" --interval_ms=1000 -- true >/dev/null 2>"$tmp/err" ||
+  status=$?
 [ "$status" -eq 2 ] && grep -q "holds no samples" "$tmp/err" || fail "no samples: $(cat "$tmp/err")"
+ls "$tmp"/strata_samples.* >/dev/null 2>&1 && fail "the empty temporary sample file was left behind"
 
 # The exit dump of a preloaded plain-malloc program, drawn.
 lib="$TEST_SRCDIR/strata/alloc/libstrata.so"

@@ -548,6 +548,50 @@ def draw_map(cv, arenas, lay, x, y, colors):
             prev_key = section_of(group[-1])[0]
 
 
+class Waffle:
+    """The shared stack's empty arenas, which have no pools to show: one
+    small square each (resident, then purged), wrapped to the map's width,
+    so that hundreds of them do not crowd out the arenas that do."""
+
+    MAX_H = 260      # px
+    CAPTION_H = 18   # px above the squares for their caption
+
+    def __init__(self, empties, width):
+        self.empties = empties
+        self.width = width
+        n = len(empties)
+        self.cell = 12
+        while self.cell > 3 and self.lines(n) * self.cell > self.MAX_H:
+            self.cell -= 1
+        self.height = self.lines(n) * self.cell if n else 0
+
+    def per_line(self):
+        return max(1, self.width // self.cell)
+
+    def lines(self, n):
+        return math.ceil(n / self.per_line())
+
+
+def draw_waffle(cv, waffle, x, y):
+    import numpy as np
+    c = waffle.cell
+    per_line = waffle.per_line()
+    lines = waffle.lines(len(waffle.empties))
+    img = np.ones((lines * c, per_line * c, 3))
+    gap = 1 if c >= 5 else 0
+    for i, a in enumerate(waffle.empties):
+        r, q = divmod(i, per_line)
+        color, hatch = NEUTRAL[a.state]
+        paint_cell(img, q * c, (q + 1) * c - gap, r * c, (r + 1) * c - gap, color, hatch=hatch)
+    ax = cv.axes(x + Layout.GUTTER, y, per_line * c, lines * c, pixel_coords=True)
+    ax.imshow(img, interpolation="nearest", aspect="auto", extent=(0, per_line * c, lines * c, 0))
+    purged = sum(1 for a in waffle.empties if a.state == "empty-purged")
+    n = len(waffle.empties)
+    cv.text(x + Layout.GUTTER, y - Waffle.CAPTION_H + 2,
+            f"shared stack: {n} empty arena{'s' if n != 1 else ''} ({n - purged} resident, "
+            f"{purged} purged), one square each", fontsize=8.5, color="#333333")
+
+
 KEY_ITEMS = (
     ("run, ¾ of its blocks in use", "run"),
     ("free pool, resident", "f"),
@@ -582,12 +626,12 @@ def draw_key(cv, x, y, w, d, colors, lay):
     cax.set_yticks([])
     for s in cax.spines.values():
         s.set_visible(False)
-    if lay.per_row == 1:
-        note = ("one row per 256 KiB arena: its header cell, then pools 1-63 (4 KiB each)\n"
-                "a run of several pools is drawn as one wide cell")
+    if lay is None or lay.per_row == 1:
+        note = ("one row per 256 KiB arena: its header cell, then pools 1-63 (4 KiB each);\n"
+                "a run of several pools is one wide cell; an empty arena, one small square")
     else:
-        note = (f"each row summarises {lay.per_row} arenas (too many for one row each):\n"
-                "their pools sorted by class, then free, purged, empty")
+        note = (f"each row summarises {lay.per_row} arenas (too many for one row each): their\n"
+                "pools sorted by class, then free, purged; an empty arena, one small square")
     cv.text(x + bar_w + 28, y, "how to read a row", fontsize=9)
     cv.text(x + bar_w + 28, y + 17, note, fontsize=8.5, color="#444444", linespacing=1.25)
     per_row = max(1, int(w // 250))
@@ -732,7 +776,7 @@ def draw_classes(cv, x, y, w, h, d, colors):
     """Bytes in use (full colour) and free in live runs (tint) per class."""
     from matplotlib.patches import Patch
     cv.text(x, y, "Bytes per size class", fontsize=11, fontweight="bold")
-    ax = cv.axes(x + 48, y + 30, w - 48, h - 74)
+    ax = cv.axes(x + 52, y + 48, w - 52, h - 92)
     classes = d["classes"]
     active = [c for c in classes if c["blocks_in_use"] or c["blocks_free"]]
     for side in ("top", "right"):
@@ -746,18 +790,20 @@ def draw_classes(cv, x, y, w, h, d, colors):
     lo = max(1, min(c["class"] for c in active) - 1)
     hi = min(len(classes), max(c["class"] for c in active) + 1)
     xs = [c["class"] for c in active]
-    used = [c["blocks_in_use"] * c["size"] / MIB for c in active]
-    free = [c["blocks_free"] * c["size"] / MIB for c in active]
+    top_bytes = max((c["blocks_in_use"] + c["blocks_free"]) * c["size"] for c in active)
+    unit, unit_name = (MIB, "MiB") if top_bytes >= MIB else (1024, "KiB")
+    used = [c["blocks_in_use"] * c["size"] / unit for c in active]
+    free = [c["blocks_free"] * c["size"] / unit for c in active]
     cols = [colors[c["class"]] for c in active]
     ax.bar(xs, used, width=0.86, color=cols)
     ax.bar(xs, free, width=0.86, bottom=used, color=[mix(c, WHITE, TINT) for c in cols],
            edgecolor=cols, linewidth=0.4)
     ax.set_xlim(lo - 0.6, hi + 0.6)
-    ticks, labels = class_ticks(d, lo, hi, (w - 48) / max(1, hi - lo + 1))
+    ticks, labels = class_ticks(d, lo, hi, (w - 52) / max(1, hi - lo + 1))
     ax.set_xticks(ticks)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_xlabel("size class (block size, bytes)", fontsize=9)
-    ax.set_ylabel("MiB", fontsize=9)
+    ax.set_ylabel(unit_name, fontsize=9)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="y", color="#e8e8e8", lw=0.6)
     ax.set_axisbelow(True)
@@ -765,7 +811,8 @@ def draw_classes(cv, x, y, w, h, d, colors):
     handles = [Patch(facecolor=grey, label="in use"),
                Patch(facecolor=mix(grey, WHITE, TINT), edgecolor=grey, lw=0.4,
                      label="free in the class's runs")]
-    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left")
+    ax.legend(handles=handles, fontsize=8.5, frameon=False, loc="lower left",
+              bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.3, handlelength=1.4)
     large = d.get("large") or {}
     if large.get("blocks"):
         cv.text(x + w, y + 4, f"not shown: {large['blocks']} large blocks (> 64 KiB), "
@@ -784,9 +831,20 @@ def render(d, out, title=None, source="dump"):
     the map's Layout (None without a map)."""
     colors = class_colors(len(d["classes"]))
     arenas = parse_arenas(d, source) if "arenas" in d else None
+    waffle = None
     if arenas:
-        lay = choose_layout(len(arenas), MAP_MAX_W, MAP_MAX_H)
-        map_w, map_h = max(lay.width, 800), lay.height
+        owned = [a for a in arenas if not a.state.startswith("empty")]
+        empties = [a for a in arenas if a.state.startswith("empty")]
+        # The waffle's height depends on the map's width: size it for the
+        # narrowest map first, then for the map chosen.
+        reserve = (Waffle(empties, 800 - Layout.GUTTER).height + Waffle.CAPTION_H + 8
+                   if empties else 0)
+        lay = choose_layout(len(owned), MAP_MAX_W, MAP_MAX_H - reserve) if owned else None
+        map_w = max(lay.width if lay else 0, 800)
+        map_h = lay.height if lay else 0
+        if empties:
+            waffle = Waffle(empties, map_w - Layout.GUTTER)
+            map_h += (8 if lay else 0) + Waffle.CAPTION_H + waffle.height
     else:
         lay = None
         map_w, map_h = 800, 420
@@ -811,12 +869,15 @@ def render(d, out, title=None, source="dump"):
     cv.text(MARGIN, 46, "  ·  ".join(facts), fontsize=10, color="#333333")
 
     top = TITLE_H
-    if lay is not None:
+    if arenas:
         what = "Arena × pool occupancy"
-        if lay.per_row > 1:
+        if lay is not None and lay.per_row > 1:
             what += f"  (each row: {lay.per_row} arenas)"
         cv.text(MARGIN, top - 6, what, fontsize=11, fontweight="bold", va="bottom")
-        draw_map(cv, arenas, lay, MARGIN, top, colors)
+        if lay is not None:
+            draw_map(cv, owned, lay, MARGIN, top, colors)
+        if waffle is not None:
+            draw_waffle(cv, waffle, MARGIN, top + map_h - waffle.height)
         draw_key(cv, MARGIN + Layout.GUTTER, top + map_h + 24, map_w - Layout.GUTTER, d,
                  colors, lay)
     else:
@@ -837,7 +898,8 @@ def render(d, out, title=None, source="dump"):
 
     sx = MARGIN + map_w + 48
     draw_retention(cv, sx, top - 22, SIDE_W, d)
-    draw_classes(cv, sx, top - 22 + ret_h + 36, SIDE_W, body_h - ret_h - 36 + 22, d, colors)
+    draw_classes(cv, sx, top - 22 + ret_h + 36, SIDE_W, min(560, body_h - ret_h - 36 + 22), d,
+                 colors)
     cv.save(out)
     return lay
 
