@@ -215,7 +215,7 @@ def plot(runs, out, title, own_scales=False):
         ax.annotate(f"at the end ({te:.2f} s):", xy=(x_text, max(ys) + 17),
                     xycoords="figure pixels", fontsize=8, color="#666666", va="center",
                     annotation_clip=False)
-        for (key, name, color), y_curve, y_text in zip(entries, disp, ys):
+        for (key, name, color), y_text in zip(entries, ys):
             short = name.split(" (")[0].split(",")[0]
             ax.annotate(f"{short}: {human_bytes(end[key])}",
                         xy=(te, end[key] / MIB), xycoords="data",
@@ -225,7 +225,6 @@ def plot(runs, out, title, own_scales=False):
                         annotation_clip=False,
                         arrowprops=dict(arrowstyle="-", color=color, lw=0.6, alpha=0.7,
                                         shrinkA=0, shrinkB=2))
-        del y_curve
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="upper left", bbox_to_anchor=(0.07, 1 - 0.42 / fig_h),
                ncol=len(names), fontsize=9.5, frameon=False, handlelength=2.2,

@@ -79,7 +79,7 @@ if [[ -z "${MPLCONFIGDIR:-}" && ! -w "${HOME:-/nonexistent}/.config" && ! -w "${
   export MPLCONFIGDIR="${TEST_TMPDIR:-${TMPDIR:-/tmp}}/strata-viz-matplotlib"
 fi
 if [[ -n "${BUILD_WORKING_DIRECTORY:-}" ]]; then
-  cd "$BUILD_WORKING_DIRECTORY"
+  cd "$BUILD_WORKING_DIRECTORY" || exit 2
 fi
 
 # The sampler appends to an absolute path: start from an empty file.

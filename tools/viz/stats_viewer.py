@@ -949,12 +949,14 @@ def main(argv):
     except OSError as e:
         print(f"stats_viewer: error: cannot write {out}: {e.strerror}", file=sys.stderr)
         return 2
-    arenas = len(d.get("arenas", []))
-    how = ""
-    if lay is not None and arenas:
-        how = (f", {lay.columns} column(s)" if lay.per_row == 1 else
-               f", {lay.per_row} arenas per row in {lay.columns} columns")
-    print(f"stats_viewer: wrote {out} ({arenas} arenas{how})")
+    if "arenas" not in d:
+        what = "no arena map"
+    else:
+        what = f"{len(d['arenas'])} arenas"
+        if lay is not None:
+            what += (f", {lay.columns} column(s)" if lay.per_row == 1 else
+                     f", {lay.per_row} arenas per row in {lay.columns} columns")
+    print(f"stats_viewer: wrote {out} ({what})")
     return 0
 
 
