@@ -11,6 +11,10 @@ STRATA_COPTS = [
     # measured on real code. Sanitizer configs keep this -O2 (it follows their
     # --copt=-O1), which TSan and ASan support.
     "-O2",
+    # In libstrata.so, calls between strata's own exported functions (free
+    # -> FreeSlow, operator new -> the allocator) bind directly instead of
+    # through the PLT: nobody interposes strata's internals.
+    "-fno-semantic-interposition",
     "-Wall",
     "-Wextra",
     "-Werror",

@@ -1,5 +1,9 @@
 #include "alloc/arena.h"
 
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "alloc/meta_alloc.h"
@@ -11,7 +15,28 @@
 
 namespace strata::internal {
 
-FreeBlock g_free_list_end{nullptr};
+namespace arena_internal {
+constinit std::atomic<uintptr_t> g_list_key{0};
+}  // namespace arena_internal
+
+void InitListKey() {
+  if (ListKey() != 0) return;
+  // Random bits from the kernel (no allocation); if refused, mix the clock
+  // and addresses. Any key is correct; randomness only makes program data
+  // unlikely to look like a free block and links hard to forge.
+  uintptr_t key = 0;
+  if (syscall(SYS_getrandom, &key, sizeof(key), GRND_NONBLOCK) != sizeof(key)) {
+    key = static_cast<uintptr_t>(__builtin_ia32_rdtsc()) * 0x9E3779B97F4A7C15ull ^
+          reinterpret_cast<uintptr_t>(&key);
+  }
+  // Never 0 (the unset value), and never small: the high bits must differ
+  // from every arena's, or a link would decode next to itself.
+  key |= uintptr_t{1} << 63;
+  uintptr_t expected = 0;
+  // Relaxed: whoever wins, every thread then reads the same value; lists are
+  // only built by heaps, each created after this call returned.
+  arena_internal::g_list_key.compare_exchange_strong(expected, key, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -43,10 +68,11 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
   a->on_avail_list = false;
-  for (size_t i = 0; i < kPoolsPerArena; ++i) {
-    a->pools[i].ResetToFree();
-    a->pools[i].index = static_cast<uint8_t>(i);
-    a->pools[i].free_since = free_since;
+  for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
+    PoolDesc* d = a->pool(i);
+    d->ResetToFree();
+    d->index = static_cast<uint8_t>(i);
+    d->free_since = free_since;
   }
   // Relaxed: the record is ours (popped, or fresh under the reservation lock).
   a->record->state.store(ArenaState::kOwned, std::memory_order_relaxed);
@@ -79,7 +105,7 @@ ArenaHeader* CarveFreshLocked() {
   record->arena.store(arena, std::memory_order_relaxed);
   record->state.store(ArenaState::kOwned, std::memory_order_relaxed);
   // Registration publishes the header (kind) to lookups with release.
-  if (!GetPageMap().Register(arena, kArenaSize, arena)) {
+  if (!GetPageMap().Register(arena, kArenaSize, arena, /*is_arena=*/true)) {
     if (reused) {
       record->state.store(ArenaState::kUnmapped, std::memory_order_relaxed);
       g_spare.Push(record);
@@ -130,32 +156,42 @@ bool ArenaHeader::IsValid() const {
   uint32_t in_runs = 0;
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     const bool free_bit = (free_mask >> i) & 1;
-    if (free_bit != (pools[i].state == PoolState::kFree)) return false;
+    if (free_bit != (pool(i)->state == PoolState::kFree)) return false;
     if (!free_bit) ++in_runs;
   }
   return in_runs == used_pools;
 }
 
 bool PoolDesc::IsValid() const {
-  if (state != PoolState::kHead) return state == PoolState::kFree || head_offset != 0;
+  if (state != PoolState::kHead) {
+    return (state == PoolState::kFree && carved == 0) || (state == PoolState::kTail && head_offset != 0);
+  }
   const ClassInfo& k = kClasses[size_class];
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks || carved > capacity) return false;
+  if (size != k.size || div_magic != k.div_magic || start != uint32_t{index} * kPoolSize) return false;
+  if (((used.Get() & kFullBit) != 0) != (list == PoolList::kNone)) return false;
+  if (purged) return list == PoolList::kEmpty;  // its list was given back with its pages
+  const uintptr_t key = ListKey();
   uint32_t free_count = 0;
-  for (FreeBlock* b = free; b != kFreeListEnd; b = b->next) {
-    if (b == nullptr) return false;  // lists end with the sentinel
+  for (FreeBlock* b = free; !IsListEnd(b); b = DecodeLink(b->next, key)) {
     if (++free_count > capacity) return false;  // cycle
     const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(Start());
     if (off % k.size != 0 || off / k.size >= carved) return false;
   }
-  return used.Get() + free_count + (capacity - carved) == capacity;
+  if (free != nullptr && reinterpret_cast<uintptr_t>(free) != (reinterpret_cast<uintptr_t>(this) & ~(kArenaSize - 1)) &&
+      IsListEnd(free)) {
+    return false;  // a run's list ends at its own arena
+  }
+  return Used() + free_count + (capacity - carved) == capacity;
 }
 
 bool PoolDesc::HasFreeBlock(const void* p) const {
+  const uintptr_t key = ListKey();
   uint32_t steps = 0;
-  for (const FreeBlock* b = free; b != kFreeListEnd && b != nullptr && steps <= capacity;
-       b = b->next, ++steps) {
+  for (const FreeBlock* b = free; !IsListEnd(b) && steps <= capacity; ++steps) {
     if (b == p) return true;
+    b = DecodeLink(b->next, key);
   }
   return false;
 }

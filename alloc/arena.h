@@ -24,16 +24,42 @@ namespace strata::internal {
 class Heap;
 struct ArenaRecord;
 
-// A free block links to the next through its first word.
+// A free block links to the next through its first word. On a run's free
+// list the link is encoded (XOR with a per-process random key, see
+// EncodeLink) and the list ends with the address of the run's arena (the
+// header, never a block): so any block on a free list holds a word that
+// decodes to an address in its own arena, while program data almost never
+// does (a double free is spotted in O(1), and a heap overflow cannot forge a
+// link). Blocks travelling in remote batches link plainly.
 struct FreeBlock {
   FreeBlock* next;
 };
 
-// Free lists of runs end with this sentinel rather than null, so that a
-// block whose first word is null (common in program data) does not look like
-// the last block of a free list: frees use that to spot double frees cheaply.
-extern FreeBlock g_free_list_end;
-inline constexpr FreeBlock* kFreeListEnd = &g_free_list_end;
+namespace arena_internal {
+// Written once, before the first run is carved (InitListKey); then only
+// read, relaxed (a plain load).
+extern std::atomic<uintptr_t> g_list_key;
+}  // namespace arena_internal
+
+// Chooses the process's free-list key. Idempotent; call before any run is
+// carved (AcquireHeapForThread does). Thread-safety: any thread.
+void InitListKey();
+
+inline uintptr_t ListKey() {
+  // Relaxed: set once before any list exists; every reader got its block
+  // through a hand-off ordered after that.
+  return arena_internal::g_list_key.load(std::memory_order_relaxed);
+}
+inline FreeBlock* EncodeLink(FreeBlock* next, uintptr_t key) {
+  return reinterpret_cast<FreeBlock*>(reinterpret_cast<uintptr_t>(next) ^ key);
+}
+inline FreeBlock* DecodeLink(FreeBlock* link, uintptr_t key) { return EncodeLink(link, key); }
+
+// A run's free list ends at its arena's base; the empty pool sentinel's
+// (g_empty_pool) list is null. Either has zero low bits, unlike any block.
+inline bool IsListEnd(const FreeBlock* b) {
+  return (reinterpret_cast<uintptr_t>(b) & (kArenaSize - 1)) == 0;
+}
 
 // The first word of every header registered in the page map.
 enum HeaderKind : uint32_t {
@@ -52,44 +78,71 @@ enum class PoolList : uint8_t {
   kNone = 0,     // full: on no list (a local free brings it back to kPartial)
   kPartial = 1,  // on the heap's partial list for its class
   kCurrent = 2,  // the heap's current run for its class (fast path source)
+  kEmpty = 3,    // no live block; kept whole (free list intact) on the heap's
+                 // empty list for its class, for the class's next run
 };
 
+// `used` carries this bit while the run is full and on no list, so that the
+// free fast path catches "run was full" and "run is now empty" with a single
+// signed test (used - 1 <= 0).
+inline constexpr uint32_t kFullBit = uint32_t{1} << 31;
+
 // Describes one pool; for a run, the head's descriptor describes the run.
-// Invariants (head, owner's view):
+// 64 bytes: the descriptor of pool i sits at arena base + 64 * i (pool 0's
+// slot holds the ArenaHeader's own fields), so the free fast path finds it
+// with a shift and a mask.
+// Invariants (head, owner's view; used without kFullBit):
 //   used + length(free) + (capacity - carved) == capacity
-//   list == kPartial  =>  free != kFreeListEnd || carved < capacity
-//   used == 0 && list != kCurrent  =>  the run is released (state == kFree)
+//   list == kPartial  =>  free is not the end || carved < capacity
+//   list == kNone (full)  <=>  used has kFullBit
+//   used == 0  =>  list is kCurrent or kEmpty (else the run was released)
+//   a free pool has carved == 0, so no block validates against it
 // Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
-// alone (the heap that owns the arena). `state`, `size_class`, `capacity`,
-// `run_pools`, `head_offset` and `free_since` change only under the owner's
-// metadata lock (Heap::meta_lock_), so the purger and the stats reader may
-// read them holding it; anyone may also read `state`, `size_class` and
-// `head_offset` of a run holding a live block they own, which do not change
-// while it lives. `used` has one writer (the owner) and racy readers (stats).
-struct PoolDesc {
-  FreeBlock* free = kFreeListEnd;  // free blocks already carved, ending in kFreeListEnd
-  threading::SingleWriter<uint32_t> used;  // blocks handed out (to the program or in flight back)
-  uint32_t carved = 0;       // blocks carved so far, from the run start (lazy)
-  uint16_t capacity = 0;     // blocks the run holds
-  uint8_t size_class = 0;    // class of the run (0 when free)
-  uint8_t run_pools = 0;     // pools in the run (head only)
-  uint8_t head_offset = 0;   // kTail: this - head_offset == head; 0 otherwise
+// alone (the heap that owns the arena), but for kEmpty runs, whose list
+// links and `free`, `carved`, `purged` and `free_since` change only under
+// the owner's metadata lock (the purger purges them in place). The run-shape fields (`state`,
+// `size_class`, `size`, `div_magic`, `start`, `capacity`, `run_pools`,
+// `head_offset`, `free_since`) change only under the owner's metadata lock
+// (Heap::meta_lock_), so the purger and the stats reader may read them
+// holding it; anyone may also read the shape of a run holding a live block
+// they own, which does not change while it lives. `used` has one writer (the
+// owner) and racy readers (stats).
+struct alignas(64) PoolDesc {
+  FreeBlock* free = nullptr;  // head of the free list (decoded), ending at the arena base
+  threading::SingleWriter<uint32_t> used;  // blocks handed out (or in flight back) | kFullBit
+  uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
+  uint32_t size = 0;          // block size (head)
+  uint32_t div_magic = 0;     // ceil(2^32 / size): offset / size without a divide
+  uint32_t start = 0;         // offset of the run's first block from the arena base
+  uint16_t capacity = 0;      // blocks the run holds
+  uint8_t size_class = 0;     // class of the run (0 when free)
+  uint8_t run_pools = 0;      // pools in the run (head only)
+  uint8_t head_offset = 0;    // kTail: this - head_offset == head; 0 otherwise
   PoolState state = PoolState::kFree;
   PoolList list = PoolList::kNone;
-  uint8_t index = 0;         // pool index in its arena
-  uint32_t free_since = 0;   // kFree: coarse time (os::NowMs) it became free
-  PoolDesc* prev = nullptr;  // owner's partial list
+  uint8_t index = 0;          // pool index in its arena
+  uint32_t free_since = 0;    // kFree, or a kEmpty head: low 32 bits of os::NowMs() when
+                              // it became free (or empty)
+  PoolDesc* prev = nullptr;   // owner's partial or empty list
   PoolDesc* next = nullptr;
+  bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
+  bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
 
   constexpr PoolDesc() = default;
   PoolDesc(const PoolDesc&) = delete;
   PoolDesc& operator=(const PoolDesc&) = delete;
 
+  // Blocks in use (the count without kFullBit).
+  uint32_t Used() const { return used.Get() & ~kFullBit; }
+
   // Back to a free pool (index and free_since are kept).
   void ResetToFree() {
-    free = kFreeListEnd;
+    free = nullptr;
     used.Set(0);
     carved = 0;
+    size = 0;
+    div_magic = 0;
+    start = 0;
     capacity = 0;
     size_class = 0;
     run_pools = 0;
@@ -97,6 +150,8 @@ struct PoolDesc {
     state = PoolState::kFree;
     list = PoolList::kNone;
     prev = next = nullptr;
+    purged = false;
+    cached_empty = false;
   }
 
   char* Start() const;
@@ -104,14 +159,14 @@ struct PoolDesc {
   // True when p is on this run's free list (a walk of at most capacity).
   bool HasFreeBlock(const void* p) const;
 };
+static_assert(sizeof(PoolDesc) == 64, "descriptor i lives at arena + 64 * i");
 
-// True when p's first word looks like a free-list link (the end sentinel or
-// a pointer into p's own arena): the only blocks worth checking for a double
-// free. Reads program data; never decides alone.
-inline bool LooksFree(const void* p) {
-  const FreeBlock* w = static_cast<const FreeBlock*>(p)->next;
-  return w == kFreeListEnd ||
-         (reinterpret_cast<uintptr_t>(w) ^ reinterpret_cast<uintptr_t>(p)) < kArenaSize;
+// True when p's first word decodes to an address in p's own arena: p is
+// (almost surely) on a free list. Reads program data; a hit is confirmed by
+// a walk of the run's list (HasFreeBlock).
+inline bool LooksFree(const void* p, uintptr_t key) {
+  const uintptr_t w = reinterpret_cast<uintptr_t>(static_cast<const FreeBlock*>(p)->next) ^ key;
+  return (w ^ reinterpret_cast<uintptr_t>(p)) < kArenaSize;
 }
 
 // SYNCHRONIZATION
@@ -125,7 +180,7 @@ inline bool LooksFree(const void* p) {
 //    only by the owner holding its metadata lock; read by the owner, and by
 //    the purger and stats reader holding that lock.
 //  - kind, record: fixed while the arena is mapped.
-struct alignas(kCacheLine) ArenaHeader {
+struct alignas(kPoolSize) ArenaHeader {
   uint32_t kind;               // kArenaKind (shared prefix with LargeHeader)
   uint32_t used_pools;         // pools that are part of runs
   std::atomic<Heap*> owner;    // heap whose pools these are (null: empty)
@@ -135,12 +190,18 @@ struct alignas(kCacheLine) ArenaHeader {
   ArenaHeader* next;
   ArenaRecord* record;         // type-stable record (global stacks, stats)
   bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
-  PoolDesc pools[kPoolsPerArena];
+  // Descriptors of pools 1..63 (pool 0 is this header).
+  PoolDesc descs[kPoolsPerArena - kFirstUsablePool];
 
   char* Base() { return reinterpret_cast<char*>(this); }
+  // Descriptor of pool i. REQUIRES: kFirstUsablePool <= i < kPoolsPerArena.
+  PoolDesc* pool(size_t i) { return &descs[i - kFirstUsablePool]; }
+  const PoolDesc* pool(size_t i) const { return &descs[i - kFirstUsablePool]; }
   bool IsValid() const;
 };
-static_assert(sizeof(ArenaHeader) <= kPoolSize * kFirstUsablePool, "header fits pool 0");
+static_assert(sizeof(ArenaHeader) == kPoolSize * kFirstUsablePool, "header is pool 0");
+static_assert(offsetof(ArenaHeader, descs) == sizeof(PoolDesc) * kFirstUsablePool,
+              "descriptor i at base + 64 * i");
 
 // Where an arena's record says the arena is (for stats; relaxed).
 enum class ArenaState : uint8_t {
@@ -168,9 +229,17 @@ inline ArenaHeader* ArenaOf(const void* p) {
   return reinterpret_cast<ArenaHeader*>(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1));
 }
 
-// The run head describing the block at p. REQUIRES: p lies in a run.
+// Byte offset of the descriptor of p's pool from its arena base: 64 * pool
+// index (0 for the header pool, which holds no blocks).
+inline uintptr_t DescOffset(const void* p) {
+  constexpr int kDescShift = 6;  // log2(sizeof(PoolDesc))
+  return (reinterpret_cast<uintptr_t>(p) >> (kPoolShift - kDescShift)) &
+         ((kPoolsPerArena - 1) << kDescShift);
+}
+
+// The run head describing the block at p. REQUIRES: p lies in a usable pool.
 inline PoolDesc* RunOf(ArenaHeader* arena, const void* p) {
-  PoolDesc* d = &arena->pools[(reinterpret_cast<uintptr_t>(p) >> kPoolShift) & (kPoolsPerArena - 1)];
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + DescOffset(p));
   return d - d->head_offset;
 }
 

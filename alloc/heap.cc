@@ -42,13 +42,6 @@ constinit threading::ThreadExitHook g_exit_hook(&OnThreadExit);
 // by this many pools (so the shared counter is not written on every run).
 constexpr size_t kPublishStep = 16;
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* PopFree(PoolDesc* d) {
-  FreeBlock* b = d->free;
-  d->free = b->next;
-  d->used.Add(1);
-  return b;
-}
-
 // Index of the lowest pool starting n consecutive free pools, or -1.
 int FindRun(uint64_t mask, uint32_t n) {
   uint64_t m = mask;
@@ -77,7 +70,7 @@ uint32_t DecayInterval(int64_t delay_ms) {
 // ---------------------------------------------------------------------------
 // Allocation
 
-void* Heap::AllocateSlow(size_t cls, size_t size) {
+void* Heap::AllocateSlow(size_t cls, size_t size) noexcept {
   if (this == &g_empty_heap) {
     Heap* h = AcquireHeapForThread();
     if (h == nullptr) {
@@ -91,7 +84,7 @@ void* Heap::AllocateSlow(size_t cls, size_t size) {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
     PoolDesc* d = runs_[cls];
-    if (d->free != kFreeListEnd) return PopFree(d);
+    if (!IsListEnd(d->free)) return PopFree(d);
   }
   return Refill(cls);
 }
@@ -113,13 +106,18 @@ void* Heap::Refill(size_t cls) {
   // 2. Blocks other threads gave back (may refill the current run).
   if (DrainRemote() > 0) {
     d = runs_[cls];
-    if (d->free != kFreeListEnd) return PopFree(d);
+    if (!IsListEnd(d->free)) return PopFree(d);
   }
-  // 3. A partial run of this class.
-  if (PoolDesc* p = partial_[cls]) {
+  // 3. A partial run of this class, then an empty one kept whole.
+  PoolDesc* p = partial_[cls];
+  if (p != nullptr) {
     UnlinkPartial(p);
+  } else {
+    p = TakeEmpty(cls);
+  }
+  if (p != nullptr) {
     SetCurrent(cls, p);
-    return p->free != kFreeListEnd ? PopFree(p) : PopCarving(p);
+    return !IsListEnd(p->free) ? PopFree(p) : PopCarving(p);
   }
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
@@ -127,12 +125,16 @@ void* Heap::Refill(size_t cls) {
   const uint32_t pools = kClasses[cls].run_pools;
   ArenaHeader* arena = nullptr;
   int start = FindFreeRun(pools, &arena);
+  // Empty runs of other classes give their pools back before we take more.
+  if (start < 0 && empty_run_pools_ != 0 && ReleaseEmptyRuns(os::NowMs()) != 0) {
+    start = FindFreeRun(pools, &arena);
+  }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
-    if (PoolDesc* p = partial_[cls]) {
-      UnlinkPartial(p);
-      SetCurrent(cls, p);
-      return p->free != kFreeListEnd ? PopFree(p) : PopCarving(p);
+    if (PoolDesc* q = partial_[cls]) {
+      UnlinkPartial(q);
+      SetCurrent(cls, q);
+      return !IsListEnd(q->free) ? PopFree(q) : PopCarving(q);
     }
     start = FindFreeRun(pools, &arena);
   }
@@ -147,6 +149,19 @@ void* Heap::Refill(size_t cls) {
   return block;
 }
 
+void* Heap::PopFree(PoolDesc* d) {
+  FreeBlock* b = d->free;
+  d->free = DecodeLink(b->next, ListKey());
+  b->next = nullptr;
+  d->used.Add(1);
+  return b;
+}
+
+void Heap::MarkFull(PoolDesc* d) {
+  d->list = PoolList::kNone;
+  d->used.Set(d->used.Get() | kFullBit);
+}
+
 void* Heap::PopCarving(PoolDesc* d) {
   const uint32_t size = kClasses[d->size_class].size;
   uint32_t n = static_cast<uint32_t>(kPoolSize) / size;  // about a page at a time
@@ -154,11 +169,12 @@ void* Heap::PopCarving(PoolDesc* d) {
   if (n > d->capacity - d->carved) n = d->capacity - d->carved;
   char* first = d->Start() + size_t{d->carved} * size;
   // Link first .. first + (n-1)*size in address order, onto the free list.
+  const uintptr_t key = ListKey();
   char* p = first + size_t{n - 1} * size;
   FreeBlock* head = d->free;
   for (uint32_t i = 0; i < n; ++i, p -= size) {
     auto* b = reinterpret_cast<FreeBlock*>(p);
-    b->next = head;
+    b->next = EncodeLink(head, key);
     head = b;
   }
   d->free = head;
@@ -169,7 +185,7 @@ void* Heap::PopCarving(PoolDesc* d) {
 void Heap::SetCurrent(size_t cls, PoolDesc* d) {
   PoolDesc* old = runs_[cls];
   // The old current run is exhausted (no free, fully carved): it is full.
-  if (old != &g_empty_pool) old->list = PoolList::kNone;
+  if (old != &g_empty_pool) MarkFull(old);
   d->list = PoolList::kCurrent;
   runs_[cls] = d;
   current_[cls] = stats_mode_ ? &g_empty_pool : d;
@@ -213,10 +229,13 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
     UnlinkArena(a);
     LinkArena(a, /*avail=*/false);
   }
-  PoolDesc* head = &a->pools[start];
-  head->free = kFreeListEnd;
+  PoolDesc* head = a->pool(static_cast<size_t>(start));
+  head->free = reinterpret_cast<FreeBlock*>(a);  // the list's end
   head->used.Set(0);
   head->carved = 0;
+  head->size = kClasses[cls].size;
+  head->div_magic = kClasses[cls].div_magic;
+  head->start = static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize);
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
   head->size_class = static_cast<uint8_t>(cls);
   head->run_pools = static_cast<uint8_t>(n);
@@ -238,21 +257,117 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
 // ---------------------------------------------------------------------------
 // Local free
 
-void Heap::FreeLocalSlow(PoolDesc* d) {
-  if (d->list == PoolList::kNone) {
+void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
+  const uint32_t used = d->used.Get();
+  if (ABSL_PREDICT_FALSE(used == ~uint32_t{0})) {
+    // The count went below zero: the block's run had no live block (an
+    // empty run whose list was purged, so the double free did not show).
+    // Undo the push and report.
+    FreeBlock* b = d->free;
+    d->free = DecodeLink(b->next, ListKey());
+    d->used.Set(0);
+    ReportInvalidFree(b, "double free (its run has no live block)", "free");
+    return;
+  }
+  if (used & kFullBit) {
     // The run was full; now it has a free block.
-    if (d->used.Get() == 0) {
+    d->used.Set(used & ~kFullBit);
+    if ((used & ~kFullBit) == 0) {
       ReleaseRun(d);  // a one-block run
     } else {
       LinkPartial(d);
     }
     return;
   }
-  if (d->used.Get() == 0 && d->list == PoolList::kPartial) {
+  // used == 0.
+  if (d->list == PoolList::kPartial) {
     UnlinkPartial(d);
-    ReleaseRun(d);
+    KeepOrRelease(d);
   }
   // used == 0 on the current run: keep it, the next allocation reuses it.
+}
+
+void Heap::KeepOrRelease(PoolDesc* d) {
+  // Empty runs are kept whole, free list and all, up to the thread cache
+  // budget: a thread that frees a batch and allocates the next one reuses
+  // them without claiming pools or carving again. The release policy purges
+  // them in place when they stay unused for purge_delay_ms.
+  if (CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= CacheBudget()) {
+    const uint64_t now = os::NowMs();
+    {
+      threading::SpinLockHolder hold(&meta_lock_);
+      LinkEmptyLocked(d, now);
+    }
+    MaybeDecay(now, /*released=*/true);
+    return;
+  }
+  ReleaseRun(d);
+}
+
+void Heap::LinkEmptyLocked(PoolDesc* d, uint64_t now) {
+  const size_t cls = d->size_class;
+  d->list = PoolList::kEmpty;
+  d->cached_empty = true;
+  d->free_since = static_cast<uint32_t>(now);
+  d->prev = nullptr;
+  d->next = empty_[cls];
+  if (d->next != nullptr) d->next->prev = d;
+  empty_[cls] = d;
+  empty_run_pools_ += d->run_pools;
+  PublishCachedPools();
+}
+
+void Heap::UnlinkEmptyLocked(PoolDesc* d) {
+  if (d->prev != nullptr) {
+    d->prev->next = d->next;
+  } else {
+    empty_[d->size_class] = d->next;
+  }
+  if (d->next != nullptr) d->next->prev = d->prev;
+  d->prev = d->next = nullptr;
+  d->list = PoolList::kNone;
+  d->cached_empty = false;
+  empty_run_pools_ -= d->run_pools;
+  PublishCachedPools();
+}
+
+PoolDesc* Heap::TakeEmpty(size_t cls) {
+  if (empty_[cls] == nullptr) return nullptr;  // owner's racy peek; checked below
+  threading::SpinLockHolder hold(&meta_lock_);
+  PoolDesc* d = empty_[cls];
+  if (d == nullptr) return nullptr;
+  UnlinkEmptyLocked(d);
+  if (d->purged) {
+    // Its pages were given back: they read as zero, the list is gone.
+    d->purged = false;
+    d->carved = 0;
+    d->free = reinterpret_cast<FreeBlock*>(ArenaOf(d));
+  }
+  return d;
+}
+
+size_t Heap::ReleaseEmptyRuns(uint64_t now) {
+  size_t pools = 0;
+  threading::SpinLockHolder hold(&meta_lock_);
+  for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
+    while (PoolDesc* d = empty_[cls]) {
+      const bool purged = d->purged;
+      const uint32_t since = d->free_since;
+      const uint32_t n = d->run_pools;
+      const uint8_t index = d->index;
+      UnlinkEmptyLocked(d);
+      pools += n;
+      ReleaseRunLocked(d, now);
+      if (purged) {
+        // Its pages are already given back: free, not dirty.
+        ArenaOf(d)->dirty_mask &= ~RunBits(n, index);
+      } else {
+        // Free since it went empty: due for purging as it would have been.
+        for (uint32_t i = 0; i < n; ++i) d[i].free_since = since;
+      }
+    }
+  }
+  return pools;
 }
 
 void Heap::ReleaseRun(PoolDesc* d) {
@@ -268,7 +383,7 @@ void Heap::ReleaseRun(PoolDesc* d) {
 void Heap::ReleaseRunLocked(PoolDesc* d, uint64_t now) {
   ArenaHeader* a = ArenaOf(d);
   const uint32_t n = d->run_pools;
-  const uint32_t start = d->index;
+  const uint8_t start = d->index;
   for (uint32_t i = 0; i < n; ++i) {
     d[i].ResetToFree();
     d[i].free_since = static_cast<uint32_t>(now);
@@ -288,7 +403,7 @@ void Heap::ReleaseRunLocked(PoolDesc* d, uint64_t now) {
 }
 
 void Heap::PublishCachedPools() {
-  const size_t now = free_pools_;
+  const size_t now = free_pools_ + empty_run_pools_;
   const size_t was = published_free_pools_;
   if (now >= was + kPublishStep || was >= now + kPublishStep || (now == 0 && was != 0)) {
     // Relaxed: a budget heuristic and a statistic.
@@ -308,6 +423,7 @@ size_t Heap::CacheBudget() const {
 
 void Heap::TrimToBudget(uint64_t now) {
   const size_t budget = CacheBudget();
+  ReleaseEmptyRuns(now);
   RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenasOverBudget(budget, now);
   // Retry only after another quarter of the budget (or 16 pools) is freed:
@@ -326,7 +442,7 @@ void Heap::RetireEmptyCurrentRuns(uint64_t now) {
   threading::SpinLockHolder hold(&meta_lock_);
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_[cls];
-    if (d == &g_empty_pool || d->used.Get() != 0) continue;
+    if (d == &g_empty_pool || d->used.Get() != 0) continue;  // (a current run is never full-marked)
     runs_[cls] = &g_empty_pool;
     current_[cls] = &g_empty_pool;
     d->list = PoolList::kNone;
@@ -357,6 +473,7 @@ void Heap::ReleaseEmptyArenas(uint64_t now) { ReleaseEmptyArenasOverBudget(0, no
 
 void Heap::ReturnEmptyArenas() {
   const uint64_t now = os::NowMs();
+  ReleaseEmptyRuns(now);
   RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenas(now);
 }
@@ -373,13 +490,24 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
     if (a->used_pools == 0) --from->empty_arenas_;
     from->PublishCachedPools();
   }
-  // Partial runs move with the arena (list links are owner-only data; the
-  // caller holds both heaps exclusively as owner).
+  // Partial and empty runs move with the arena (partial-list links are
+  // owner-only data: the caller holds both heaps exclusively as owner).
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
-    PoolDesc* d = &a->pools[i];
-    if (d->state == PoolState::kHead && d->list == PoolList::kPartial) {
+    PoolDesc* d = a->pool(i);
+    if (d->state != PoolState::kHead) continue;
+    if (d->list == PoolList::kPartial) {
       from->UnlinkPartial(d);
       LinkPartial(d);
+    } else if (d->list == PoolList::kEmpty) {
+      uint32_t since;
+      {
+        threading::SpinLockHolder hold(&from->meta_lock_);
+        since = d->free_since;
+        from->UnlinkEmptyLocked(d);
+      }
+      threading::SpinLockHolder hold(&meta_lock_);
+      LinkEmptyLocked(d, since);
+      d->free_since = since;
     }
   }
   // Release pairs with the acquire load of owner by freeing threads: a
@@ -452,12 +580,25 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
   const auto mode =
       GetOption(Option::kPurgeMode) == 1 ? os::PurgeMode::kFree : os::PurgeMode::kDontNeed;
   size_t bytes = 0;
+  // Empty runs kept whole: purged in place (their list is rebuilt on reuse).
+  for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
+    for (PoolDesc* d = empty_[cls]; d != nullptr; d = d->next) {
+      if (d->purged) continue;
+      if (!force && static_cast<int32_t>(now - d->free_since) < delay_ms) continue;
+      const size_t run_bytes = size_t{d->run_pools} * kPoolSize;
+      if (os::Purge(d->Start(), run_bytes, mode)) {
+        d->purged = true;
+        counters_.pools_purged.Add(d->run_pools);
+        bytes += run_bytes;
+      }
+    }
+  }
   // Full arenas have no free pools: only the avail list matters.
   for (ArenaHeader* a = avail_arenas_; a != nullptr; a = a->next) {
     uint64_t due = 0;
     for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
       const int i = __builtin_ctzll(m);
-      if (force || static_cast<int32_t>(now - a->pools[i].free_since) >= delay_ms) {
+      if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->free_since) >= delay_ms) {
         due |= uint64_t{1} << i;
       }
     }
@@ -652,11 +793,14 @@ void Heap::Abandon() {
     d->list = PoolList::kNone;
     if (d->used.Get() == 0) {
       ReleaseRun(d);
-    } else if (d->free != kFreeListEnd || d->carved < d->capacity) {
+    } else if (!IsListEnd(d->free) || d->carved < d->capacity) {
       LinkPartial(d);
+    } else {
+      MarkFull(d);
     }
   }
-  // Return every empty arena: a dead thread needs no spares.
+  // Return every empty run and empty arena: a dead thread needs no spares.
+  ReleaseEmptyRuns(os::NowMs());
   ReleaseEmptyArenas(os::NowMs());
 }
 
@@ -740,7 +884,12 @@ bool Heap::IsValid() const {
     }
     for (const PoolDesc* d = partial_[cls]; d != nullptr; d = d->next) {
       if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
-      if (d->free == kFreeListEnd && d->carved == d->capacity) return false;
+      if (IsListEnd(d->free) && d->carved == d->capacity) return false;
+    }
+    threading::SpinLockHolder hold(&meta_lock_);
+    for (const PoolDesc* d = empty_[cls]; d != nullptr; d = d->next) {
+      if (d->list != PoolList::kEmpty || d->size_class != cls || d->Used() != 0) return false;
+      if (!d->purged && !d->IsValid()) return false;
     }
   }
   // The purger may be updating dirty masks: read the arenas under the lock.
@@ -755,7 +904,7 @@ bool Heap::IsValid() const {
       if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != this) return false;
       if (a->on_avail_list != (a->free_mask != 0)) return false;
       for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
-        if (a->pools[i].state == PoolState::kHead && !a->pools[i].IsValid()) return false;
+        if (a->pool(i)->state == PoolState::kHead && !a->pool(i)->IsValid()) return false;
       }
     }
   }
@@ -792,6 +941,7 @@ void SetGlobalDecayHook(GlobalDecayHook hook) {
 
 Heap* AcquireHeapForThread() {
   options_internal::EnsureInitialized();
+  InitListKey();
   Heap* h = g_orphans.Pop();
   if (h == nullptr) h = g_free_heaps.Pop();
   if (h == nullptr) h = Heap::Create();

@@ -5,7 +5,8 @@
 //
 // SYNCHRONIZATION
 //  - current_, runs_, partial_, outgoing_, and the free lists, carving and
-//    list links of every run of the heap's arenas: owner thread only.
+//    list links of every run of the heap's arenas: owner thread only
+//    (empty runs excepted, below).
 //    "Owner thread" is the thread whose tls_heap points here; a heap changes
 //    hands only through the orphan/free stacks, whose release push / acquire
 //    pop order the old owner's last writes before the new owner's first reads.
@@ -16,6 +17,9 @@
 //    on slow paths that change them (claiming or releasing a run, moving an
 //    arena); the purger (release engine) takes it with TryLock to purge free
 //    pools of idle heaps; the stats reader takes it to walk the arenas.
+//    It also guards the empty-run lists (empty_, empty_run_pools_) and the
+//    runs on them, whole: no block of an empty run is live, so only the
+//    owner taking one back (under the lock) or the purger touches them.
 //    Never held while taking another heap's lock.
 //  - PoolDesc::used and the counters_: one writer (the owner), racy readers
 //    (stats), through threading::SingleWriter.
@@ -101,22 +105,29 @@ class alignas(kCacheLine) Heap {
 
   // Returns a block of class cls for a request of `size` bytes, or nullptr
   // when the OS refuses memory.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) noexcept {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
-    if (ABSL_PREDICT_FALSE(b == kFreeListEnd)) return AllocateSlow(cls, size);
-    d->free = b->next;
+    if (ABSL_PREDICT_FALSE(IsListEnd(b))) return AllocateSlow(cls, size);
+    d->free = DecodeLink(b->next, ListKey());
+    // The link must not survive in a block handed out: if the program frees
+    // it untouched, it must not look like a block already on a free list.
+    b->next = nullptr;
     d->used.Add(1);
     return b;
   }
 
-  // Frees block b of run d. REQUIRES: this heap owns d's arena.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeLocal(PoolDesc* d, void* p) {
+  // Frees block p of run d (its head). REQUIRES: this heap owns d's arena;
+  // key == ListKey().
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeLocal(PoolDesc* d, void* p, uintptr_t key) noexcept {
     auto* b = static_cast<FreeBlock*>(p);
-    b->next = d->free;
+    b->next = EncodeLink(d->free, key);
     d->free = b;
-    if (ABSL_PREDICT_FALSE(d->used.Sub(1) == 0 || d->list == PoolList::kNone)) FreeLocalSlow(d);
+    // One signed test for both rare cases: the run is now empty (0), or it
+    // was full and on no list (kFullBit makes the count negative).
+    if (ABSL_PREDICT_FALSE(static_cast<int32_t>(d->used.Sub(1)) <= 0)) FreeLocalSlow(d);
   }
+  void FreeLocal(PoolDesc* d, void* p) noexcept { FreeLocal(d, p, ListKey()); }
 
   // ---- Slow paths ----
 
@@ -187,8 +198,9 @@ class alignas(kCacheLine) Heap {
   // makes the calling thread's heap follow now. Owner thread only.
   void SyncStatsMode();
 
-  // Free pools this heap holds in its arenas (owner view), in bytes.
-  size_t CachedPoolBytes() const { return free_pools_ * kPoolSize; }
+  // Bytes this heap keeps for itself (owner view): free pools in its arenas
+  // and empty runs kept whole. Bounded by the thread cache budget.
+  size_t CachedPoolBytes() const { return (free_pools_ + empty_run_pools_) * kPoolSize; }
 
   uint32_t id() const { return id_; }
   State state() const { return state_.load(std::memory_order_acquire); }
@@ -230,11 +242,13 @@ class alignas(kCacheLine) Heap {
   // Maps, constructs and registers a new heap; nullptr if the OS refuses.
   static Heap* Create();
 
-  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size);
-  ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d);
+  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size) noexcept;
+  ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
 
   void* Refill(size_t cls);
+  void* PopFree(PoolDesc* d);
   void* PopCarving(PoolDesc* d);
+  static void MarkFull(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
   void SetStatsMode(bool on);
   void RetireEmptyCurrentRuns(uint64_t now);
@@ -248,6 +262,15 @@ class alignas(kCacheLine) Heap {
   void ReleaseRunLocked(PoolDesc* d, uint64_t now);
   void LinkPartial(PoolDesc* d);
   void UnlinkPartial(PoolDesc* d);
+  // Keeps an empty run (just unlinked from the partial list) on the empty
+  // list, or releases it when the cache of empty runs is full.
+  void KeepOrRelease(PoolDesc* d);
+  void LinkEmptyLocked(PoolDesc* d, uint64_t now);
+  void UnlinkEmptyLocked(PoolDesc* d);
+  // Takes an empty run of class cls for reuse (re-carving it if purged).
+  PoolDesc* TakeEmpty(size_t cls);
+  // Releases every cached empty run. Returns the pools freed.
+  size_t ReleaseEmptyRuns(uint64_t now);
   void LinkArena(ArenaHeader* a, bool avail);
   void UnlinkArena(ArenaHeader* a);
   void FreeLocalOrForward(void* p);
@@ -268,6 +291,8 @@ class alignas(kCacheLine) Heap {
   PoolDesc* current_[kNumClasses];
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
+  PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)
+  size_t empty_run_pools_ = 0;           // pools in empty_ runs (under meta_lock_)
   ArenaHeader* avail_arenas_ = nullptr;  // arenas with free pools
   ArenaHeader* full_arenas_ = nullptr;   // arenas without
   size_t empty_arenas_ = 0;              // owned arenas with used_pools == 0

@@ -129,7 +129,7 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
     h = static_cast<LargeHeader*>(base);
     h->kind = kLargeKind;
     h->reserved = reserved;
-    if (!GetPageMap().Register(base, reserved, h)) {
+    if (!GetPageMap().Register(base, reserved, h, /*is_arena=*/false)) {
       os::Unmap(base, reserved);
       return nullptr;
     }

@@ -27,6 +27,7 @@
 
 #include "alloc/config.h"
 #include "alloc/error.h"
+#include "alloc/fast_path.h"
 #include "alloc/fd_writer.h"
 #include "alloc/fork.h"
 #include "alloc/page_map.h"
@@ -188,11 +189,11 @@ void* NewFailed(size_t size, size_t align, bool nothrow) {
 }
 
 inline void* New(size_t size) {
-  void* p = strata::Allocate(size);
+  void* p = AllocateFast(size);
   return p != nullptr ? p : NewFailed(size, 0, false);
 }
 inline void* NewNothrow(size_t size) noexcept {
-  void* p = strata::Allocate(size);
+  void* p = AllocateFast(size);
   if (p != nullptr) return p;
   try {
     return NewFailed(size, 0, true);
@@ -231,8 +232,8 @@ extern "C" {
 
 // ---- C ---------------------------------------------------------------------
 
-void* malloc(size_t size) noexcept { return strata::Allocate(size); }
-void free(void* p) noexcept { strata::Deallocate(p); }
+void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
+void free(void* p) noexcept { strata::internal::FreeFast(p); }
 void* calloc(size_t count, size_t size) noexcept { return strata::AllocateZeroed(count, size); }
 
 void* realloc(void* p, size_t size) noexcept {
@@ -380,12 +381,16 @@ void* operator new[](size_t size, std::align_val_t align, const std::nothrow_t&)
   return NewAlignedNothrow(size, align);
 }
 
-void operator delete(void* p) noexcept { strata::Deallocate(p); }
-void operator delete[](void* p) noexcept { strata::Deallocate(p); }
+void operator delete(void* p) noexcept { strata::internal::FreeFast(p); }
+void operator delete[](void* p) noexcept { strata::internal::FreeFast(p); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
-void operator delete(void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
-void operator delete[](void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
+void operator delete(void* p, size_t size) noexcept {
+  strata::internal::FreeFast(p, size, "free_sized");
+}
+void operator delete[](void* p, size_t size) noexcept {
+  strata::internal::FreeFast(p, size, "free_sized");
+}
 void operator delete(void* p, std::align_val_t align) noexcept {
   strata::DeallocateAligned(p, static_cast<size_t>(align));
 }

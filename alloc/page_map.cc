@@ -4,11 +4,7 @@
 
 namespace strata::internal {
 
-namespace {
 constinit PageMap g_page_map;
-}  // namespace
-
-PageMap& GetPageMap() { return g_page_map; }
 
 PageMap::Entry* PageMap::EnsureLeaf(size_t root_index) {
   // Acquire pairs with the release CAS below (by this or another thread).
@@ -17,8 +13,8 @@ PageMap::Entry* PageMap::EnsureLeaf(size_t root_index) {
   const size_t bytes = kLeafEntries * sizeof(Entry);
   auto* fresh = static_cast<Entry*>(os::MapAligned(bytes, 4096));
   if (fresh == nullptr) return nullptr;
-  // Zero-filled memory is a valid array of null atomics (std::atomic<void*>
-  // is a plain pointer-sized object with no other state).
+  // Zero-filled memory is a valid array of zero atomics (std::atomic of an
+  // integer is a plain integer-sized object with no other state).
   // Release publishes the zeroed leaf to lookups; acquire on failure pairs
   // with the winner's release so we may use its leaf.
   if (root_[root_index].compare_exchange_strong(leaf, fresh, std::memory_order_acq_rel,
@@ -31,7 +27,8 @@ PageMap::Entry* PageMap::EnsureLeaf(size_t root_index) {
   return leaf;
 }
 
-bool PageMap::Register(const void* start, size_t bytes, void* header) {
+bool PageMap::Register(const void* start, size_t bytes, void* header, bool is_arena) {
+  const uintptr_t entry = reinterpret_cast<uintptr_t>(header) | (is_arena ? kArenaTag : 0);
   const uintptr_t first = reinterpret_cast<uintptr_t>(start) >> kArenaShift;
   const uintptr_t end = first + (bytes >> kArenaShift);
   if ((end - 1) >> kChunkBits) return false;
@@ -45,7 +42,7 @@ bool PageMap::Register(const void* start, size_t bytes, void* header) {
     Entry* leaf = root_[c >> kLeafBits].load(std::memory_order_relaxed);
     // Release pairs with the acquire in Lookup(): the header is initialised
     // before anyone can find it.
-    leaf[c & (kLeafEntries - 1)].store(header, std::memory_order_release);
+    leaf[c & (kLeafEntries - 1)].store(entry, std::memory_order_release);
   }
   return true;
 }
@@ -57,7 +54,7 @@ void PageMap::Unregister(const void* start, size_t bytes) {
     // Relaxed: the leaf was installed before this range was registered.
     Entry* leaf = root_[c >> kLeafBits].load(std::memory_order_relaxed);
     // Release: orders our last uses of the mapping before the entry vanishes.
-    leaf[c & (kLeafEntries - 1)].store(nullptr, std::memory_order_release);
+    leaf[c & (kLeafEntries - 1)].store(0, std::memory_order_release);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "alloc/config.h"
 
 namespace strata::internal {
@@ -30,28 +31,41 @@ class PageMap {
   static constexpr size_t kLeafEntries = size_t{1} << kLeafBits;
   static constexpr size_t kRootEntries = size_t{1} << kRootBits;
 
-  using Entry = std::atomic<void*>;
+  using Entry = std::atomic<uintptr_t>;
 
   constexpr PageMap() = default;
   PageMap(const PageMap&) = delete;
   PageMap& operator=(const PageMap&) = delete;
 
-  // Returns the header registered for the chunk holding p, or nullptr.
+  // An entry is the header's address, with kArenaTag set when the header is
+  // an arena's (whose chunk is then the arena itself).
+  static constexpr uintptr_t kArenaTag = 1;
+
+  // Returns the entry for the chunk holding p, or 0.
   // Thread-safety: any thread, lock-free, wait-free.
-  void* Lookup(const void* p) const {
+  uintptr_t LookupEntry(const void* p) const {
     const uintptr_t chunk = reinterpret_cast<uintptr_t>(p) >> kArenaShift;
-    if (chunk >> kChunkBits) return nullptr;  // kernel or non-canonical
+    if (ABSL_PREDICT_FALSE(chunk >> kChunkBits)) return 0;  // kernel or non-canonical
     // Acquire pairs with the release CAS that installed the leaf.
     const Entry* leaf = root_[chunk >> kLeafBits].load(std::memory_order_acquire);
-    if (leaf == nullptr) return nullptr;
+    if (ABSL_PREDICT_FALSE(leaf == nullptr)) return 0;
     // Acquire pairs with the release store in Register().
     return leaf[chunk & (kLeafEntries - 1)].load(std::memory_order_acquire);
   }
 
-  // Points every chunk of [start, start + bytes) at header. Returns false
-  // (registering nothing) when a leaf could not be mapped.
-  // REQUIRES: start and bytes are multiples of kArenaSize.
-  bool Register(const void* start, size_t bytes, void* header);
+  // Returns the header registered for the chunk holding p, or nullptr.
+  void* Lookup(const void* p) const {
+    return reinterpret_cast<void*>(LookupEntry(p) & ~kArenaTag);
+  }
+
+  // True when p lies in an arena (false for null, foreign memory and large
+  // blocks).
+  bool InArena(const void* p) const { return (LookupEntry(p) & kArenaTag) != 0; }
+
+  // Points every chunk of [start, start + bytes) at header (tagged when
+  // is_arena). Returns false (registering nothing) when a leaf could not be
+  // mapped. REQUIRES: start and bytes are multiples of kArenaSize.
+  bool Register(const void* start, size_t bytes, void* header, bool is_arena);
 
   // Clears every chunk of [start, start + bytes). REQUIRES: registered.
   void Unregister(const void* start, size_t bytes);
@@ -67,7 +81,8 @@ class PageMap {
 };
 
 // The single process-wide map; constant-initialised (usable before main).
-PageMap& GetPageMap();
+extern PageMap g_page_map;
+inline PageMap& GetPageMap() { return g_page_map; }
 
 }  // namespace strata::internal
 

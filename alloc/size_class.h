@@ -36,13 +36,23 @@ constexpr uint32_t AlignOf(uint32_t size) {
 }
 
 constexpr uint32_t RunPoolsFor(uint32_t size) {
+  // Small classes: one pool per run, the seed's pools (at least 8 blocks).
   if (size <= kMaxSmallSize) return 1;
-  // Smallest run holding at least min_blocks blocks with tail waste <= 1/16.
-  const uint32_t min_blocks = size <= 4096 ? 4 : (size <= 16384 ? 2 : 1);
+  // Medium: the smallest run holding at least min_blocks blocks with tail
+  // waste <= 1/16. Enough blocks per run that a thread's frees of a class
+  // mostly land in its current run (measured on larson: 4 blocks per run
+  // sent most allocations of 513..1024 B to the slow path).
+  const uint32_t min_blocks = size <= 1024 ? 32 : (size <= 4096 ? 16 : (size <= 16384 ? 4 : 1));
   for (uint32_t pools = 1; pools <= kMaxRunPools; ++pools) {
     const uint32_t bytes = pools * kPoolSize;
     const uint32_t blocks = bytes / size;
     if (blocks >= min_blocks && (bytes - blocks * size) * 16 <= bytes) return pools;
+  }
+  // No run of up to kMaxRunPools holds min_blocks: the largest with low waste.
+  for (uint32_t pools = kMaxRunPools; pools >= 1; --pools) {
+    const uint32_t bytes = pools * kPoolSize;
+    const uint32_t blocks = bytes / size;
+    if (blocks >= 1 && (bytes - blocks * size) * 16 <= bytes) return pools;
   }
   return 0;  // caught by static_assert below
 }

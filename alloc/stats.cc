@@ -66,7 +66,7 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
   RetentionStats& r = out->retention;
   r.arena_headers += internal::kFirstUsablePool * kPoolSize;
   for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
-    const PoolDesc& d = a->pools[i];
+    const PoolDesc& d = *a->pool(i);
     if (d.state == PoolState::kFree) {
       ++out->pools_free;
       if ((a->dirty_mask >> i) & 1) {
@@ -80,8 +80,22 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
     ++out->pools_in_runs;
     if (d.state != PoolState::kHead) continue;
     SizeClassStats& s = out->classes[d.size_class];
+    if (d.cached_empty) {
+      // An empty run kept whole (read under the heap lock, like its list).
+      s.blocks_free += d.capacity;
+      ++s.runs_empty;
+      const uint64_t run_bytes = uint64_t{d.run_pools} * kPoolSize;
+      if (d.purged) {
+        r.free_pools_purged += run_bytes;
+      } else {
+        r.free_in_empty_runs += uint64_t{d.capacity} * s.block_size;
+        r.run_tails += run_bytes - uint64_t{d.capacity} * s.block_size;
+        deadlines->Add(d.free_since);
+      }
+      continue;
+    }
     const uint64_t size = s.block_size;
-    uint64_t used = d.used.Get();
+    uint64_t used = d.Used();
     if (used > d.capacity) used = d.capacity;  // a racy read mid-update
     s.blocks_in_use += used;
     s.blocks_free += d.capacity - used;
@@ -288,14 +302,14 @@ void WriteArenaMapJson(FdWriter& w) {
       w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(a)).Str("\",\"heap\":").Uint(h->id())
           .Str(",\"state\":\"").Str(orphaned ? "orphaned" : "owned").Str("\",\"pools\":[");
       for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
-        const PoolDesc& d = a->pools[i];
+        const PoolDesc& d = *a->pool(i);
         if (i > internal::kFirstUsablePool) w.Char(',');
         if (d.state == PoolState::kFree) {
           w.Str((a->dirty_mask >> i) & 1 ? "\"f\"" : "\"p\"");
         } else if (d.state == PoolState::kTail) {
           w.Str("\"t\"");
         } else {
-          uint64_t used = d.used.Get();
+          uint64_t used = d.Used();
           if (used > d.capacity) used = d.capacity;
           w.Char('[').Uint(d.size_class).Char(',').Uint(kClasses[d.size_class].size).Char(',')
               .Uint(used).Char(',').Uint(d.capacity).Char(',').Uint(d.run_pools).Char(']');

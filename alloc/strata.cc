@@ -1,23 +1,7 @@
-// strata's public entry points.
-//
-// Allocation code overview (call tree, fast path first):
-//
-//   strata::Allocate(n)
-//     n <= 64 KiB:  tls_heap->Allocate(SizeToClass(n))          [heap.h, inline]
-//                     current_[cls]->free pop, ++used             fast path
-//                     Heap::AllocateSlow                          [heap.cc]
-//                       carve more of the current run | drain remote queue |
-//                       a partial run | NewRun -> pools from an owned arena
-//                         AcquireArena -> empty-arena stack | OS reservation [arena.cc]
-//                           os::MapAligned                        [os.cc]
-//     n > 64 KiB:   LargeAllocate -> large cache | os::MapAligned  [large.cc]
-//
-//   strata::Deallocate(p)
-//     GetPageMap().Lookup(p) -> header (arena or large)           [page_map.h]
-//     arena:  RunOf(p) validated; owner == tls_heap ? Heap::FreeLocal (fast path)
-//                                                  : Heap::FreeRemote (batched,
-//                                                    MpscQueue to the owner)
-//     large:  LargeFree -> large cache | os::Unmap
+// strata's public entry points (see strata.h). The fast paths live in
+// fast_path.h, shared with the malloc override; this file holds their slow
+// halves and everything else: validation and error reports, remote and
+// large frees, calloc, realloc, aligned allocation, ReleaseMemory.
 #include "alloc/strata.h"
 
 #include <errno.h>
@@ -30,9 +14,10 @@
 #include "alloc/arena.h"
 #include "alloc/config.h"
 #include "alloc/error.h"
+#include "alloc/fast_path.h"
+#include "alloc/fork.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
-#include "alloc/fork.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
 #include "alloc/size_class.h"
@@ -53,17 +38,10 @@ ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, boo
   return p;
 }
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateInline(size_t size) {
-  if (ABSL_PREDICT_TRUE(size <= internal::kMaxMediumSize)) {
-    return internal::tls_heap->Allocate(internal::SizeToClass(size), size);
-  }
-  return AllocateLargeOrFail(size, internal::kMaxNaturalAlign);
-}
-
 // Offset of p from the start of run d. REQUIRES: p lies in run d.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t BlockOffset(const PoolDesc* d, const void* p) {
-  return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) & (internal::kArenaSize - 1)) -
-                               size_t{d->index} * internal::kPoolSize);
+inline uint32_t BlockOffset(const PoolDesc* d, const void* p) {
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (internal::kArenaSize - 1)) -
+         d->start;
 }
 
 // A pointer strata does not own: a free may belong to the foreign-free hook
@@ -89,7 +67,7 @@ struct Resolved {
 // Resolves p (non-null). An invalid pointer is reported (abort, or in count
 // mode a result with ok() false, and the caller does nothing). `op` names
 // the caller.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* op) {
+Resolved Resolve(const void* p, const char* op) {
   void* header = internal::GetPageMap().Lookup(p);
   if (ABSL_PREDICT_FALSE(header == nullptr)) {
     ResolveForeign(p, op);
@@ -104,14 +82,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Resolved Resolve(const void* p, const char* 
     }
     return {nullptr, nullptr, large};
   }
+  if (internal::DescOffset(p) == 0) {
+    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
+    return {nullptr, nullptr, nullptr};
+  }
   PoolDesc* d = internal::RunOf(arena, p);
   const uint32_t offset = BlockOffset(d, p);
   // Only fields that stay fixed while a block of the run lives are read here
-  // (state, size_class, index); `carved` is the owner's and is checked on
-  // the local path in FreeResolved.
-  const uint32_t block = internal::BlockIndex(d->size_class, offset);
-  if (ABSL_PREDICT_FALSE(d->state != internal::PoolState::kHead ||
-                         block * kClasses[d->size_class].size != offset)) {
+  // (state, size, div_magic, start); `carved` is the owner's and is checked
+  // on the local path in FreeResolved.
+  const auto block = static_cast<uint32_t>((uint64_t{offset} * d->div_magic) >> 32);
+  if (ABSL_PREDICT_FALSE(d->state != internal::PoolState::kHead || block * d->size != offset)) {
     internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
     return {nullptr, nullptr, nullptr};
   }
@@ -128,12 +109,16 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
 
 // Rare path of a local free: the block's first word looks like a free-list
 // link, or it lies beyond what the run has carved.
+// A local free the fast path did not finish (or realloc's): the block must
+// have been carved, and if its first word decodes into its own arena it is
+// looked up on the run's free list before it is pushed.
 ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
-  if (internal::BlockIndex(run->size_class, BlockOffset(run, p)) >= run->carved) {
+  const auto block = static_cast<uint32_t>((uint64_t{BlockOffset(run, p)} * run->div_magic) >> 32);
+  if (block >= run->carved) {
     internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
     return;
   }
-  if (run->HasFreeBlock(p)) {
+  if (internal::LooksFree(p, internal::ListKey()) && run->HasFreeBlock(p)) {
     internal::ReportInvalidFree(p, "double free (block already free)", op);
     return;
   }
@@ -148,28 +133,23 @@ ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc
   }
   // A block that may already be free must not be linked into a batch (its
   // first word may be the owner's free-list link): the owner checks it.
-  if (ABSL_PREDICT_FALSE(internal::LooksFree(p)) && owner->PushSuspect(p)) return;
-  self->FreeRemote(p, owner, kClasses[run->size_class].size);
+  if (ABSL_PREDICT_FALSE(internal::LooksFree(p, internal::ListKey())) && owner->PushSuspect(p)) {
+    return;
+  }
+  self->FreeRemote(p, owner, run->size);
 }
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
+void FreeResolved(const Resolved& r, void* p, const char* op) {
   if (ABSL_PREDICT_FALSE(r.large != nullptr)) return FreeLarge(r.large, p, op);
   // Acquire pairs with the release store of owner when the arena was taken.
   Heap* owner = r.arena->owner.load(std::memory_order_acquire);
   Heap* self = internal::tls_heap;
-  if (ABSL_PREDICT_TRUE(owner == self)) {
-    if (ABSL_PREDICT_FALSE(internal::LooksFree(p) ||
-                           internal::BlockIndex(r.run->size_class, BlockOffset(r.run, p)) >=
-                               r.run->carved)) {
-      return FreeLocalChecked(self, r.run, p, op);
-    }
-    return self->FreeLocal(r.run, p);
-  }
+  if (owner == self) return FreeLocalChecked(self, r.run, p, op);
   FreeRemoteChecked(self, owner, r.run, p, op);
 }
 
 size_t UsableResolved(const Resolved& r) {
-  return r.large != nullptr ? r.large->usable : kClasses[r.run->size_class].size;
+  return r.large != nullptr ? r.large->usable : r.run->size;
 }
 
 // The smallest class >= size whose blocks are all aligned to `align`, or 0.
@@ -198,7 +178,33 @@ __attribute__((destructor(101))) void StatsOnExit() { internal::WriteStatsOnExit
 
 }  // namespace
 
-void* Allocate(size_t size) noexcept { return AllocateInline(size); }
+}  // namespace strata
+
+namespace strata::internal {
+
+void* AllocateBeyondSmall(size_t n) noexcept {
+  if (n <= kMaxMediumSize) return tls_heap->Allocate(SizeToClass(n), n);
+  return AllocateLargeOrFail(n, kMaxNaturalAlign);
+}
+
+void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
+  if (p == nullptr) return;
+  const Resolved r = Resolve(p, op);
+  if (!r.ok()) return;
+  // A sized free: the size must be one the block could have been
+  // allocated with.
+  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && max_size > UsableResolved(r))) {
+    ReportInvalidFree(p, "size does not match the block", op);
+    return;
+  }
+  FreeResolved(r, p, op);
+}
+
+}  // namespace strata::internal
+
+namespace strata {
+
+void* Allocate(size_t size) noexcept { return internal::AllocateFast(size); }
 
 void* AllocateZeroed(size_t count, size_t size) noexcept {
   size_t bytes;
@@ -222,7 +228,7 @@ void* AllocateAligned(size_t alignment, size_t size) noexcept {
     errno = EINVAL;
     return nullptr;
   }
-  if (alignment <= 8) return AllocateInline(size);
+  if (alignment <= 8) return internal::AllocateFast(size);
   if (size == 0) size = 1;
   if (const size_t cls = AlignedClass(size, alignment)) {
     return internal::tls_heap->Allocate(cls, size);
@@ -230,51 +236,30 @@ void* AllocateAligned(size_t alignment, size_t size) noexcept {
   return AllocateLargeOrFail(size, alignment);
 }
 
-void Deallocate(void* p) noexcept {
-  if (p == nullptr) return;
-  const Resolved r = Resolve(p, "free");
-  if (ABSL_PREDICT_TRUE(r.ok())) FreeResolved(r, p, "free");
-}
+void Deallocate(void* p) noexcept { internal::FreeFast(p); }
 
 void DeallocateSized(void* p, size_t size) noexcept {
-  if (p == nullptr) return;
-  const Resolved r = Resolve(p, "free_sized");
-  if (!r.ok()) return;
-  // The size must be one the block could have been allocated with.
-  if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
-    internal::ReportInvalidFree(p, "size does not match the block", "free_sized");
-    return;
-  }
-  FreeResolved(r, p, "free_sized");
+  internal::FreeFast(p, size, "free_sized");
 }
 
 void DeallocateAligned(void* p, size_t alignment) noexcept {
-  if (p == nullptr) return;
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned");
     return;
   }
-  const Resolved r = Resolve(p, "free_aligned");
-  if (r.ok()) FreeResolved(r, p, "free_aligned");
+  internal::FreeFast(p, SIZE_MAX, "free_aligned");
 }
 
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
-  if (p == nullptr) return;
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned_sized");
     return;
   }
-  const Resolved r = Resolve(p, "free_aligned_sized");
-  if (!r.ok()) return;
-  if (ABSL_PREDICT_FALSE(size > UsableResolved(r))) {
-    internal::ReportInvalidFree(p, "size does not match the block", "free_aligned_sized");
-    return;
-  }
-  FreeResolved(r, p, "free_aligned_sized");
+  internal::FreeFast(p, size, "free_aligned_sized");
 }
 
 void* Reallocate(void* p, size_t size) noexcept {
-  if (p == nullptr) return AllocateInline(size);
+  if (p == nullptr) return internal::AllocateFast(size);
   if (size == 0) {
     Deallocate(p);
     return nullptr;
@@ -290,7 +275,7 @@ void* Reallocate(void* p, size_t size) noexcept {
   } else if (size <= usable && size > usable / 2) {
     return p;  // same block still fits and is not mostly wasted
   }
-  void* q = AllocateInline(size);
+  void* q = internal::AllocateFast(size);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
   memcpy(q, p, size < usable ? size : usable);
   FreeResolved(r, p, "realloc");

@@ -17,7 +17,8 @@ TEST(PageMapTest, RegisterLookupUnregister) {
   int header = 0;
   char* base = static_cast<char*>(region);
   EXPECT_EQ(map->Lookup(base), nullptr);
-  ASSERT_TRUE(map->Register(base, bytes, &header));
+  ASSERT_TRUE(map->Register(base, bytes, &header, /*is_arena=*/false));
+  EXPECT_FALSE(map->InArena(base));
   EXPECT_EQ(map->Lookup(base), &header);
   EXPECT_EQ(map->Lookup(base + 12345), &header);
   EXPECT_EQ(map->Lookup(base + bytes - 1), &header);
@@ -25,6 +26,13 @@ TEST(PageMapTest, RegisterLookupUnregister) {
   EXPECT_EQ(map->Lookup(base - 1), nullptr);
   map->Unregister(base, bytes);
   EXPECT_EQ(map->Lookup(base + 12345), nullptr);
+  // An arena's entry is tagged: InArena() sees it, Lookup() strips the tag.
+  ASSERT_TRUE(map->Register(base, kArenaSize, base, /*is_arena=*/true));
+  EXPECT_TRUE(map->InArena(base + 4096));
+  EXPECT_EQ(map->Lookup(base + 4096), base);
+  EXPECT_FALSE(map->InArena(base + kArenaSize));
+  map->Unregister(base, kArenaSize);
+  EXPECT_FALSE(map->InArena(base + 4096));
   os::Unmap(region, bytes);
   delete map;
 }
@@ -32,6 +40,7 @@ TEST(PageMapTest, RegisterLookupUnregister) {
 TEST(PageMapTest, AddressesOutsideUserSpaceAreNotOurs) {
   PageMap* map = new PageMap();
   EXPECT_EQ(map->Lookup(nullptr), nullptr);
+  EXPECT_FALSE(map->InArena(nullptr));
   EXPECT_EQ(map->Lookup(reinterpret_cast<void*>(uintptr_t{1} << 47)), nullptr);
   EXPECT_EQ(map->Lookup(reinterpret_cast<void*>(~uintptr_t{0})), nullptr);
   delete map;
