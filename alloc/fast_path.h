@@ -54,37 +54,46 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateFast(size_t n) noexcept {
   return tls_heap->Allocate(kLowClassTable[(n + kSmallStep - 1) / kSmallStep], n);
 }
 
-// max_size: the size the caller says it allocated (sized free), or
-// SIZE_MAX; op: the entry point's name, for the slow path's messages.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZE_MAX,
-                                                  const char* op = "free") noexcept {
-  // Null, foreign memory and large blocks are not in an arena.
-  if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
+// The local free, once p's arena is known to belong to `self`: p must be a
+// carved block start of its run (a free pool has carved == 0: nothing
+// passes) that does not look free already; anything else goes to FreeSlow.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t max_size,
+                                                   const char* op) noexcept {
   const uintptr_t desc_offset = DescOffset(p);
   // Pool 0 is the arena header: never a block.
   if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
-  ArenaHeader* arena = ArenaOf(p);
-  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset);
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
   d -= d->head_offset;
-  Heap* self = tls_heap;
-  // Acquire pairs with the release store of owner when the arena changed
-  // hands. Another owner: a remote free, batched by the slow path.
-  if (ABSL_PREDICT_FALSE(arena->owner.load(std::memory_order_acquire) != self)) {
-    return FreeSlow(p, op, max_size);
-  }
-  // A valid block starts at a multiple of the block size from the run start
-  // and has been carved (a free pool has carved == 0: nothing passes); a
-  // block whose first word decodes into its own arena may already be free.
   const uint32_t offset =
       static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - d->start;
-  const auto block = static_cast<uint32_t>((uint64_t{offset} * d->div_magic) >> 32);
-  if (ABSL_PREDICT_FALSE(block * d->size != offset || block >= d->carved ||
+  const uint32_t magic = d->div_magic;
+  const uint64_t product = uint64_t{offset} * magic;
+  if (ABSL_PREDICT_FALSE(!IsBlockStart(product, magic) ||
+                         static_cast<uint32_t>(product >> 32) >= d->carved ||
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
   const uintptr_t key = ListKey();
   if (ABSL_PREDICT_FALSE(LooksFree(p, key))) return FreeSlow(p, op, max_size);
   self->FreeLocal(d, p, key);
+}
+
+// p's arena is not in the calling heap's arena cache: look it up in the page
+// map; if this heap owns it, remember it and free locally.
+ABSL_ATTRIBUTE_NOINLINE void FreeUncached(void* p, size_t max_size, const char* op) noexcept;
+
+// max_size: the size the caller says it allocated (sized free), or
+// SIZE_MAX; op: the entry point's name, for the slow path's messages.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZE_MAX,
+                                                  const char* op = "free") noexcept {
+  Heap* self = tls_heap;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  // A hit means p lies in an arena this heap owns (so it is strata's, not
+  // null, not foreign, not large): no page-map lookup, no owner load.
+  if (ABSL_PREDICT_FALSE(self->ArenaCacheSlot(a) != (a & ~(kArenaSize - 1)))) {
+    return FreeUncached(p, max_size, op);
+  }
+  FreeOwned(self, p, max_size, op);
 }
 
 }  // namespace strata::internal

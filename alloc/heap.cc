@@ -462,6 +462,7 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now) {
       --empty_arenas_;
       free_pools_ -= kUsablePools;
       counters_.arenas_released.Add(1);
+      ForgetArena(a);
       ReleaseArena(a, now);
     }
     a = next;
@@ -782,6 +783,7 @@ void Heap::FreeLocalOrForward(void* p) {
 // Thread life
 
 void Heap::Abandon() {
+  ForgetAllArenas();  // the next thread to hold this heap starts afresh
   DrainRemote();  // may forward blocks: they join outgoing batches
   FlushOutgoing();
   for (Outgoing& o : outgoing_) o.target = nullptr;
@@ -949,6 +951,8 @@ Heap* AcquireHeapForThread() {
   // Relaxed: the pop above (acquire) already ordered us after the previous
   // owner; readers of state_ only want a hint.
   h->state_.store(Heap::State::kActive, std::memory_order_relaxed);
+  // An orphan's arenas may have been absorbed by others meanwhile.
+  h->ForgetAllArenas();
   tls_heap = h;
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.

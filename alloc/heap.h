@@ -59,6 +59,12 @@ namespace strata::internal {
 inline constexpr size_t kOutgoingSlots = 8;
 // Arenas with free pools a heap searches for a run before taking a new one.
 inline constexpr size_t kRunSearchLimit = 16;
+// Arenas a heap remembers owning, for the free fast path (direct-mapped by
+// arena address bits: 64 entries cover 16 MiB of consecutive arenas).
+inline constexpr size_t kArenaCacheEntries = 64;
+// An arena cache slot holding no arena (no arena lives at address 1).
+inline constexpr uintptr_t kNoArena = 1;
+
 // Batch-size histogram: bucket b counts batches of [2^b, 2^(b+1)) blocks,
 // the last bucket everything larger.
 inline constexpr size_t kBatchBuckets = 10;
@@ -97,6 +103,7 @@ class alignas(kCacheLine) Heap {
   constexpr explicit Heap(uint32_t id) : id_(id) {
     for (auto& c : current_) c = &g_empty_pool;
     for (auto& r : runs_) r = &g_empty_pool;
+    for (auto& a : arena_cache_) a = kNoArena;
   }
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
@@ -128,6 +135,21 @@ class alignas(kCacheLine) Heap {
     if (ABSL_PREDICT_FALSE(static_cast<int32_t>(d->used.Sub(1)) <= 0)) FreeLocalSlow(d);
   }
   void FreeLocal(PoolDesc* d, void* p) noexcept { FreeLocal(d, p, ListKey()); }
+
+  // The arena-cache slot for address a: it holds a's arena base when this
+  // heap owns that arena and has freed into it lately (owner thread only).
+  // Every arena in the cache is owned by this heap: entries are only added
+  // after checking the owner, and cleared when an arena leaves the heap.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uintptr_t& ArenaCacheSlot(uintptr_t a) {
+    return arena_cache_[(a >> kArenaShift) & (kArenaCacheEntries - 1)];
+  }
+  void ForgetArena(const ArenaHeader* a) {
+    uintptr_t& slot = ArenaCacheSlot(reinterpret_cast<uintptr_t>(a));
+    if (slot == reinterpret_cast<uintptr_t>(a)) slot = kNoArena;
+  }
+  void ForgetAllArenas() {
+    for (auto& a : arena_cache_) a = kNoArena;
+  }
 
   // ---- Slow paths ----
 
@@ -289,6 +311,7 @@ class alignas(kCacheLine) Heap {
   // takes the counting slow path) and runs_ holds the real current runs;
   // otherwise current_[c] == runs_[c].
   PoolDesc* current_[kNumClasses];
+  uintptr_t arena_cache_[kArenaCacheEntries];
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)

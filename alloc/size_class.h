@@ -124,6 +124,16 @@ inline constexpr uint32_t BlockIndex(size_t cls, uint32_t offset) {
   return static_cast<uint32_t>((uint64_t{offset} * kClasses[cls].div_magic) >> 32);
 }
 
+// With magic = ceil(2^32 / size) and offset = q * size + r inside a run of
+// at most 64 KiB, offset * magic == q * 2^32 + q * e + r * magic, where
+// e = size * magic - 2^32 < size; q * e < 2^16 <= magic, and the low word
+// never wraps. So the low word is below magic exactly when r == 0: one
+// multiply gives both the block index (high word) and "is a block start"
+// (low word), which the free fast path uses. Checked below for every class.
+inline constexpr bool IsBlockStart(uint64_t product, uint32_t magic) {
+  return static_cast<uint32_t>(product) < magic;
+}
+
 // ---- Invariants, checked at compile time --------------------------------
 namespace size_class_internal {
 
@@ -184,8 +194,29 @@ constexpr bool MagicDivisionIsExact() {
   return true;
 }
 }  // namespace size_class_internal
+namespace size_class_internal {
+// IsBlockStart() is exact: true at every block start, false one byte after
+// it (the smallest low word for a non-start) and at the block's last byte
+// (the largest, where a wrap would show), for every block of every class.
+constexpr bool BlockStartTestIsExact() {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const uint32_t size = kClasses[c].size;
+    const uint32_t magic = kClasses[c].div_magic;
+    const uint32_t run = kClasses[c].run_pools * static_cast<uint32_t>(kPoolSize);
+    for (uint32_t start = 0; start < run; start += size) {
+      if (!IsBlockStart(uint64_t{start} * magic, magic)) return false;
+      if (IsBlockStart(uint64_t{start + 1} * magic, magic)) return false;
+      if (start + size - 1 < run && IsBlockStart(uint64_t{start + size - 1} * magic, magic)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+}  // namespace size_class_internal
 static_assert(kMaxMediumSize <= (size_t{1} << 16), "magic division covers 64 KiB runs");
 static_assert(size_class_internal::MagicDivisionIsExact());
+static_assert(size_class_internal::BlockStartTestIsExact());
 
 }  // namespace strata::internal
 

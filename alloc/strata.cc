@@ -187,6 +187,21 @@ void* AllocateBeyondSmall(size_t n) noexcept {
   return AllocateLargeOrFail(n, kMaxNaturalAlign);
 }
 
+void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
+  // Null, foreign memory and large blocks are not in an arena.
+  if (GetPageMap().InArena(p)) {
+    Heap* self = tls_heap;
+    ArenaHeader* arena = ArenaOf(p);
+    // Acquire pairs with the release store of owner when the arena changed
+    // hands. Only an arena we own may enter our cache.
+    if (arena->owner.load(std::memory_order_acquire) == self) {
+      self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
+      return FreeOwned(self, p, max_size, op);
+    }
+  }
+  FreeSlow(p, op, max_size);
+}
+
 void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
   if (p == nullptr) return;
   const Resolved r = Resolve(p, op);

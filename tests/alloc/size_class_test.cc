@@ -64,3 +64,25 @@ TEST(SizeClassTest, BlockIndexDividesExactly) {
 
 }  // namespace
 }  // namespace strata::internal
+
+namespace strata::internal {
+namespace {
+
+// The one-multiply block-start test of the free fast path, checked at every
+// byte offset of every run of every class (the compile-time check samples
+// the extremes).
+TEST(SizeClassTest, BlockStartTestIsExactAtEveryOffset) {
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const uint32_t size = kClasses[c].size;
+    const uint32_t magic = kClasses[c].div_magic;
+    const uint32_t run = kClasses[c].run_pools * static_cast<uint32_t>(kPoolSize);
+    for (uint32_t off = 0; off < run; ++off) {
+      const uint64_t product = uint64_t{off} * magic;
+      ASSERT_EQ(IsBlockStart(product, magic), off % size == 0) << "class " << c << " offset " << off;
+      ASSERT_EQ(product >> 32, off / size) << "class " << c << " offset " << off;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata::internal
