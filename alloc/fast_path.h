@@ -14,7 +14,7 @@
 //                      a partial run | NewRun -> pools of an owned arena
 //                        AcquireArena -> empty-arena stack | OS reservation [arena.cc]
 //                          os::MapAligned                       [os.cc]
-//     n > 1 KiB:   AllocateBeyondSmall (strata.cc): medium classes, or
+//     n > 1 KiB:   AllocateSlowPath (strata.cc): medium classes, or
 //                  LargeAllocate -> large cache | os::MapAligned [large.cc]
 //
 //   FreeFast(p)
@@ -42,16 +42,43 @@
 namespace strata::internal {
 
 // The slow halves, in strata.cc.
-// Allocates n > kLowTableMax bytes (medium classes or a large mapping).
-ABSL_ATTRIBUTE_NOINLINE void* AllocateBeyondSmall(size_t n) noexcept;
 // Frees p by the general path (validation, reporting, remote and large
 // frees). `op` names the entry point for messages; a p that does not fit
 // `max_size` bytes is reported as a size mismatch.
 ABSL_ATTRIBUTE_NOINLINE void FreeSlow(void* p, const char* op, size_t max_size) noexcept;
 
+// The allocation fast path alone: a block for n bytes, or nullptr when the
+// slow path must serve n (too large for the small table, or the current run
+// has nothing ready). Callers pick their slow path (malloc's, or operator
+// new's with its new-handler loop) and tail-call it.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* TryAllocateFast(size_t n) noexcept {
+  if (ABSL_PREDICT_FALSE(n > kLowTableMax)) return nullptr;
+  return tls_heap->TryAllocate(kLowClassTable[(n + kSmallStep - 1) / kSmallStep]);
+}
+
+// Allocates n bytes by the general path (any size; errno ENOMEM on failure).
+ABSL_ATTRIBUTE_NOINLINE void* AllocateSlowPath(size_t n) noexcept;
+
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateFast(size_t n) noexcept {
-  if (ABSL_PREDICT_FALSE(n > kLowTableMax)) return AllocateBeyondSmall(n);
-  return tls_heap->Allocate(kLowClassTable[(n + kSmallStep - 1) / kSmallStep], n);
+  void* p = TryAllocateFast(n);
+  if (ABSL_PREDICT_FALSE(p == nullptr)) return AllocateSlowPath(n);
+  return p;
+}
+
+// calloc: count * size zeroed bytes (overflow: ENOMEM).
+ABSL_ATTRIBUTE_NOINLINE void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept;
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateZeroedFast(size_t count, size_t size) noexcept {
+  size_t n;
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &n) || n > 256)) {
+    return AllocateZeroedSlowPath(count, size);
+  }
+  void* p = TryAllocateFast(n);
+  if (ABSL_PREDICT_FALSE(p == nullptr)) return AllocateZeroedSlowPath(count, size);
+  // Small blocks are whole 8-byte words: clear them inline, no memset call.
+  auto* w = static_cast<uint64_t*>(p);
+  for (size_t i = 0; i < (n + 7) / 8; ++i) w[i] = 0;
+  return p;
 }
 
 // The local free, once p's arena is known to belong to `self`: p must be a

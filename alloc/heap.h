@@ -110,17 +110,25 @@ class alignas(kCacheLine) Heap {
 
   // ---- Fast paths (owner thread only) ----
 
-  // Returns a block of class cls for a request of `size` bytes, or nullptr
-  // when the OS refuses memory.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) noexcept {
+  // Returns a block of class cls from the current run, or nullptr when the
+  // current run has none ready (the caller then takes a slow path).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocate(size_t cls) noexcept {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
-    if (ABSL_PREDICT_FALSE(IsListEnd(b))) return AllocateSlow(cls, size);
+    if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
     d->free = DecodeLink(b->next, ListKey());
     // The link must not survive in a block handed out: if the program frees
     // it untouched, it must not look like a block already on a free list.
     b->next = nullptr;
     d->used.Add(1);
+    return b;
+  }
+
+  // Returns a block of class cls for a request of `size` bytes, or nullptr
+  // when the OS refuses memory.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) noexcept {
+    void* b = TryAllocate(cls);
+    if (ABSL_PREDICT_FALSE(b == nullptr)) return AllocateSlow(cls, size);
     return b;
   }
 
@@ -152,6 +160,9 @@ class alignas(kCacheLine) Heap {
   }
 
   // ---- Slow paths ----
+
+  // Allocate() when the current run has no block ready.
+  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size) noexcept;
 
   // Frees block p (of `bytes`) owned by heap `owner` != this: batches it.
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
@@ -264,7 +275,6 @@ class alignas(kCacheLine) Heap {
   // Maps, constructs and registers a new heap; nullptr if the OS refuses.
   static Heap* Create();
 
-  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
 
   void* Refill(size_t cls);

@@ -167,7 +167,7 @@ bool IsOurs(const void* p) { return GetPageMap().Lookup(p) != nullptr; }
 
 // ---- operator new failure protocol --------------------------------------
 
-void* NewFailed(size_t size, size_t align, bool nothrow) {
+ABSL_ATTRIBUTE_NOINLINE void* NewFailed(size_t size, size_t align, bool nothrow) {
   for (;;) {
     void* p = align == 0 ? strata::Allocate(size) : strata::AllocateAligned(align, size);
     if (p != nullptr) return p;
@@ -188,18 +188,31 @@ void* NewFailed(size_t size, size_t align, bool nothrow) {
   }
 }
 
-inline void* New(size_t size) {
-  void* p = AllocateFast(size);
+// operator new's slow path: the general allocator, then (on failure) the
+// new-handler loop. Out of line so that operator new's fast path is a leaf
+// that tail-calls it.
+ABSL_ATTRIBUTE_NOINLINE void* NewSlow(size_t size) {
+  void* p = AllocateSlowPath(size);
   return p != nullptr ? p : NewFailed(size, 0, false);
 }
-inline void* NewNothrow(size_t size) noexcept {
-  void* p = AllocateFast(size);
+
+ABSL_ATTRIBUTE_NOINLINE void* NewNothrowSlow(size_t size) noexcept {
+  void* p = AllocateSlowPath(size);
   if (p != nullptr) return p;
   try {
     return NewFailed(size, 0, true);
   } catch (...) {
     return nullptr;
   }
+}
+
+inline void* New(size_t size) {
+  void* p = TryAllocateFast(size);
+  return p != nullptr ? p : NewSlow(size);
+}
+inline void* NewNothrow(size_t size) noexcept {
+  void* p = TryAllocateFast(size);
+  return p != nullptr ? p : NewNothrowSlow(size);
 }
 inline void* NewAligned(size_t size, std::align_val_t align) {
   void* p = strata::AllocateAligned(static_cast<size_t>(align), size);
@@ -234,7 +247,9 @@ extern "C" {
 
 void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
 void free(void* p) noexcept { strata::internal::FreeFast(p); }
-void* calloc(size_t count, size_t size) noexcept { return strata::AllocateZeroed(count, size); }
+void* calloc(size_t count, size_t size) noexcept {
+  return strata::internal::AllocateZeroedFast(count, size);
+}
 
 void* realloc(void* p, size_t size) noexcept {
   if (p != nullptr && !IsOurs(p)) {

@@ -182,9 +182,25 @@ __attribute__((destructor(101))) void StatsOnExit() { internal::WriteStatsOnExit
 
 namespace strata::internal {
 
-void* AllocateBeyondSmall(size_t n) noexcept {
+void* AllocateSlowPath(size_t n) noexcept {
   if (n <= kMaxMediumSize) return tls_heap->Allocate(SizeToClass(n), n);
   return AllocateLargeOrFail(n, kMaxNaturalAlign);
+}
+
+void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
+  size_t bytes;
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &bytes))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (bytes > kMaxMediumSize) {
+    // Fresh mappings are already zero: only recycled ones are cleared, so a
+    // huge calloc does not fault in every page.
+    return AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true);
+  }
+  void* p = tls_heap->Allocate(SizeToClass(bytes), bytes);
+  if (p != nullptr) memset(p, 0, bytes);
+  return p;
 }
 
 void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
@@ -222,19 +238,7 @@ namespace strata {
 void* Allocate(size_t size) noexcept { return internal::AllocateFast(size); }
 
 void* AllocateZeroed(size_t count, size_t size) noexcept {
-  size_t bytes;
-  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &bytes))) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  if (bytes > internal::kMaxMediumSize) {
-    // Fresh mappings are already zero: only recycled ones are cleared, so a
-    // huge calloc does not fault in every page.
-    return AllocateLargeOrFail(bytes, internal::kMaxNaturalAlign, /*zero=*/true);
-  }
-  void* p = internal::tls_heap->Allocate(internal::SizeToClass(bytes), bytes);
-  if (p != nullptr) memset(p, 0, bytes);
-  return p;
+  return internal::AllocateZeroedFast(count, size);
 }
 
 void* AllocateAligned(size_t alignment, size_t size) noexcept {
