@@ -91,7 +91,7 @@ void UnmapLarge(LargeHeader* h, size_t reserved) {
 
 bool PutInCache(LargeHeader* h) {
   const auto limit = static_cast<uint64_t>(GetOption(Option::kLargeCacheBytes));
-  if (h->reserved > limit / 4 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
+  if (h->reserved > limit / 2 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
   h->cached_at = static_cast<uint32_t>(os::NowMs());
   // Relaxed: reserving room; the slot CAS publishes the mapping.
   if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved > limit) {
@@ -121,7 +121,19 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
   LargeHeader* h = TakeFromCache(reserved, map_align);
   if (h != nullptr && zero) {
     // Everything past the header may hold old data, up to the block's end.
-    memset(h->Base() + sizeof(LargeHeader), 0, offset + size - sizeof(LargeHeader));
+    // Up to 1 MiB it is cleared by hand. Beyond, only the first page is
+    // (it holds the header); the rest is dropped (MADV_DONTNEED reads back
+    // as zero), so a big calloc that touches little of its block neither
+    // pays for clearing it all nor faults every page in.
+    constexpr size_t kClearLimit = size_t{1} << 20;
+    char* from = h->Base() + sizeof(LargeHeader);
+    char* to = h->Base() + offset + size;
+    char* page = static_cast<size_t>(to - from) <= kClearLimit ? to : h->Base() + kPoolSize;
+    memset(from, 0, static_cast<size_t>((to < page ? to : page) - from));
+    if (to > page) {
+      const size_t len = RoundUp(static_cast<size_t>(to - page), kPoolSize);
+      if (!os::Purge(page, len, os::PurgeMode::kDontNeed)) memset(page, 0, static_cast<size_t>(to - page));
+    }
   }
   if (h == nullptr) {
     void* base = os::MapAligned(reserved, map_align);

@@ -70,10 +70,10 @@ inline constexpr size_t kMaxOptionString = 256;
   X(kPurgeMode, purge_mode, kEnum, 0, 0, 1, true, "dontneed|free",                                \
     "How pools are purged: dontneed (MADV_DONTNEED: RSS drops at once) or free (MADV_FREE: "    \
     "cheaper, but pages stay counted in RSS until the kernel needs them).")                      \
-  X(kLargeCacheBytes, large_cache_bytes, kBytes, int64_t{64} << 20, 0, int64_t{1} << 36, true,   \
+  X(kLargeCacheBytes, large_cache_bytes, kBytes, int64_t{256} << 20, 0, int64_t{1} << 36, true,  \
     nullptr,                                                                                      \
-    "Bytes of freed large mappings (> 64 KiB) kept for reuse; each may be at most a quarter "    \
-    "of it.")                                                                                    \
+    "Bytes of freed large mappings (> 64 KiB) kept for reuse, pages and all, for "              \
+    "purge_delay_ms; each may be at most half of it.")                                          \
   X(kErrorMode, error_mode, kEnum, 0, 0, 1, true, "abort|count",                                  \
     "On an invalid or double free: abort (print one line, then abort) or count (print one "     \
     "line, count it, ignore the call).")                                                         \

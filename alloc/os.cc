@@ -14,8 +14,8 @@
 namespace strata::internal::os {
 namespace {
 
-void* RealMap(size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+void* RealMap(void* hint, size_t size) {
+  void* p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
@@ -32,6 +32,14 @@ constexpr Backend kRealBackend = {&RealMap, &RealUnmap, &RealPurge};
 std::atomic<const Backend*> g_backend{&kRealBackend};
 
 Counters g_counters;
+
+// Where the next aligned mapping is tried first: just below the last one,
+// rounded down to the alignment. Linux places mappings top-down, so that
+// range is usually free and the mapping comes back aligned: one mmap
+// instead of an over-sized mmap and two trimming munmaps (each munmap of a
+// multithreaded process may cost a TLB-shootdown interrupt per CPU).
+// Relaxed: a hint only; a wrong one costs one extra syscall.
+std::atomic<uintptr_t> g_hint{0};
 
 const Backend& Current() { return *g_backend.load(std::memory_order_relaxed); }
 
@@ -51,9 +59,19 @@ void* MapAligned(size_t size, size_t align) {
   // which is why arenas are reserved in batches.
   const size_t page = 4096;
   void* result = nullptr;
-  if (size + align >= size) {  // overflow check
+  const uintptr_t last = g_hint.load(std::memory_order_relaxed);
+  if (align > page && last > size + align) {
+    const uintptr_t want = (last - size) & ~(uintptr_t{align} - 1);
+    char* got = static_cast<char*>(Current().map(reinterpret_cast<void*>(want), size));
+    if (got != nullptr && (reinterpret_cast<uintptr_t>(got) & (align - 1)) == 0) {
+      result = got;
+    } else if (got != nullptr) {
+      Current().unmap(got, size);  // placed elsewhere, unaligned: the slow way
+    }
+  }
+  if (result == nullptr && size + align >= size) {  // overflow check
     const size_t span = align > page ? size + align : size;
-    char* raw = static_cast<char*>(Current().map(span));
+    char* raw = static_cast<char*>(Current().map(nullptr, span));
     if (raw != nullptr) {
       const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t{align} - 1);
       char* aligned = reinterpret_cast<char*>(start);
@@ -63,8 +81,9 @@ void* MapAligned(size_t size, size_t align) {
       result = aligned;
     }
   }
-  // Relaxed: statistics only.
+  // Relaxed: statistics only (and the hint, see g_hint).
   if (result != nullptr) {
+    g_hint.store(reinterpret_cast<uintptr_t>(result), std::memory_order_relaxed);
     g_counters.maps.fetch_add(1, std::memory_order_relaxed);
     g_counters.mapped_bytes.fetch_add(size, std::memory_order_relaxed);
   } else {

@@ -56,7 +56,9 @@ Counters& GetCounters();
 
 // Raw primitives, replaceable by tests (all-or-nothing).
 struct Backend {
-  void* (*map)(size_t size);  // page-aligned, zeroed, nullptr on failure
+  // Page-aligned, zeroed, nullptr on failure; at `hint` if that range is
+  // free (a hint, never MAP_FIXED), else anywhere.
+  void* (*map)(void* hint, size_t size);
   void (*unmap)(void* p, size_t size);
   bool (*purge)(void* p, size_t size, PurgeMode mode);
 };

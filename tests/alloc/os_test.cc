@@ -33,7 +33,7 @@ TEST(OsTest, OverflowingSizeIsRefused) {
   EXPECT_EQ(MapAligned(~size_t{0} - 4095, kArenaSize), nullptr);
 }
 
-void* RefuseMap(size_t) { return nullptr; }
+void* RefuseMap(void*, size_t) { return nullptr; }
 
 // With an OS that refuses every mapping, requests that need new memory fail
 // cleanly with ENOMEM, and memory already held keeps working.
