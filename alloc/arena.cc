@@ -54,6 +54,7 @@ constinit threading::SpinLock g_reserve_lock;
 char* g_reserve_next = nullptr;
 char* g_reserve_end = nullptr;
 std::atomic<uint64_t> g_arenas_mapped{0};
+std::atomic<uint64_t> g_arenas_mapped_peak{0};
 std::atomic<uint64_t> g_arenas_unmapped{0};
 std::atomic<uint64_t> g_reservations{0};
 std::atomic<uint64_t> g_reserve_left{0};
@@ -124,8 +125,12 @@ ArenaHeader* CarveFreshLocked() {
     } while (!g_all.compare_exchange_weak(head, record, std::memory_order_release,
                                           std::memory_order_relaxed));
   }
-  // Relaxed: statistics only.
-  g_arenas_mapped.fetch_add(1, std::memory_order_relaxed);
+  // Relaxed: statistics only. (Called under the reservation lock, so the
+  // peak is exact.)
+  const uint64_t mapped = g_arenas_mapped.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (mapped > g_arenas_mapped_peak.load(std::memory_order_relaxed)) {
+    g_arenas_mapped_peak.store(mapped, std::memory_order_relaxed);
+  }
   return arena;
 }
 
@@ -273,6 +278,7 @@ ArenaSourceStats GetArenaSourceStats() {
   ArenaSourceStats s{};
   // Relaxed: statistics only.
   s.arenas_mapped = g_arenas_mapped.load(std::memory_order_relaxed);
+  s.arenas_mapped_peak = g_arenas_mapped_peak.load(std::memory_order_relaxed);
   s.arenas_unmapped = g_arenas_unmapped.load(std::memory_order_relaxed);
   s.reservations = g_reservations.load(std::memory_order_relaxed);
   s.reserve_bytes_left = g_reserve_left.load(std::memory_order_relaxed);

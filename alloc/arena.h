@@ -279,6 +279,7 @@ ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retaine
 
 struct ArenaSourceStats {
   uint64_t arenas_mapped;         // arenas currently mapped from the OS (counter)
+  uint64_t arenas_mapped_peak;    // the most ever mapped at once
   uint64_t arenas_unmapped;       // arenas given back to the OS so far
   uint64_t reservations;          // OS mappings made for arenas
   uint64_t reserve_bytes_left;    // reserved from the OS but not yet carved into arenas

@@ -755,8 +755,7 @@ size_t Heap::DrainRemote() {
   size_t received = 0;
   while (b != nullptr) {
     FreeBlock* next = b->next;
-    bytes += kClasses[RunOf(ArenaOf(b), b)->size_class].size;
-    FreeLocalOrForward(b);
+    bytes += static_cast<int64_t>(FreeLocalOrForward(b));
     b = next;
     ++received;
   }
@@ -766,17 +765,26 @@ size_t Heap::DrainRemote() {
   return n + received;
 }
 
-void Heap::FreeLocalOrForward(void* p) {
+size_t Heap::FreeLocalOrForward(void* p) {
   ArenaHeader* a = ArenaOf(p);
-  // Acquire pairs with the release store of owner in the arena source.
-  Heap* owner = a->owner.load(std::memory_order_acquire);
+  // The block is live (travelling): its run's shape is fixed.
   PoolDesc* d = RunOf(a, p);
+  const size_t size = d->size;
+  // An arena in our cache is ours (see ArenaCacheSlot) without a look at its
+  // owner. Acquire pairs with the release store of owner when the arena
+  // changed hands.
+  if (ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) == reinterpret_cast<uintptr_t>(a)) {
+    FreeLocal(d, p);
+    return size;
+  }
+  Heap* owner = a->owner.load(std::memory_order_acquire);
   if (owner == this) {
     FreeLocal(d, p);
   } else {
     counters_.blocks_forwarded.Add(1);
-    FreeRemote(p, owner, kClasses[d->size_class].size);
+    FreeRemote(p, owner, size);
   }
+  return size;
 }
 
 // ---------------------------------------------------------------------------

@@ -305,7 +305,9 @@ class alignas(kCacheLine) Heap {
   size_t ReleaseEmptyRuns(uint64_t now);
   void LinkArena(ArenaHeader* a, bool avail);
   void UnlinkArena(ArenaHeader* a);
-  void FreeLocalOrForward(void* p);
+  // Frees a block that was sent to this heap: locally if the arena is still
+  // ours, else on to its owner. Returns the block's size.
+  size_t FreeLocalOrForward(void* p);
   size_t DrainSuspects();
   void Flush(Outgoing& o);
   size_t CacheBudget() const;

@@ -196,7 +196,7 @@ void WriteTable(int fd, const Stats& s) {
       .Uint(s.arenas_mapped * internal::kArenaSize >> 10).Str(" KiB), ")
       .Uint(s.arenas_owned).Str(" owned by heaps, ").Uint(s.arenas_empty).Str(" empty (")
       .Uint(s.arenas_empty_purged).Str(" purged), ").Uint(s.arenas_unmapped)
-      .Str(" unmapped so far\n");
+      .Str(" unmapped so far, at most ").Uint(s.arenas_mapped_peak).Str(" at once\n");
   w.Str("# pools: ").Uint(s.pools_in_runs).Str(" in ").Uint(runs).Str(" runs, ")
       .Uint(s.pools_free).Str(" free in owned arenas\n");
   w.Str("# small/medium bytes in use: ").Uint(s.small_bytes_in_use).Str("; live bytes: ")
@@ -360,6 +360,7 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   }
   w.Str("],\"arenas_summary\":{");
   Field(w, "mapped", s.arenas_mapped, false);
+  Field(w, "mapped_peak", s.arenas_mapped_peak);
   Field(w, "owned", s.arenas_owned);
   Field(w, "empty", s.arenas_empty);
   Field(w, "empty_purged", s.arenas_empty_purged);
@@ -606,6 +607,7 @@ void GetStats(Stats* out) {
 
   const internal::ArenaSourceStats src = internal::GetArenaSourceStats();
   out->arenas_mapped = src.arenas_mapped;
+  out->arenas_mapped_peak = src.arenas_mapped_peak;
   out->arenas_empty = src.empty;
   out->arenas_empty_purged = src.empty_purged;
   out->arenas_unmapped = src.arenas_unmapped;

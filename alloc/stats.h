@@ -80,6 +80,7 @@ struct Stats {
 
   // Arenas and pools.
   uint64_t arenas_mapped;        // 256 KiB arenas mapped now
+  uint64_t arenas_mapped_peak;   // the most mapped at once so far
   uint64_t arenas_owned;         // of those, owned by a heap
   uint64_t arenas_empty;         // of those, empty in the shared stack
   uint64_t arenas_empty_purged;  // of those, purged

@@ -203,6 +203,28 @@ void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
   return p;
 }
 
+// A block of an arena another heap owns: validated here (the fast path's
+// checks, but against a run we may only read the shape of), then batched to
+// its owner. Anything irregular goes to FreeSlow, which reports it.
+void FreeNotOwned(Heap* self, Heap* owner, void* p, size_t max_size, const char* op) noexcept {
+  const uintptr_t desc_offset = DescOffset(p);
+  if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
+  PoolDesc* d = RunOf(ArenaOf(p), p);
+  // A live block's run does not change shape; a pointer into a free pool
+  // reads state kFree and is rejected.
+  const uint32_t offset = BlockOffset(d, p);
+  const uint32_t magic = d->div_magic;
+  if (ABSL_PREDICT_FALSE(d->state != PoolState::kHead ||
+                         !IsBlockStart(uint64_t{offset} * magic, magic) ||
+                         (max_size != SIZE_MAX && max_size > d->size))) {
+    return FreeSlow(p, op, max_size);
+  }
+  // A block that may already be free must not be linked into a batch (its
+  // first word may be the owner's free-list link): the owner checks it.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) return;
+  self->FreeRemote(p, owner, d->size);
+}
+
 void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
   // Null, foreign memory and large blocks are not in an arena.
   if (GetPageMap().InArena(p)) {
@@ -210,10 +232,12 @@ void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
     ArenaHeader* arena = ArenaOf(p);
     // Acquire pairs with the release store of owner when the arena changed
     // hands. Only an arena we own may enter our cache.
-    if (arena->owner.load(std::memory_order_acquire) == self) {
+    Heap* owner = arena->owner.load(std::memory_order_acquire);
+    if (owner == self) {
       self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
       return FreeOwned(self, p, max_size, op);
     }
+    return FreeNotOwned(self, owner, p, max_size, op);
   }
   FreeSlow(p, op, max_size);
 }

@@ -196,12 +196,12 @@ int Finish(uint64_t max_arenas) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
-      "%s: %s in %.2f s, %llu ops, peak RSS %ld MiB, arenas mapped %llu (%llu empty at end), "
-      "heaps %llu\n",
+      "%s: %s in %.2f s, %llu ops, peak RSS %ld MiB, arenas mapped at peak %llu, at end %llu "
+      "(%llu empty), heaps %llu\n",
       g_workload, rc == 0 ? "OK" : "FAILED", seconds,
       (unsigned long long)g_ops.load(std::memory_order_relaxed), ru.ru_maxrss / 1024,
-      (unsigned long long)stats.arenas_mapped, (unsigned long long)stats.arenas_empty,
-      (unsigned long long)stats.heaps);
+      (unsigned long long)stats.arenas_mapped_peak, (unsigned long long)stats.arenas_mapped,
+      (unsigned long long)stats.arenas_empty, (unsigned long long)stats.heaps);
   return rc;
 }
 
