@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tools/util/rng.h"
+
 namespace strata::stress {
 
 // --name=value flags with defaults; unknown flags are an error (exit 2).
@@ -27,25 +29,13 @@ class Flags {
   size_t help_len_ = 0;
 };
 
-// xorshift64*: deterministic from the seed, cheap, good enough for workloads.
-class Rng {
+// Deterministic from the seed (tools/util/rng.h), plus the size law the
+// stress workloads use.
+class Rng : public util::XorShiftRng {
  public:
-  explicit Rng(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {
-    if (state_ == 0) state_ = 1;
-  }
-  uint64_t Next() {
-    state_ ^= state_ >> 12;
-    state_ ^= state_ << 25;
-    state_ ^= state_ >> 27;
-    return state_ * 0x2545F4914F6CDD1Dull;
-  }
-  // Uniform in [lo, hi].
-  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Next() % (hi - lo + 1); }
+  using XorShiftRng::XorShiftRng;
   // Log-uniform in [lo, hi]: small sizes common, large ones present.
   uint64_t LogRange(uint64_t lo, uint64_t hi);
-
- private:
-  uint64_t state_;
 };
 
 // Allocates a block of `size` bytes (at least 16) through strata, records the

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "tools/util/rng.h"
+
 namespace strata::bench {
 
 // --name=value flags with defaults; unknown flags or bad values exit 2,
@@ -39,30 +41,16 @@ class Flags {
   size_t help_len_ = 0;
 };
 
-// xorshift64*: deterministic from the seed, cheap, good enough for workloads.
-class Rng {
+// Deterministic from the seed (tools/util/rng.h), plus the size laws the
+// workloads use.
+class Rng : public util::XorShiftRng {
  public:
-  explicit Rng(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {
-    if (state_ == 0) state_ = 1;
-  }
-  uint64_t Next() {
-    state_ ^= state_ >> 12;
-    state_ ^= state_ << 25;
-    state_ ^= state_ >> 27;
-    return state_ * 0x2545F4914F6CDD1Dull;
-  }
-  // Uniform in [lo, hi].
-  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Next() % (hi - lo + 1); }
-  // Uniform in [0, 1).
-  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+  using XorShiftRng::XorShiftRng;
   // Log-uniform in [lo, hi]: each doubling of size equally likely.
   uint64_t LogRange(uint64_t lo, uint64_t hi);
   // Pareto with shape `alpha` and scale `lo`, truncated to [lo, hi]: mostly
   // near lo, with a heavy tail up to hi.
   uint64_t Pareto(uint64_t lo, uint64_t hi, double alpha);
-
- private:
-  uint64_t state_;
 };
 
 // Seed of thread `index`'s RNG, decorrelated from the others'.

@@ -17,40 +17,21 @@
 #include <thread>
 #include <vector>
 
+#include "tools/util/cli.h"
+
 namespace {
-
-long Flag(int argc, char** argv, const char* name, long def) {
-  const size_t n = strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
-        argv[i][2 + n] == '=') {
-      return strtol(argv[i] + 3 + n, nullptr, 10);
-    }
-  }
-  return def;
-}
-
-uint64_t RssBytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f != nullptr) {
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
-    fclose(f);
-  }
-  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
 
 double Mib(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = static_cast<int>(Flag(argc, argv, "threads", 4));
-  const uint64_t total = static_cast<uint64_t>(Flag(argc, argv, "total_mib", 1024)) << 20;
-  const long idle_ms = Flag(argc, argv, "idle_ms", 3000);
-  const uint64_t seed = static_cast<uint64_t>(Flag(argc, argv, "seed", 1));
+  const int threads = static_cast<int>(strata::util::IntFlag(argc, argv, "threads", 4));
+  const uint64_t total = static_cast<uint64_t>(strata::util::IntFlag(argc, argv, "total_mib", 1024)) << 20;
+  const long idle_ms = strata::util::IntFlag(argc, argv, "idle_ms", 3000);
+  const uint64_t seed = static_cast<uint64_t>(strata::util::IntFlag(argc, argv, "seed", 1));
 
-  const uint64_t rss_before = RssBytes();
+  const uint64_t rss_before = strata::util::ResidentBytes();
   std::vector<std::vector<void*>> blocks(static_cast<size_t>(threads));
   std::vector<std::thread> workers;
   // Phase 1: every thread allocates its share, writing each block.
@@ -74,7 +55,7 @@ int main(int argc, char** argv) {
   }
   for (auto& w : workers) w.join();
   workers.clear();
-  const uint64_t rss_peak = RssBytes();
+  const uint64_t rss_peak = strata::util::ResidentBytes();
   // Phase 2: thread t frees thread (t+1)'s blocks, then exits.
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -85,10 +66,10 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& w : workers) w.join();
-  const uint64_t rss_freed = RssBytes();
+  const uint64_t rss_freed = strata::util::ResidentBytes();
   // Phase 3: idle (nobody allocates), then look again.
   usleep(static_cast<useconds_t>(idle_ms) * 1000);
-  const uint64_t rss_idle = RssBytes();
+  const uint64_t rss_idle = strata::util::ResidentBytes();
   std::printf(
       "cross_free: threads=%d total=%.0f MiB rss_before=%.1f MiB rss_peak=%.1f MiB "
       "rss_after_free=%.1f MiB rss_after_idle=%.1f MiB\n",

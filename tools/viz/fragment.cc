@@ -27,21 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include "tools/util/cli.h"
+
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 
 namespace {
 
-long Flag(int argc, char** argv, const char* name, long def) {
-  const size_t n = strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
-        argv[i][2 + n] == '=') {
-      return strtol(argv[i] + 3 + n, nullptr, 10);
-    }
-  }
-  return def;
-}
+using strata::util::IntFlag;
 
 const char* StringFlag(int argc, char** argv, const char* name) {
   const size_t n = strlen(name);
@@ -99,12 +92,12 @@ struct Shared {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = static_cast<int>(Flag(argc, argv, "threads", 4));
-  const uint64_t total = static_cast<uint64_t>(Flag(argc, argv, "mib", 32)) << 20;
-  const int orphans = static_cast<int>(Flag(argc, argv, "orphans", 1));
-  const long idle_ms = Flag(argc, argv, "idle_ms", 0);
-  const uint64_t seed = static_cast<uint64_t>(Flag(argc, argv, "seed", 1));
-  const bool arena_map = Flag(argc, argv, "arenas", 1) != 0;
+  const int threads = static_cast<int>(IntFlag(argc, argv, "threads", 4));
+  const uint64_t total = static_cast<uint64_t>(IntFlag(argc, argv, "mib", 32)) << 20;
+  const int orphans = static_cast<int>(IntFlag(argc, argv, "orphans", 1));
+  const long idle_ms = IntFlag(argc, argv, "idle_ms", 0);
+  const uint64_t seed = static_cast<uint64_t>(IntFlag(argc, argv, "seed", 1));
+  const bool arena_map = IntFlag(argc, argv, "arenas", 1) != 0;
   const char* out = StringFlag(argc, argv, "out");
   if (threads < 1 || threads > 256 || orphans < 0 || orphans > threads || total == 0) {
     std::fprintf(stderr, "fragment: want 1 <= --threads <= 256, 0 <= --orphans <= --threads, "

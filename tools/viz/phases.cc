@@ -14,28 +14,21 @@
 #include <thread>
 #include <vector>
 
+#include "tools/util/cli.h"
+
 namespace {
 
-long Flag(int argc, char** argv, const char* name, long def) {
-  const size_t n = strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
-        argv[i][2 + n] == '=') {
-      return strtol(argv[i] + 3 + n, nullptr, 10);
-    }
-  }
-  return def;
-}
+using strata::util::IntFlag;
 
 void SleepMs(long ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const uint64_t total = static_cast<uint64_t>(Flag(argc, argv, "mib", 128)) << 20;
-  const int threads = static_cast<int>(Flag(argc, argv, "threads", 2));
-  const long step_ms = Flag(argc, argv, "step_ms", 60);
-  const long idle_ms = Flag(argc, argv, "idle_ms", 1500);
+  const uint64_t total = static_cast<uint64_t>(IntFlag(argc, argv, "mib", 128)) << 20;
+  const int threads = static_cast<int>(IntFlag(argc, argv, "threads", 2));
+  const long step_ms = IntFlag(argc, argv, "step_ms", 60);
+  const long idle_ms = IntFlag(argc, argv, "idle_ms", 1500);
   if (total == 0 || threads < 1 || threads > 64 || step_ms < 0 || idle_ms < 0) {
     std::fprintf(stderr, "phases: want --mib > 0, 1 <= --threads <= 64, --step_ms and "
                          "--idle_ms >= 0\n");
