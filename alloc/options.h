@@ -47,7 +47,7 @@ inline constexpr size_t kMaxOptionString = 256;
 //            set them.
 //   choices: for kEnum, a "|"-separated list of names; default/min/max index it.
 #define STRATA_OPTION_LIST(X)                                                                     \
-  X(kThreadCacheBytes, thread_cache_bytes, kBytes, int64_t{1} << 20, 0, int64_t{1} << 30, true,  \
+  X(kThreadCacheBytes, thread_cache_bytes, kBytes, int64_t{4} << 20, 0, int64_t{1} << 30, true,  \
     nullptr,                                                                                      \
     "Free pools one thread's heap keeps for itself; beyond it, its empty arenas go back to "    \
     "the shared stack (for any thread, and for purging and unmapping).")                         \

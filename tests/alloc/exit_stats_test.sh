@@ -15,12 +15,12 @@ grep -q "strata: statistics at exit" "$TMP/table.txt" || fail "no table header"
 grep -q "^# retention: why each mapped byte is held" "$TMP/table.txt" || fail "no retention report"
 grep -Eq "^#   purge_delay_ms += 250 +\(env\)" "$TMP/table.txt" || fail "purge_delay_ms not from env"
 grep -Eq "^#   arenas_retained += 3 +\(env\)" "$TMP/table.txt" || fail "arenas_retained not from env"
-grep -Eq "^#   thread_cache_bytes += 1048576 +\(default\)" "$TMP/table.txt" || fail "default not shown"
+grep -Eq "^#   thread_cache_bytes += 4194304 +\(default\)" "$TMP/table.txt" || fail "default not shown"
 echo "ok: table with options and their origins"
 
 # A refused value: one line naming knob, value, origin and range; the run goes on.
 STRATA_THREAD_CACHE_BYTES=lots "$DEMO" --records=1000 >/dev/null 2>"$TMP/err.txt"
-grep -q "strata: option thread_cache_bytes: value 'lots' from STRATA_THREAD_CACHE_BYTES refused: expected a byte count in \[0, 1073741824\] (suffixes k, m, g); keeping '1048576'" \
+grep -q "strata: option thread_cache_bytes: value 'lots' from STRATA_THREAD_CACHE_BYTES refused: expected a byte count in \[0, 1073741824\] (suffixes k, m, g); keeping '4194304'" \
   "$TMP/err.txt" || { cat "$TMP/err.txt"; fail "bad env value not reported as expected"; }
 [ "$(grep -c . "$TMP/err.txt")" -eq 1 ] || { cat "$TMP/err.txt"; fail "expected exactly one line"; }
 echo "ok: a bad environment value is named and refused"
