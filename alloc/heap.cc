@@ -35,6 +35,7 @@ std::atomic<Heap*> g_all_heaps{nullptr};
 std::atomic<uint32_t> g_next_id{1};
 std::atomic<int64_t> g_cached_pools{0};
 std::atomic<GlobalDecayHook> g_decay_hook{nullptr};
+std::atomic<ThreadExitNotice> g_exit_notice{nullptr};
 
 constinit threading::ThreadExitHook g_exit_hook(&OnThreadExit);
 
@@ -982,6 +983,13 @@ void OnThreadExit(void* value) {
   h->state_.store(owns_arenas ? Heap::State::kOrphan : Heap::State::kFree,
                   std::memory_order_relaxed);
   (owns_arenas ? g_orphans : g_free_heaps).Push(h);
+  // Acquire pairs with the release store in SetThreadExitNotice().
+  if (ThreadExitNotice notice = g_exit_notice.load(std::memory_order_acquire)) notice();
+}
+
+void SetThreadExitNotice(ThreadExitNotice notice) {
+  // Release pairs with the acquire load in OnThreadExit().
+  g_exit_notice.store(notice, std::memory_order_release);
 }
 
 void LockAllHeapsForFork() {

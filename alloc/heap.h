@@ -387,6 +387,12 @@ void SetGlobalDecayHook(GlobalDecayHook hook);
 // The thread-exit hook: abandons the exiting thread's heap.
 void OnThreadExit(void* value);
 
+// Called (from the exiting thread) after a thread that used strata exits:
+// the release engine's background thread checks then whether it is the
+// last thread left, so that it never keeps a process alive.
+using ThreadExitNotice = void (*)();
+void SetThreadExitNotice(ThreadExitNotice notice);
+
 // fork(): every heap's metadata lock is held across fork (see fork.h).
 void LockAllHeapsForFork();
 void UnlockAllHeapsForFork();

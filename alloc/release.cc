@@ -2,9 +2,13 @@
 // thread and the sampler.
 #include "alloc/release.h"
 
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -108,18 +112,63 @@ bool BackgroundWanted() {
   return GetOption(Option::kBackgroundRelease) != 0 || GetOption(Option::kSampleIntervalMs) > 0;
 }
 
+// The background thread sleeps on this futex word: a thread exit bumps it
+// and wakes the thread early. Relaxed: the futex syscall orders nothing we
+// rely on; the word is only a wake-up channel.
+std::atomic<uint32_t> g_wake{0};
+
 void SleepMs(uint32_t ms) {
   struct timespec ts;
   ts.tv_sec = ms / 1000;
   ts.tv_nsec = static_cast<long>(ms % 1000) * 1000000;
-  while (nanosleep(&ts, &ts) != 0) {
+  const uint32_t seen = g_wake.load(std::memory_order_relaxed);
+  // Returns on timeout, on a wake-up, or at once if the word moved.
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, seen, &ts,
+          nullptr, 0);
+}
+
+void WakeBackground() {
+  g_wake.fetch_add(1, std::memory_order_relaxed);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+}
+
+// True when the calling thread (not the process's first) is the only one
+// still running: /proc/self/stat says the process has 1 thread, or 2 of
+// which the first (whose state field 3 reports) has exited and lingers as a
+// zombie until the last one ends. Read into a stack buffer, no allocation.
+bool OnlyThreadLeft() {
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // The command name (field 2) may hold spaces: count fields after its ')'.
+  const char* s = buf;
+  for (const char* p = buf; *p != '\0'; ++p) {
+    if (*p == ')') s = p + 1;
   }
+  const char leader_state = s[0] == ' ' ? s[1] : '\0';  // field 3
+  int field = 2;
+  while (*s != '\0' && field < 20) {
+    if (*s == ' ') ++field;
+    ++s;
+  }
+  if (field != 20) return false;
+  if (s[0] == '1' && s[1] == ' ') return true;
+  return s[0] == '2' && s[1] == ' ' && leader_state == 'Z';
 }
 
 void* BackgroundMain(void*) {
   const uint64_t start = os::NowMs();
   uint64_t next_sample = start;
   while (BackgroundWanted()) {
+    // A program whose last thread calls pthread_exit ends when that thread
+    // does; this thread must not keep it alive. (Its return below is then
+    // the process's exit, with status 0, as the program's own would be.)
+    if (OnlyThreadLeft()) break;
     const uint64_t now = os::NowMs();
     const int64_t delay = GetOption(Option::kPurgeDelayMs);
     const auto sample_every = static_cast<uint32_t>(GetOption(Option::kSampleIntervalMs));
@@ -240,6 +289,7 @@ void InstallReleaseEngine() {
   // Relaxed: only elects the installer; the hooks publish themselves.
   if (g_installed.exchange(true, std::memory_order_relaxed)) return;
   SetGlobalDecayHook(&GlobalDecay);
+  SetThreadExitNotice(&WakeBackground);
   options_internal::SetChangeHook(&OnOptionChange);
 }
 

@@ -12,6 +12,7 @@
 #include "absl/flags/reflection.h"
 #include "alloc/options.h"
 #include "gtest/gtest.h"
+#include "tests/alloc/option_probes.h"
 
 ABSL_DECLARE_FLAG(std::string, strata_large_cache_bytes);
 
@@ -39,6 +40,35 @@ TEST(FlagsTest, EveryKnobHasAFlag) {
     ASSERT_NE(flag, nullptr) << name;
     EXPECT_NE(flag->Help().find(GetOptionInfo(static_cast<Option>(i)).doc), std::string::npos);
   }
+}
+
+// Every knob through its flag: a valid value is applied with source
+// "flag"; an invalid one is refused, named, and leaves the value alone.
+TEST(FlagsTest, EveryKnobThroughItsFlag) {
+  absl::FlagSaver restore_flags_at_exit;
+  options_internal::ResetForTesting();
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    const auto o = static_cast<Option>(i);
+    const OptionInfo& info = GetOptionInfo(o);
+    SCOPED_TRACE(info.name);
+    const Probe p = ProbeFor(o);
+    const std::string flag = std::string("--strata_") + info.name;
+    Parse({flag + "=" + p.valid});
+    EXPECT_EQ(GetOptionSource(o), OptionSource::kFlag);
+    if (info.type == OptionType::kString) {
+      EXPECT_EQ(Value(o), p.valid);
+    } else {
+      EXPECT_EQ(GetOption(o), p.valid_value);
+    }
+    const std::string before = Value(o);
+    ::testing::internal::CaptureStderr();
+    Parse({flag + "=" + p.invalid});
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(Value(o), before);
+    EXPECT_NE(err.find("from " + flag + " refused"), std::string::npos) << err;
+    EXPECT_NE(err.find("keeping '" + before + "'"), std::string::npos) << err;
+  }
+  options_internal::ResetForTesting();
 }
 
 TEST(FlagsTest, CommandLineSetsEveryKindOfKnob) {

@@ -11,45 +11,10 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/alloc/option_probes.h"
 
 namespace strata {
 namespace {
-
-// A valid value for option o other than its default, and an invalid one.
-struct Probe {
-  std::string valid;
-  int64_t valid_value;  // what GetOption() must then return (numeric kinds)
-  std::string invalid;
-};
-
-Probe ProbeFor(Option o) {
-  const OptionInfo& info = GetOptionInfo(o);
-  switch (info.type) {
-    case OptionType::kBool:
-      return {info.default_value ? "off" : "yes", info.default_value ? 0 : 1, "maybe"};
-    case OptionType::kEnum: {
-      // The last choice name if the default is the first, else the first.
-      std::string choices = info.choices;
-      const size_t bar = choices.find('|');
-      if (info.default_value == 0) {
-        const size_t last = choices.rfind('|');
-        int64_t index = 0;
-        for (char c : choices) index += c == '|';
-        return {choices.substr(last + 1), index, "no-such-choice"};
-      }
-      return {choices.substr(0, bar), 0, "no-such-choice"};
-    }
-    case OptionType::kInt:
-    case OptionType::kBytes:
-    case OptionType::kMillis: {
-      const int64_t v = info.max != info.default_value ? info.max : info.min;
-      return {std::to_string(v), v, std::to_string(info.max + 1)};
-    }
-    case OptionType::kString:
-      return {"/tmp/strata-options-test", 0, "relative/path"};
-  }
-  return {};
-}
 
 std::string EnvName(Option o) {
   std::string n = "STRATA_";

@@ -19,6 +19,14 @@ strata "$DIR/mix" >"$TMP/mix.out" 2>"$TMP/mix.err" || { cat "$TMP/mix.err"; exit
 grep -q "mix: ok" "$TMP/mix.out"
 served "$STATS" 100000
 grep -q "foreign frees: [1-9][0-9]* returned to glibc" "$STATS" || { echo "FAIL: glibc memory was not returned to glibc"; cat "$STATS"; exit 1; }
+# main() ends with pthread_exit; the process must end with its last thread
+# (strata's background thread must not keep it alive).
+start=$(date +%s)
+strata timeout 20 "$DIR/last_thread_exit" >"$TMP/last.out" 2>"$TMP/last.err" || {
+  echo "FAIL: last_thread_exit did not end by itself (exit $?)"; cat "$TMP/last.err"; exit 1; }
+grep -q "worker done" "$TMP/last.out"
+[ $(( $(date +%s) - start )) -lt 10 ] || { echo "FAIL: last_thread_exit lingered"; exit 1; }
+echo "ok: the process ends with its last thread"
 strata "$DIR/fork_load" >"$TMP/fork.out" 2>"$TMP/fork.err" || { cat "$TMP/fork.out" "$TMP/fork.err"; exit 1; }
 cat "$TMP/fork.out"
 served "$STATS" 100000
