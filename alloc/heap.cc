@@ -50,6 +50,9 @@ int FindRun(uint64_t mask, uint32_t n) {
   return m == 0 ? -1 : __builtin_ctzll(m);
 }
 
+// The second word of a block in a remote batch (blocks of 16 bytes or more).
+FreeBlock*& SkipLink(FreeBlock* b) { return reinterpret_cast<FreeBlock**>(b)[1]; }
+
 uint64_t RunBits(uint32_t n, uint32_t start) {
   return (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << start;
 }
@@ -665,6 +668,9 @@ void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
     o.target = owner;
   }
   b->next = o.head;
+  if (bytes >= 2 * sizeof(FreeBlock*)) SkipLink(b) = o.recent[kSkipAhead - 1];
+  for (size_t i = kSkipAhead - 1; i > 0; --i) o.recent[i] = o.recent[i - 1];
+  o.recent[0] = b;
   if (o.head == nullptr) o.tail = b;
   o.head = b;
   o.bytes += bytes;
@@ -686,6 +692,7 @@ void Heap::Flush(Outgoing& o) {
   o.head = o.tail = nullptr;
   o.bytes = 0;
   o.blocks = 0;
+  for (FreeBlock*& r : o.recent) r = nullptr;
 }
 
 void Heap::FlushOutgoing() {
@@ -756,7 +763,15 @@ size_t Heap::DrainRemote() {
   size_t received = 0;
   while (b != nullptr) {
     FreeBlock* next = b->next;
-    bytes += static_cast<int64_t>(FreeLocalOrForward(b));
+    ArenaHeader* a = ArenaOf(b);
+    // The block is live (travelling): its run's shape is fixed.
+    PoolDesc* d = RunOf(a, b);
+    const size_t size = d->size;
+    // See Outgoing: start fetching a block further down the batch (for
+    // writing: we push it onto its run's list).
+    if (size >= 2 * sizeof(FreeBlock*)) __builtin_prefetch(SkipLink(b), 1);
+    FreeLocalOrForward(b, a, d, size);
+    bytes += static_cast<int64_t>(size);
     b = next;
     ++received;
   }
@@ -771,12 +786,17 @@ size_t Heap::FreeLocalOrForward(void* p) {
   // The block is live (travelling): its run's shape is fixed.
   PoolDesc* d = RunOf(a, p);
   const size_t size = d->size;
+  FreeLocalOrForward(p, a, d, size);
+  return size;
+}
+
+void Heap::FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size) {
   // An arena in our cache is ours (see ArenaCacheSlot) without a look at its
   // owner. Acquire pairs with the release store of owner when the arena
   // changed hands.
   if (ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) == reinterpret_cast<uintptr_t>(a)) {
     FreeLocal(d, p);
-    return size;
+    return;
   }
   Heap* owner = a->owner.load(std::memory_order_acquire);
   if (owner == this) {
@@ -785,7 +805,6 @@ size_t Heap::FreeLocalOrForward(void* p) {
     counters_.blocks_forwarded.Add(1);
     FreeRemote(p, owner, size);
   }
-  return size;
 }
 
 // ---------------------------------------------------------------------------

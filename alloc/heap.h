@@ -264,12 +264,19 @@ class alignas(kCacheLine) Heap {
   friend void UnlockAllHeapsForFork();
   friend size_t ForEachOrphanExclusive(void (*fn)(Heap* orphan, void* arg), void* arg);
 
+  // Blocks of a batch link through their first word; blocks of 16 bytes
+  // or more also hold, in their second word, the block kSkipAhead places
+  // further down the batch, which the owner prefetches while it frees the
+  // current one: walking a batch is a chase of cache lines last written by
+  // another core, and this keeps several of those misses in flight.
+  static constexpr size_t kSkipAhead = 4;
   struct Outgoing {
     Heap* target;
     FreeBlock* head;
     FreeBlock* tail;
     size_t bytes;
     size_t blocks;
+    FreeBlock* recent[kSkipAhead];  // the last blocks pushed, newest first
   };
 
   // Maps, constructs and registers a new heap; nullptr if the OS refuses.
@@ -308,6 +315,7 @@ class alignas(kCacheLine) Heap {
   // Frees a block that was sent to this heap: locally if the arena is still
   // ours, else on to its owner. Returns the block's size.
   size_t FreeLocalOrForward(void* p);
+  void FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size);
   size_t DrainSuspects();
   void Flush(Outgoing& o);
   size_t CacheBudget() const;
