@@ -236,7 +236,9 @@ class alignas(kCacheLine) Heap {
   size_t CachedPoolBytes() const { return (free_pools_ + empty_run_pools_) * kPoolSize; }
 
   uint32_t id() const { return id_; }
-  State state() const { return state_.load(std::memory_order_acquire); }
+  // Relaxed: a hint for stats and tests (the stacks' push/pop order the
+  // heap's hand-over; state_ itself publishes nothing).
+  State state() const { return state_.load(std::memory_order_relaxed); }
   const HeapCounters& counters() const { return counters_; }
   // Bytes in this heap's queue (racy; statistics).
   int64_t QueuedBytes() const { return queued_bytes_.load(std::memory_order_relaxed); }

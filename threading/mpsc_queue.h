@@ -26,6 +26,7 @@ class MpscQueue {
   // Hands the chain first -> ... -> last (last->next is overwritten) to the
   // consumer. REQUIRES: the chain is private to the caller.
   void PushBatch(Node* first, Node* last) {
+    // Relaxed: only the first guess of the CAS below, which validates it.
     Node* old_head = head_.load(std::memory_order_relaxed);
     Backoff backoff;
     for (;;) {

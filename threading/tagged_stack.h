@@ -30,6 +30,7 @@ class TaggedStack {
   TaggedStack& operator=(const TaggedStack&) = delete;
 
   void Push(Node* node) {
+    // Relaxed: only the first guess of the CAS below, which validates it.
     uint64_t old_head = head_.load(std::memory_order_relaxed);
     for (;;) {
       // Relaxed: the node is private to us until the CAS below publishes it.
