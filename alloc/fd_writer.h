@@ -49,6 +49,13 @@ class FdWriter {
     return *this;
   }
 
+  // Signed decimal; INT64_MIN prints without overflow.
+  FdWriter& Int(int64_t v) {
+    if (v >= 0) return Uint(static_cast<uint64_t>(v));
+    Char('-');
+    return Uint(static_cast<uint64_t>(-(v + 1)) + 1);
+  }
+
   FdWriter& Hex(uint64_t v) {
     static constexpr char kDigits[] = "0123456789abcdef";
     char tmp[16];

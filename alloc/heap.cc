@@ -63,12 +63,6 @@ size_t BatchBucket(size_t blocks) {
   return b;
 }
 
-// How often the owner looks at its own free pools for purging.
-uint32_t DecayInterval(int64_t delay_ms) {
-  if (delay_ms <= 32) return 16;
-  return delay_ms >= 2000 ? 1000 : static_cast<uint32_t>(delay_ms / 2);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -425,11 +419,15 @@ size_t Heap::CacheBudget() const {
   return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
 }
 
-void Heap::TrimToBudget(uint64_t now) {
-  const size_t budget = CacheBudget();
+void Heap::ReleaseIdleOverBudget(size_t budget, uint64_t now) {
   ReleaseEmptyRuns(now);
   RetireEmptyCurrentRuns(now);
   ReleaseEmptyArenasOverBudget(budget, now);
+}
+
+void Heap::TrimToBudget(uint64_t now) {
+  const size_t budget = CacheBudget();
+  ReleaseIdleOverBudget(budget, now);
   // Retry only after another quarter of the budget (or 16 pools) is freed:
   // arenas pinned by live blocks are not rescanned on every free. (Their
   // free pools stay with this heap, purged by the release policy; handing
@@ -476,12 +474,7 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now) {
 
 void Heap::ReleaseEmptyArenas(uint64_t now) { ReleaseEmptyArenasOverBudget(0, now); }
 
-void Heap::ReturnEmptyArenas() {
-  const uint64_t now = os::NowMs();
-  ReleaseEmptyRuns(now);
-  RetireEmptyCurrentRuns(now);
-  ReleaseEmptyArenas(now);
-}
+void Heap::ReturnEmptyArenas() { ReleaseIdleOverBudget(0, os::NowMs()); }
 
 void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
   // The two heaps' locks are taken one after the other, never nested (see
@@ -512,7 +505,6 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
       }
       threading::SpinLockHolder hold(&meta_lock_);
       LinkEmptyLocked(d, since);
-      d->free_since = since;
     }
   }
   // Release pairs with the acquire load of owner by freeing threads: a
@@ -627,7 +619,7 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
 void Heap::MaybeDecay(uint64_t now, bool released) {
   if (now >= next_decay_ms_) {
     const int64_t delay = GetOption(Option::kPurgeDelayMs);
-    next_decay_ms_ = now + DecayInterval(delay);
+    next_decay_ms_ = now + DecayIntervalMs(delay);
     if (delay >= 0) PurgeFreePools(now, delay, /*force=*/false, /*wait=*/true);
   }
   // Every time: the hook rate-limits its own work with one relaxed load, and

@@ -69,6 +69,14 @@ inline constexpr uintptr_t kNoArena = 1;
 // the last bucket everything larger.
 inline constexpr size_t kBatchBuckets = 10;
 
+// How often (ms) purge work is looked at for a given purge delay: half the
+// delay, kept within [16, 1000] ms. Shared by a heap's own decay and the
+// process-wide release pass, so both follow the delay at the same rate.
+inline uint32_t DecayIntervalMs(int64_t delay_ms) {
+  if (delay_ms <= 32) return 16;
+  return delay_ms >= 2000 ? 1000 : static_cast<uint32_t>(delay_ms / 2);
+}
+
 // The descriptor every empty slot of current_ points at: no free blocks, no
 // uncarved blocks, so the fast path falls to the slow path without a null test.
 extern PoolDesc g_empty_pool;
@@ -321,6 +329,9 @@ class alignas(kCacheLine) Heap {
   size_t DrainSuspects();
   void Flush(Outgoing& o);
   size_t CacheBudget() const;
+  // Releases the cached empty runs, the empty current runs, then empty
+  // arenas while this heap caches more than `budget` bytes.
+  void ReleaseIdleOverBudget(size_t budget, uint64_t now);
   void TrimToBudget(uint64_t now);
   void ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now);
   void ReleaseEmptyArenas(uint64_t now);

@@ -182,13 +182,6 @@ bool ValidString(Option o, const char* text) {
 // "expected ... in [min, max]" for option o.
 void WriteExpected(internal::FdWriter& w, Option o) {
   const OptionInfo& info = kInfo[static_cast<size_t>(o)];
-  auto signed_value = [&w](int64_t v) -> internal::FdWriter& {
-    if (v < 0) {
-      w.Char('-');
-      return w.Uint(static_cast<uint64_t>(-(v + 1)) + 1);
-    }
-    return w.Uint(static_cast<uint64_t>(v));
-  };
   switch (info.type) {
     case OptionType::kBool:
       w.Str("expected one of 0, 1, true, false, on, off, yes, no");
@@ -205,18 +198,18 @@ void WriteExpected(internal::FdWriter& w, Option o) {
       break;
     case OptionType::kInt:
       w.Str("expected an integer in [");
-      signed_value(info.min).Str(", ");
-      signed_value(info.max).Char(']');
+      w.Int(info.min).Str(", ");
+      w.Int(info.max).Char(']');
       break;
     case OptionType::kBytes:
       w.Str("expected a byte count in [");
-      signed_value(info.min).Str(", ");
-      signed_value(info.max).Str("] (suffixes k, m, g)");
+      w.Int(info.min).Str(", ");
+      w.Int(info.max).Str("] (suffixes k, m, g)");
       break;
     case OptionType::kMillis:
       w.Str("expected milliseconds in [");
-      signed_value(info.min).Str(", ");
-      signed_value(info.max).Str("] (suffixes ms, s)");
+      w.Int(info.min).Str(", ");
+      w.Int(info.max).Str("] (suffixes ms, s)");
       break;
     case OptionType::kString:
       if (o == Option::kStatsOnExit) {

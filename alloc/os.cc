@@ -118,27 +118,30 @@ uint64_t NowMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-uint64_t ResidentBytes() {
+size_t ReadSmallFile(const char* path, char* buf, size_t cap) {
   const int saved_errno = errno;
-  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC));
-  uint64_t result = 0;
+  size_t len = 0;
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
   if (fd >= 0) {
-    char buf[128];
-    const ssize_t n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+    const ssize_t n = syscall(SYS_read, fd, buf, cap - 1);
     syscall(SYS_close, fd);
-    if (n > 0) {
-      buf[n] = '\0';
-      // "size resident shared ...": the second field, in pages.
-      const char* s = buf;
-      while (*s != '\0' && *s != ' ') ++s;
-      while (*s == ' ') ++s;
-      uint64_t pages = 0;
-      while (*s >= '0' && *s <= '9') pages = pages * 10 + static_cast<uint64_t>(*s++ - '0');
-      result = pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    }
+    if (n > 0) len = static_cast<size_t>(n);
   }
+  buf[len] = '\0';
   errno = saved_errno;
-  return result;
+  return len;
+}
+
+uint64_t ResidentBytes() {
+  char buf[128];
+  if (ReadSmallFile("/proc/self/statm", buf, sizeof(buf)) == 0) return 0;
+  // "size resident shared ...": the second field, in pages.
+  const char* s = buf;
+  while (*s != '\0' && *s != ' ') ++s;
+  while (*s == ' ') ++s;
+  uint64_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + static_cast<uint64_t>(*s++ - '0');
+  return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 void WriteAll(int fd, const char* buf, size_t len) {

@@ -33,6 +33,11 @@ bool Purge(void* p, size_t size, PurgeMode mode);
 // static_cast<int32_t>(now - since), exact for spans under 24 days.
 uint64_t NowMs();
 
+// Reads up to cap-1 bytes of a small file (a /proc entry) into buf with raw
+// syscalls and NUL-terminates them; returns the count, 0 if unreadable.
+// Never allocates; errno is preserved.
+size_t ReadSmallFile(const char* path, char* buf, size_t cap);
+
 // Bytes of this process resident in RAM (from /proc/self/statm, read with
 // raw syscalls into a stack buffer), or 0 if unknown. Never allocates.
 uint64_t ResidentBytes();

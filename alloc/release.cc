@@ -2,7 +2,6 @@
 // thread and the sampler.
 #include "alloc/release.h"
 
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,11 +50,6 @@ std::atomic<uint64_t> g_pool_purged{0};
 std::atomic<uint64_t> g_arena_purged{0};
 std::atomic<uint64_t> g_arena_unmapped{0};
 std::atomic<uint64_t> g_large_unmapped{0};
-
-uint32_t PassInterval(int64_t delay_ms) {
-  if (delay_ms <= 32) return 16;
-  return delay_ms >= 2000 ? 1000 : static_cast<uint32_t>(delay_ms / 2);
-}
 
 void Account(const ReleaseTotals& t) {
   // Relaxed: statistics only.
@@ -138,13 +132,8 @@ void WakeBackground() {
 // which the first (whose state field 3 reports) has exited and lingers as a
 // zombie until the last one ends. Read into a stack buffer, no allocation.
 bool OnlyThreadLeft() {
-  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return false;
   char buf[512];
-  const ssize_t n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-  syscall(SYS_close, fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  if (os::ReadSmallFile("/proc/self/stat", buf, sizeof(buf)) == 0) return false;
   // The command name (field 2) may hold spaces: count fields after its ')'.
   const char* s = buf;
   for (const char* p = buf; *p != '\0'; ++p) {
@@ -178,7 +167,7 @@ void* BackgroundMain(void*) {
       // Relaxed: statistics only.
       g_bg_passes.fetch_add(1, std::memory_order_relaxed);
     }
-    uint32_t sleep_ms = PassInterval(delay < 0 ? 1000 : delay);
+    uint32_t sleep_ms = DecayIntervalMs(delay < 0 ? 1000 : delay);
     if (sample_every > 0) {
       if (now >= next_sample) {
         // Acquire pairs with the release store in SetSampler().
@@ -237,7 +226,7 @@ void GlobalDecay(uint64_t now, bool released) {
   // Relaxed: a rate limit only.
   if (now >= g_next_pass_ms.load(std::memory_order_relaxed) &&
       !Paused() && g_pass_lock.TryLock()) {
-    g_next_pass_ms.store(now + PassInterval(delay), std::memory_order_relaxed);
+    g_next_pass_ms.store(now + DecayIntervalMs(delay), std::memory_order_relaxed);
     PassLocked(now, /*force=*/false);
     g_pass_lock.Unlock();
     // Relaxed: statistics only.

@@ -116,15 +116,6 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
   }
 }
 
-void Signed(FdWriter& w, int64_t v) {
-  if (v < 0) {
-    w.Char('-');
-    w.Uint(static_cast<uint64_t>(-(v + 1)) + 1);
-  } else {
-    w.Uint(static_cast<uint64_t>(v));
-  }
-}
-
 // ---- Options, in each format ----------------------------------------------
 
 void WriteOptionsTable(FdWriter& w) {
@@ -433,9 +424,9 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   Field(w, "large_cached", r.large_cached);
   Field(w, "metadata", r.metadata);
   w.Str(",\"next_purge_ms\":");
-  Signed(w, r.next_purge_ms);
+  w.Int(r.next_purge_ms);
   w.Str(",\"all_purged_ms\":");
-  Signed(w, r.all_purged_ms);
+  w.Int(r.all_purged_ms);
   w.Str("},");
   Field(w, "errors", s.errors, false);
   Field(w, "foreign_returned", s.foreign_returned);
@@ -537,7 +528,7 @@ void WritePrometheus(int fd, const Stats& s) {
     if (GetOptionInfo(o).type == OptionType::kString) continue;
     w.Str("strata_option{name=\"").Str(GetOptionInfo(o).name).Str("\",source=\"")
         .Str(OptionSourceName(GetOptionSource(o))).Str("\"} ");
-    Signed(w, GetOption(o));
+    w.Int(GetOption(o));
     w.Char('\n');
   }
 }
