@@ -8,29 +8,12 @@ plot="$TEST_SRCDIR/strata/tools/viz/plot_timeline"
 tmp="$TEST_TMPDIR"
 py=/usr/bin/python3
 
-fail() { echo "FAIL: $*"; exit 1; }
+source "$TEST_SRCDIR/strata/tools/viz/viz_test_lib.sh"
 
-check_png() {
-  [ "$(head -c 8 "$1" | od -An -c | tr -d ' ')" = "211PNG\r\n032\n" ] || fail "$1 is not a PNG"
-  read -r w h < <("$py" -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*struct.unpack(">II", d[16:24]))' "$1")
-  local bytes
-  bytes=$(stat -c %s "$1")
-  echo "$1: ${w}x${h}, $bytes bytes"
-  [ "$w" -ge 800 ] && [ "$w" -le 1600 ] || fail "$1: width $w out of 800..1600"
-  [ "$h" -ge 300 ] && [ "$h" -le 3000 ] || fail "$1: height $h out of 300..3000"
-  [ "$bytes" -ge 15000 ] && [ "$bytes" -le 1000000 ] || fail "$1: $bytes bytes"
-}
-
-expect_error() {
-  local what="$1" pattern="$2"
-  shift 2
-  local status=0
-  "$plot" "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
-  [ "$status" -eq 2 ] || { cat "$tmp/out" "$tmp/err"; fail "$what: exit status $status, expected 2"; }
-  grep -q "Traceback" "$tmp/err" && { cat "$tmp/err"; fail "$what: a traceback instead of a message"; }
-  grep -q -- "$pattern" "$tmp/err" || { cat "$tmp/err"; fail "$what: no '$pattern' in the message"; }
-  echo "ok: $what: $(tail -1 "$tmp/err")"
-}
+# check_png FILE: a PNG, 800..1600 px wide, 300..3000 px high, 15 KB..1 MB.
+check_png() { png_within "$1" 800 1600 300 3000 15000 1000000; }
+# expect_error WHAT PATTERN ARGS...: the plotter must exit 2 with PATTERN.
+expect_error() { tool_error "$plot" "$@"; }
 
 # samples FILE SECONDS PEAK_MIB: a run that grows to PEAK_MIB, frees, then
 # gives the memory back, one sample every 20 ms.

@@ -10,8 +10,7 @@ record="$viz/record_timeline"
 tmp="$TEST_TMPDIR"
 py=/usr/bin/python3
 
-fail() { echo "FAIL: $*"; exit 1; }
-is_png() { [ "$(head -c 8 "$1" | od -An -c | tr -d ' ')" = "211PNG\r\n032\n" ]; }
+source "$viz/viz_test_lib.sh"
 
 "$record" --out="$tmp/t.png" --samples="$tmp/s.jsonl" --interval_ms=10 --title="phases" -- \
   "$viz/phases" --mib=48 --step_ms=30 --idle_ms=300 >"$tmp/out" 2>"$tmp/err" ||

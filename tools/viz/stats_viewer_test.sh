@@ -9,36 +9,12 @@ viewer="$viz/stats_viewer"
 tmp="$TEST_TMPDIR"
 py=/usr/bin/python3
 
-fail() { echo "FAIL: $*"; exit 1; }
-
-# png_size FILE: "WIDTH HEIGHT" from the PNG header, or fails.
-png_size() {
-  [ "$(head -c 8 "$1" | od -An -c | tr -d ' ')" = "211PNG\r\n032\n" ] || fail "$1 is not a PNG"
-  "$py" -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*struct.unpack(">II", d[16:24]))' "$1"
-}
+source "$viz/viz_test_lib.sh"
 
 # check_png FILE: a PNG, 800..2600 px wide, 500..2000 px high, 20 KB..4 MB.
-check_png() {
-  read -r w h < <(png_size "$1")
-  local bytes
-  bytes=$(stat -c %s "$1")
-  echo "$1: ${w}x${h}, $bytes bytes"
-  [ "$w" -ge 800 ] && [ "$w" -le 2600 ] || fail "$1: width $w out of 800..2600"
-  [ "$h" -ge 500 ] && [ "$h" -le 2000 ] || fail "$1: height $h out of 500..2000"
-  [ "$bytes" -ge 20000 ] && [ "$bytes" -le 4000000 ] || fail "$1: $bytes bytes"
-}
-
-# expect_error WHAT PATTERN ARGS...: the viewer must exit 2 with PATTERN on stderr.
-expect_error() {
-  local what="$1" pattern="$2"
-  shift 2
-  local status=0
-  "$viewer" "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
-  [ "$status" -eq 2 ] || { cat "$tmp/out" "$tmp/err"; fail "$what: exit status $status, expected 2"; }
-  grep -q "Traceback" "$tmp/err" && { cat "$tmp/err"; fail "$what: a traceback instead of a message"; }
-  grep -q -- "$pattern" "$tmp/err" || { cat "$tmp/err"; fail "$what: no '$pattern' in the message"; }
-  echo "ok: $what: $(head -1 "$tmp/err")"
-}
+check_png() { png_within "$1" 800 2600 500 2000 20000 4000000; }
+# expect_error WHAT PATTERN ARGS...: the viewer must exit 2 with PATTERN.
+expect_error() { tool_error "$viewer" "$@"; }
 
 # A real dump with the arena map: live and orphaned heaps, empty arenas.
 "$viz/fragment" --threads=3 --mib=12 --orphans=1 --out="$tmp/dump.json"
