@@ -16,8 +16,13 @@ grep -q "seed experiment done" "$TMP/seed.out"
 # 100,000 dicts need well over 10 MB: strata must have mapped at least that.
 served "$STATS" 10000000
 
-strata "$PY" -m test -q test_dict test_list test_set test_threading test_queue >"$TMP/stdlib.out" 2>"$TMP/stdlib.err" || {
-  echo "FAIL: stdlib tests"; tail -30 "$TMP/stdlib.out"; tail -20 "$STATS"; exit 1; }
+# regrtest works in $TMPDIR/test_python_<pid>: Bazel's sandboxes share /tmp
+# and number their processes alike, so concurrent runs would share (and
+# delete) one directory. Keep it, and every temporary file, in this test's own.
+export TMPDIR="$TMP"
+strata "$PY" -m test -q --tempdir="$TMP/regrtest" test_dict test_list test_set test_threading test_queue >"$TMP/stdlib.out" 2>"$TMP/stdlib.err" || {
+  echo "FAIL: stdlib tests"; tail -150 "$TMP/stdlib.out"; echo "--- stderr:"; tail -150 "$TMP/stdlib.err"
+  echo "--- strata's statistics:"; tail -20 "$STATS"; exit 1; }
 tail -3 "$TMP/stdlib.out"
 grep -q "result: SUCCESS" "$TMP/stdlib.out"
 served "$STATS" 1000000
