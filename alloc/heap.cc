@@ -674,7 +674,6 @@ void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
 }
 
 void Heap::Flush(Outgoing& o) {
-  counters_.batches_sent.Add(1);
   counters_.batch_blocks[BatchBucket(o.blocks)].Add(1);
   counters_.outgoing_bytes.Sub(o.bytes);
   // Relaxed: statistics; counted before the push so the owner's decrement

@@ -88,8 +88,10 @@ struct HeapCounters {
   using Counter = threading::SingleWriter<uint64_t>;
   Counter remote_frees;       // blocks this heap sent to other heaps
   Counter remote_bytes;       // their bytes
-  Counter batches_sent;       // batches handed to other heaps' queues
-  Counter batch_blocks[kBatchBuckets];  // histogram of blocks per batch
+  // Batches handed to other heaps' queues, by blocks per batch; their sum
+  // is the number of batches (one counter, so a snapshot cannot see a batch
+  // counted in one and not yet in the other).
+  Counter batch_blocks[kBatchBuckets];
   Counter blocks_received;    // blocks taken from this heap's queue
   Counter blocks_forwarded;   // of those, sent on (the arena had moved)
   Counter outgoing_bytes;     // bytes now waiting in outgoing batches

@@ -565,9 +565,10 @@ void GetStats(Stats* out) {
     const internal::HeapCounters& k = h->counters();
     out->remote_frees += k.remote_frees.Get();
     out->remote_bytes += k.remote_bytes.Get();
-    out->remote_batches += k.batches_sent.Get();
     for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
-      out->batch_histogram[b] += k.batch_blocks[b].Get();
+      const uint64_t batches = k.batch_blocks[b].Get();
+      out->batch_histogram[b] += batches;
+      out->remote_batches += batches;
     }
     out->remote_received += k.blocks_received.Get();
     out->remote_forwarded += k.blocks_forwarded.Get();
