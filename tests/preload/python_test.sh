@@ -19,8 +19,11 @@ served "$STATS" 10000000
 # regrtest works in $TMPDIR/test_python_<pid>: Bazel's sandboxes share /tmp
 # and number their processes alike, so concurrent runs would share (and
 # delete) one directory. Keep it, and every temporary file, in this test's own.
+# --timeout: a module still running after 300 s (they take seconds) dumps every
+# thread's traceback and fails, well before Bazel's 900 s would, saying where.
 export TMPDIR="$TMP"
-strata "$PY" -m test -q --tempdir="$TMP/regrtest" test_dict test_list test_set test_threading test_queue >"$TMP/stdlib.out" 2>"$TMP/stdlib.err" || {
+strata "$PY" -m test -q --timeout=300 --tempdir="$TMP/regrtest" \
+    test_dict test_list test_set test_threading test_queue >"$TMP/stdlib.out" 2>"$TMP/stdlib.err" || {
   echo "FAIL: stdlib tests"; tail -150 "$TMP/stdlib.out"; echo "--- stderr:"; tail -150 "$TMP/stdlib.err"
   echo "--- strata's statistics:"; tail -20 "$STATS"; exit 1; }
 tail -3 "$TMP/stdlib.out"
