@@ -19,12 +19,6 @@ ABSL_DECLARE_FLAG(std::string, strata_large_cache_bytes);
 namespace strata {
 namespace {
 
-std::string Value(Option o) {
-  char buf[kMaxOptionString];
-  FormatOptionValue(o, buf, sizeof(buf));
-  return buf;
-}
-
 // Runs Abseil's parser over `args` (after a program name).
 void Parse(std::vector<std::string> args) {
   args.insert(args.begin(), "flags_test");
@@ -55,16 +49,12 @@ TEST(FlagsTest, EveryKnobThroughItsFlag) {
     const std::string flag = std::string("--strata_") + info.name;
     Parse({flag + "=" + p.valid});
     EXPECT_EQ(GetOptionSource(o), OptionSource::kFlag);
-    if (info.type == OptionType::kString) {
-      EXPECT_EQ(Value(o), p.valid);
-    } else {
-      EXPECT_EQ(GetOption(o), p.valid_value);
-    }
-    const std::string before = Value(o);
+    EXPECT_TRUE(HoldsValidProbe(o, p));
+    const std::string before = OptionValue(o);
     ::testing::internal::CaptureStderr();
     Parse({flag + "=" + p.invalid});
     const std::string err = ::testing::internal::GetCapturedStderr();
-    EXPECT_EQ(Value(o), before);
+    EXPECT_EQ(OptionValue(o), before);
     EXPECT_NE(err.find("from " + flag + " refused"), std::string::npos) << err;
     EXPECT_NE(err.find("keeping '" + before + "'"), std::string::npos) << err;
   }
@@ -84,7 +74,7 @@ TEST(FlagsTest, CommandLineSetsEveryKindOfKnob) {
   EXPECT_EQ(GetOption(Option::kPurgeMode), 1);
   EXPECT_EQ(GetOption(Option::kErrorMode), 1);
   EXPECT_EQ(GetOption(Option::kArenasRetained), 4);
-  EXPECT_EQ(Value(Option::kStatsOnExit), "/tmp/strata-flags-test");
+  EXPECT_EQ(OptionValue(Option::kStatsOnExit), "/tmp/strata-flags-test");
   for (Option o : {Option::kThreadCacheBytes, Option::kPurgeDelayMs, Option::kBackgroundRelease,
                    Option::kPurgeMode, Option::kErrorMode, Option::kStatsOnExit,
                    Option::kArenasRetained}) {

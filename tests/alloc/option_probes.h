@@ -8,6 +8,7 @@
 #include <string>
 
 #include "alloc/options.h"
+#include "gtest/gtest.h"
 
 namespace strata {
 
@@ -45,6 +46,26 @@ inline Probe ProbeFor(Option o) {
       return {"/tmp/strata-options-test", 0, "relative/path"};
   }
   return {};
+}
+
+// Option o's current value as strata prints it.
+inline std::string OptionValue(Option o) {
+  char buf[kMaxOptionString];
+  FormatOptionValue(o, buf, sizeof(buf));
+  return buf;
+}
+
+// Whether o now holds p's valid value: its text for string knobs, the number
+// it parses to for the others.
+inline ::testing::AssertionResult HoldsValidProbe(Option o, const Probe& p) {
+  if (GetOptionInfo(o).type == OptionType::kString) {
+    const std::string now = OptionValue(o);
+    if (now == p.valid) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "holds '" << now << "', expected '" << p.valid << "'";
+  }
+  const int64_t now = GetOption(o);
+  if (now == p.valid_value) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "holds " << now << ", expected " << p.valid_value;
 }
 
 }  // namespace strata

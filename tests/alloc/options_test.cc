@@ -22,12 +22,6 @@ std::string EnvName(Option o) {
   return n;
 }
 
-std::string Value(Option o) {
-  char buf[kMaxOptionString];
-  FormatOptionValue(o, buf, sizeof(buf));
-  return buf;
-}
-
 class OptionsTest : public ::testing::Test {
  protected:
   void SetUp() override { options_internal::ResetForTesting(); }
@@ -64,16 +58,12 @@ TEST_F(OptionsTest, EveryKnobThroughTheApi) {
     const Probe p = ProbeFor(o);
     ASSERT_TRUE(SetOptionByName(info.name, p.valid.c_str()));
     EXPECT_EQ(GetOptionSource(o), OptionSource::kApi);
-    if (info.type == OptionType::kString) {
-      EXPECT_EQ(Value(o), p.valid);
-    } else {
-      EXPECT_EQ(GetOption(o), p.valid_value);
-    }
-    const std::string before = Value(o);
+    EXPECT_TRUE(HoldsValidProbe(o, p));
+    const std::string before = OptionValue(o);
     ::testing::internal::CaptureStderr();
     EXPECT_FALSE(SetOptionByName(info.name, p.invalid.c_str()));
     const std::string err = ::testing::internal::GetCapturedStderr();
-    EXPECT_EQ(Value(o), before) << "a refused value must leave the old one";
+    EXPECT_EQ(OptionValue(o), before) << "a refused value must leave the old one";
     EXPECT_NE(err.find(std::string("option ") + info.name), std::string::npos) << err;
     EXPECT_NE(err.find("'" + p.invalid + "'"), std::string::npos) << err;
     EXPECT_NE(err.find("expected"), std::string::npos) << err;
@@ -92,18 +82,14 @@ TEST_F(OptionsTest, EveryKnobThroughTheEnvironment) {
     setenv(env.c_str(), p.valid.c_str(), 1);
     options_internal::ReadEnvironmentForTesting();
     EXPECT_EQ(GetOptionSource(o), OptionSource::kEnv);
-    if (info.type == OptionType::kString) {
-      EXPECT_EQ(Value(o), p.valid);
-    } else {
-      EXPECT_EQ(GetOption(o), p.valid_value);
-    }
-    const std::string before = Value(o);
+    EXPECT_TRUE(HoldsValidProbe(o, p));
+    const std::string before = OptionValue(o);
     setenv(env.c_str(), p.invalid.c_str(), 1);
     ::testing::internal::CaptureStderr();
     options_internal::ReadEnvironmentForTesting();
     const std::string err = ::testing::internal::GetCapturedStderr();
     unsetenv(env.c_str());
-    EXPECT_EQ(Value(o), before);
+    EXPECT_EQ(OptionValue(o), before);
     EXPECT_NE(err.find("from " + env), std::string::npos) << err;
     EXPECT_NE(err.find("'" + p.invalid + "'"), std::string::npos) << err;
     EXPECT_NE(err.find("keeping"), std::string::npos) << err;
@@ -192,7 +178,7 @@ TEST_F(OptionsTest, TypedSettersAndTheCApi) {
   EXPECT_FALSE(SetOption(Option::kSampleFile, 1));
   ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(SetOptionByName("stats_on_exit", "stderr"));
-  EXPECT_EQ(Value(Option::kStatsOnExit), "stderr");
+  EXPECT_EQ(OptionValue(Option::kStatsOnExit), "stderr");
 }
 
 TEST_F(OptionsTest, ChangeHookSeesEveryChange) {
