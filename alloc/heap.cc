@@ -732,7 +732,7 @@ size_t Heap::DrainSuspects() {
       if (owner == nullptr) {
         ReportInvalidFree(p, "block of an empty arena (double free?)", "free");
       } else if (!owner->PushSuspect(p)) {
-        FreeLocalOrForward(p);  // every slot taken: a plain remote free
+        FreeLocalOrForward(p, a, d, d->size);  // every slot taken: a plain remote free
       }
       continue;
     }
@@ -770,15 +770,6 @@ size_t Heap::DrainRemote() {
   // Relaxed: statistics (see Flush()).
   queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   return n + received;
-}
-
-size_t Heap::FreeLocalOrForward(void* p) {
-  ArenaHeader* a = ArenaOf(p);
-  // The block is live (travelling): its run's shape is fixed.
-  PoolDesc* d = RunOf(a, p);
-  const size_t size = d->size;
-  FreeLocalOrForward(p, a, d, size);
-  return size;
 }
 
 void Heap::FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size) {

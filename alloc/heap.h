@@ -324,9 +324,8 @@ class alignas(kCacheLine) Heap {
   size_t ReleaseEmptyRuns(uint64_t now);
   void LinkArena(ArenaHeader* a, bool avail);
   void UnlinkArena(ArenaHeader* a);
-  // Frees a block that was sent to this heap: locally if the arena is still
-  // ours, else on to its owner. Returns the block's size.
-  size_t FreeLocalOrForward(void* p);
+  // Frees block p (of `size` bytes, in run d of arena a) that was sent to
+  // this heap: locally if the arena is still ours, else on to its owner.
   void FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size);
   size_t DrainSuspects();
   void Flush(Outgoing& o);
