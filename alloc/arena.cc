@@ -175,7 +175,10 @@ bool PoolDesc::IsValid() const {
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks || carved > capacity) return false;
   if (size != k.size || div_magic != k.div_magic || start != uint32_t{index} * kPoolSize) return false;
-  if (((used.Get() & kFullBit) != 0) != (list == PoolList::kNone)) return false;
+  if (Asleep() && (list != PoolList::kNone || used.Get() == 0 ||
+                   used.Get() > WakeFrees(capacity) || sleep_bias.Get() != capacity - WakeFrees(capacity))) {
+    return false;
+  }
   if (purged) return list == PoolList::kEmpty;  // its list was given back with its pages
   const uintptr_t key = ListKey();
   uint32_t free_count = 0;

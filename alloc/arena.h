@@ -82,19 +82,29 @@ enum class PoolList : uint8_t {
                  // empty list for its class, for the class's next run
 };
 
-// `used` carries this bit while the run is full and on no list, so that the
-// free fast path catches "run was full" and "run is now empty" with a single
-// signed test (used - 1 <= 0).
-inline constexpr uint32_t kFullBit = uint32_t{1} << 31;
+// A full run sleeps: it is on no list until a share of its blocks is free
+// again (kWakeShare of its capacity, at least one block), and only then
+// goes back to the partial list. So a run that a refill takes holds a batch
+// of free blocks whatever the order of the program's frees, instead of the
+// one or two that reached it first (snmalloc's slabs wake at a threshold
+// for the same reason). While it sleeps, `used` counts down from the
+// number of frees still needed to wake it, so the free fast path's one
+// signed test (used - 1 <= 0) catches "wake now" as it catches "run empty";
+// `sleep_bias` holds what was taken off (see PoolDesc::Used).
+inline constexpr uint32_t kWakeShare = 4;  // wake at capacity / 4 free
+inline constexpr uint32_t WakeFrees(uint32_t capacity) {
+  return capacity / kWakeShare > 1 ? capacity / kWakeShare : 1;
+}
 
 // Describes one pool; for a run, the head's descriptor describes the run.
 // 64 bytes: the descriptor of pool i sits at arena base + 64 * i (pool 0's
 // slot holds the ArenaHeader's own fields), so the free fast path finds it
 // with a shift and a mask.
-// Invariants (head, owner's view; used without kFullBit):
-//   used + length(free) + (capacity - carved) == capacity
+// Invariants (head, owner's view; Used() is the count of blocks in use):
+//   Used() + length(free) + (capacity - carved) == capacity
 //   list == kPartial  =>  free is not the end || carved < capacity
-//   list == kNone (full)  <=>  used has kFullBit
+//   sleep_bias != 0  =>  list == kNone (asleep: full when it went to sleep,
+//                        fewer than WakeFrees(capacity) blocks freed since)
 //   used == 0  =>  list is kCurrent or kEmpty (else the run was released)
 //   a free pool has carved == 0, so no block validates against it
 // Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
@@ -109,7 +119,8 @@ inline constexpr uint32_t kFullBit = uint32_t{1} << 31;
 // owner) and racy readers (stats).
 struct alignas(64) PoolDesc {
   FreeBlock* free = nullptr;  // head of the free list (decoded), ending at the arena base
-  threading::SingleWriter<uint32_t> used;  // blocks handed out (or in flight back) | kFullBit
+  // Blocks handed out (or in flight back), less sleep_bias while asleep.
+  threading::SingleWriter<uint32_t> used;
   uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
   uint32_t size = 0;          // block size (head)
   uint32_t div_magic = 0;     // ceil(2^32 / size): offset / size without a divide
@@ -127,18 +138,24 @@ struct alignas(64) PoolDesc {
   PoolDesc* next = nullptr;
   bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
   bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
+  // Asleep (list == kNone): capacity - WakeFrees(capacity), taken off `used`
+  // when the run went to sleep; 0 otherwise. One writer (the owner).
+  threading::SingleWriter<uint16_t> sleep_bias;
 
   constexpr PoolDesc() = default;
   PoolDesc(const PoolDesc&) = delete;
   PoolDesc& operator=(const PoolDesc&) = delete;
 
-  // Blocks in use (the count without kFullBit).
-  uint32_t Used() const { return used.Get() & ~kFullBit; }
+  // Blocks in use. A racy reader (stats) may see a run waking between its
+  // two stores; the owner and a reader at quiescence see the exact count.
+  uint32_t Used() const { return used.Get() + sleep_bias.Get(); }
+  bool Asleep() const { return sleep_bias.Get() != 0; }
 
   // Back to a free pool (index and free_since are kept).
   void ResetToFree() {
     free = nullptr;
     used.Set(0);
+    sleep_bias.Set(0);
     carved = 0;
     size = 0;
     div_magic = 0;

@@ -98,6 +98,7 @@ void Heap::SetStatsMode(bool on) {
 }
 
 void* Heap::Refill(size_t cls) {
+  counters_.refills.Add(1);
   PoolDesc* d = runs_[cls];
   // 1. The current run still has uncarved blocks.
   if (d->carved < d->capacity) return PopCarving(d);
@@ -156,8 +157,12 @@ void* Heap::PopFree(PoolDesc* d) {
 }
 
 void Heap::MarkFull(PoolDesc* d) {
+  // Exhausted (no free block, fully carved): every block is in use. The run
+  // sleeps until WakeFrees(capacity) of them come back (see kWakeShare).
   d->list = PoolList::kNone;
-  d->used.Set(d->used.Get() | kFullBit);
+  const uint32_t bias = d->capacity - WakeFrees(d->capacity);
+  d->used.Set(d->used.Get() - bias);
+  d->sleep_bias.Set(static_cast<uint16_t>(bias));
 }
 
 void* Heap::PopCarving(PoolDesc* d) {
@@ -267,22 +272,28 @@ void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
     ReportInvalidFree(b, "double free (its run has no live block)", "free");
     return;
   }
-  if (used & kFullBit) {
-    // The run was full; now it has a free block.
-    d->used.Set(used & ~kFullBit);
-    if ((used & ~kFullBit) == 0) {
-      ReleaseRun(d);  // a one-block run
+  const PoolList list = d->list;
+  // used == 0 on the current run: keep it, the next allocation reuses it.
+  if (list == PoolList::kCurrent) return;
+  if (list == PoolList::kNone) {
+    // Asleep, and enough blocks came back to wake it (used counted down to
+    // zero): the true count is the bias.
+    const uint32_t in_use = d->sleep_bias.Get();
+    d->used.Set(in_use);
+    d->sleep_bias.Set(0);
+    counters_.runs_woken.Add(1);
+    if (in_use == 0) {
+      ReleaseRun(d);  // a run of one block
     } else {
       LinkPartial(d);
     }
     return;
   }
-  // used == 0.
-  if (d->list == PoolList::kPartial) {
+  // used == 0 on a partial run.
+  if (list == PoolList::kPartial) {
     UnlinkPartial(d);
     KeepOrRelease(d);
   }
-  // used == 0 on the current run: keep it, the next allocation reuses it.
 }
 
 void Heap::KeepOrRelease(PoolDesc* d) {

@@ -95,6 +95,8 @@ struct HeapCounters {
   Counter blocks_received;    // blocks taken from this heap's queue
   Counter blocks_forwarded;   // of those, sent on (the arena had moved)
   Counter outgoing_bytes;     // bytes now waiting in outgoing batches
+  Counter refills;            // allocations the current run could not serve (slow path)
+  Counter runs_woken;         // sleeping full runs back on the partial list
   Counter runs_created;
   Counter runs_released;
   Counter arenas_acquired;    // arenas taken from the arena source
@@ -148,8 +150,8 @@ class alignas(kCacheLine) Heap {
     auto* b = static_cast<FreeBlock*>(p);
     b->next = EncodeLink(d->free, key);
     d->free = b;
-    // One signed test for both rare cases: the run is now empty (0), or it
-    // was full and on no list (kFullBit makes the count negative).
+    // One signed test for both rare cases: the run is now empty, or it is
+    // asleep (full) and this free wakes it (see kWakeShare in arena.h).
     if (ABSL_PREDICT_FALSE(static_cast<int32_t>(d->used.Sub(1)) <= 0)) FreeLocalSlow(d);
   }
   void FreeLocal(PoolDesc* d, void* p) noexcept { FreeLocal(d, p, ListKey()); }

@@ -209,7 +209,8 @@ void WriteTable(int fd, const Stats& s) {
       .Uint(s.os_purged_bytes).Str(" bytes); process RSS ").Uint(s.resident_bytes).Char('\n');
   w.Str("# heaps: ").Uint(s.heaps).Str(" created, ").Uint(s.heaps_active).Str(" active, ")
       .Uint(s.heaps_orphaned).Str(" orphaned; ").Uint(s.orphans_absorbed)
-      .Str(" orphans absorbed\n");
+      .Str(" orphans absorbed; slow paths: ").Uint(s.refills).Str(" refills, ")
+      .Uint(s.runs_woken).Str(" runs woken\n");
   w.Str("# cross-thread: ").Uint(s.remote_frees).Str(" frees (").Uint(s.remote_bytes)
       .Str(" bytes) in ").Uint(s.remote_batches).Str(" batches, ").Uint(s.remote_received)
       .Str(" received, ").Uint(s.remote_forwarded).Str(" forwarded; now ")
@@ -378,6 +379,8 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   Field(w, "active", s.heaps_active);
   Field(w, "orphaned", s.heaps_orphaned);
   Field(w, "orphans_absorbed", s.orphans_absorbed);
+  Field(w, "refills", s.refills);
+  Field(w, "runs_woken", s.runs_woken);
   w.Str("},\"cross_thread\":{");
   Field(w, "frees", s.remote_frees, false);
   Field(w, "bytes", s.remote_bytes);
@@ -463,6 +466,9 @@ void WritePrometheus(int fd, const Stats& s) {
   Metric(w, "heaps", "gauge", "Thread heaps created.", s.heaps);
   Metric(w, "heaps_orphaned", "gauge", "Heaps of exited threads still owning arenas.",
          s.heaps_orphaned);
+  Metric(w, "refills_total", "counter", "Allocations the thread cache's current run could not serve.",
+         s.refills);
+  Metric(w, "runs_woken_total", "counter", "Sleeping full runs woken by frees.", s.runs_woken);
   Metric(w, "remote_frees_total", "counter", "Blocks freed by a thread that did not own them.",
          s.remote_frees);
   Metric(w, "remote_batches_total", "counter", "Batches of remote frees handed to owners.",
@@ -573,6 +579,8 @@ void GetStats(Stats* out) {
     out->remote_received += k.blocks_received.Get();
     out->remote_forwarded += k.blocks_forwarded.Get();
     out->orphans_absorbed += k.orphans_absorbed.Get();
+    out->refills += k.refills.Get();
+    out->runs_woken += k.runs_woken.Get();
     out->pools_purged += k.pools_purged.Get();
     const uint64_t outgoing = k.outgoing_bytes.Get();
     const int64_t queued = h->QueuedBytes();

@@ -110,6 +110,10 @@ struct Stats {
   uint64_t heaps_active;         // serving a thread
   uint64_t heaps_orphaned;       // of exited threads, still owning arenas
   uint64_t orphans_absorbed;
+  // Thread-cache slow paths: allocations the current run could not serve
+  // (each a refill), and sleeping full runs woken by frees.
+  uint64_t refills;
+  uint64_t runs_woken;
 
   // Cross-thread frees.
   uint64_t remote_frees;         // blocks freed by a thread that did not own them
