@@ -175,10 +175,12 @@ bool PoolDesc::IsValid() const {
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks || carved > capacity) return false;
   if (size != k.size || div_magic != k.div_magic || start != uint32_t{index} * kPoolSize) return false;
-  if (Asleep() && (list != PoolList::kNone || used.Get() == 0 ||
-                   used.Get() > WakeFrees(capacity) || sleep_bias.Get() != capacity - WakeFrees(capacity))) {
+  if ((list == PoolList::kCurrent) != (bias.Get() == 0u - kCurrentBias)) return false;
+  if (list == PoolList::kNone &&
+      (bias.Get() != capacity - WakeFrees(capacity) || used.Get() == 0 || used.Get() > WakeFrees(capacity))) {
     return false;
   }
+  if (list != PoolList::kNone && list != PoolList::kCurrent && bias.Get() != 0) return false;
   if (purged) return list == PoolList::kEmpty;  // its list was given back with its pages
   const uintptr_t key = ListKey();
   uint32_t free_count = 0;

@@ -82,15 +82,23 @@ enum class PoolList : uint8_t {
                  // empty list for its class, for the class's next run
 };
 
-// A full run sleeps: it is on no list until a share of its blocks is free
-// again (kWakeShare of its capacity, at least one block), and only then
-// goes back to the partial list. So a run that a refill takes holds a batch
-// of free blocks whatever the order of the program's frees, instead of the
-// one or two that reached it first (snmalloc's slabs wake at a threshold
-// for the same reason). While it sleeps, `used` counts down from the
-// number of frees still needed to wake it, so the free fast path's one
-// signed test (used - 1 <= 0) catches "wake now" as it catches "run empty";
-// `sleep_bias` holds what was taken off (see PoolDesc::Used).
+// The free fast path's one signed test (used - 1 <= 0) is the only check of
+// a run's count on the free fast path; `bias` decides what it catches. The
+// true count is Used() = used + bias (mod 2^32):
+//  - A current run carries bias = -kCurrentBias: its count never reaches
+//    zero on a free, so emptying the run the thread allocates from (the
+//    common malloc(n); free(p) pair on a lone block) stays on the fast path;
+//    an empty current run is kept for the next allocation anyway.
+//  - A full run sleeps: it is on no list until a share of its blocks is
+//    free again (kWakeShare of its capacity, at least one block), and only
+//    then goes back to the partial list. So a run that a refill takes holds
+//    a batch of free blocks whatever the order of the program's frees,
+//    instead of the one or two that reached it first (snmalloc's slabs wake
+//    at a threshold for the same reason). Its bias is capacity - WakeFrees,
+//    so `used` counts down the frees still needed and the test catches
+//    "wake now".
+//  - Any other run has bias 0, and the test catches "run now empty".
+inline constexpr uint32_t kCurrentBias = uint32_t{1} << 24;
 inline constexpr uint32_t kWakeShare = 4;  // wake at capacity / 4 free
 inline constexpr uint32_t WakeFrees(uint32_t capacity) {
   return capacity / kWakeShare > 1 ? capacity / kWakeShare : 1;
@@ -103,8 +111,10 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // Invariants (head, owner's view; Used() is the count of blocks in use):
 //   Used() + length(free) + (capacity - carved) == capacity
 //   list == kPartial  =>  free is not the end || carved < capacity
-//   sleep_bias != 0  =>  list == kNone (asleep: full when it went to sleep,
-//                        fewer than WakeFrees(capacity) blocks freed since)
+//   list == kCurrent  <=>  bias == -kCurrentBias
+//   list == kNone (asleep)  =>  bias == capacity - WakeFrees(capacity) and
+//                        0 < used <= WakeFrees(capacity): full when it went
+//                        to sleep, fewer than WakeFrees blocks freed since
 //   used == 0  =>  list is kCurrent or kEmpty (else the run was released)
 //   a free pool has carved == 0, so no block validates against it
 // Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
@@ -119,7 +129,7 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // owner) and racy readers (stats).
 struct alignas(64) PoolDesc {
   FreeBlock* free = nullptr;  // head of the free list (decoded), ending at the arena base
-  // Blocks handed out (or in flight back), less sleep_bias while asleep.
+  // Blocks handed out (or in flight back), less `bias` (see kCurrentBias).
   threading::SingleWriter<uint32_t> used;
   uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
   uint32_t size = 0;          // block size (head)
@@ -138,9 +148,9 @@ struct alignas(64) PoolDesc {
   PoolDesc* next = nullptr;
   bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
   bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
-  // Asleep (list == kNone): capacity - WakeFrees(capacity), taken off `used`
-  // when the run went to sleep; 0 otherwise. One writer (the owner).
-  threading::SingleWriter<uint16_t> sleep_bias;
+  // What `used` leaves out of the count (see kCurrentBias). One writer (the
+  // owner), racy readers (stats).
+  threading::SingleWriter<uint32_t> bias;
 
   constexpr PoolDesc() = default;
   PoolDesc(const PoolDesc&) = delete;
@@ -148,14 +158,21 @@ struct alignas(64) PoolDesc {
 
   // Blocks in use. A racy reader (stats) may see a run waking between its
   // two stores; the owner and a reader at quiescence see the exact count.
-  uint32_t Used() const { return used.Get() + sleep_bias.Get(); }
-  bool Asleep() const { return sleep_bias.Get() != 0; }
+  uint32_t Used() const { return used.Get() + bias.Get(); }
+  // A full run waiting for WakeFrees(capacity) frees (see kWakeShare).
+  bool Asleep() const { return state == PoolState::kHead && list == PoolList::kNone; }
+  // Moves the count's bias (owner only): Used() is unchanged.
+  void SetBias(uint32_t b) {
+    const uint32_t in_use = Used();
+    bias.Set(b);
+    used.Set(in_use - b);
+  }
 
   // Back to a free pool (index and free_since are kept).
   void ResetToFree() {
     free = nullptr;
     used.Set(0);
-    sleep_bias.Set(0);
+    bias.Set(0);
     carved = 0;
     size = 0;
     div_magic = 0;

@@ -5,7 +5,7 @@
 // Allocation code overview (call tree, fast path first):
 //
 //   AllocateFast(n)
-//     n <= 1 KiB:  class = kLowClassTable[(n + 7) / 8]
+//     n <= 1 KiB:  class = tls_heap->low_class_[(n + 7) / 8]
 //                  tls_heap->Allocate(class)                    [heap.h, inline]
 //                    current_[class]->free pop (decode link),
 //                    clear the link, ++used                      fast path
@@ -53,7 +53,8 @@ ABSL_ATTRIBUTE_NOINLINE void FreeSlow(void* p, const char* op, size_t max_size) 
 // new's with its new-handler loop) and tail-call it.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* TryAllocateFast(size_t n) noexcept {
   if (ABSL_PREDICT_FALSE(n > kLowTableMax)) return nullptr;
-  return tls_heap->TryAllocate(kLowClassTable[(n + kSmallStep - 1) / kSmallStep]);
+  Heap* h = tls_heap;
+  return h->TryAllocate(h->LowClass(n));
 }
 
 // Allocates n bytes by the general path (any size; errno ENOMEM on failure).
@@ -100,7 +101,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
-  const uintptr_t key = ListKey();
+  const uintptr_t key = self->list_key();
   if (ABSL_PREDICT_FALSE(LooksFree(p, key))) return FreeSlow(p, op, max_size);
   self->FreeLocal(d, p, key);
 }

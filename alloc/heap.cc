@@ -160,9 +160,7 @@ void Heap::MarkFull(PoolDesc* d) {
   // Exhausted (no free block, fully carved): every block is in use. The run
   // sleeps until WakeFrees(capacity) of them come back (see kWakeShare).
   d->list = PoolList::kNone;
-  const uint32_t bias = d->capacity - WakeFrees(d->capacity);
-  d->used.Set(d->used.Get() - bias);
-  d->sleep_bias.Set(static_cast<uint16_t>(bias));
+  d->SetBias(d->capacity - WakeFrees(d->capacity));
 }
 
 void* Heap::PopCarving(PoolDesc* d) {
@@ -190,6 +188,7 @@ void Heap::SetCurrent(size_t cls, PoolDesc* d) {
   // The old current run is exhausted (no free, fully carved): it is full.
   if (old != &g_empty_pool) MarkFull(old);
   d->list = PoolList::kCurrent;
+  d->SetBias(0u - kCurrentBias);
   runs_[cls] = d;
   current_[cls] = stats_mode_ ? &g_empty_pool : d;
 }
@@ -235,6 +234,7 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   PoolDesc* head = a->pool(static_cast<size_t>(start));
   head->free = reinterpret_cast<FreeBlock*>(a);  // the list's end
   head->used.Set(0);
+  head->bias.Set(0);
   head->carved = 0;
   head->size = kClasses[cls].size;
   head->div_magic = kClasses[cls].div_magic;
@@ -273,14 +273,14 @@ void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
     return;
   }
   const PoolList list = d->list;
-  // used == 0 on the current run: keep it, the next allocation reuses it.
+  // A current run's count carries kCurrentBias and does not get here (but
+  // after 2^24 double frees); it is kept for the next allocation anyway.
   if (list == PoolList::kCurrent) return;
   if (list == PoolList::kNone) {
     // Asleep, and enough blocks came back to wake it (used counted down to
     // zero): the true count is the bias.
-    const uint32_t in_use = d->sleep_bias.Get();
-    d->used.Set(in_use);
-    d->sleep_bias.Set(0);
+    const uint32_t in_use = d->Used();
+    d->SetBias(0);
     counters_.runs_woken.Add(1);
     if (in_use == 0) {
       ReleaseRun(d);  // a run of one block
@@ -455,10 +455,11 @@ void Heap::RetireEmptyCurrentRuns(uint64_t now) {
   threading::SpinLockHolder hold(&meta_lock_);
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_[cls];
-    if (d == &g_empty_pool || d->used.Get() != 0) continue;  // (a current run is never full-marked)
+    if (d == &g_empty_pool || d->Used() != 0) continue;
     runs_[cls] = &g_empty_pool;
     current_[cls] = &g_empty_pool;
     d->list = PoolList::kNone;
+    d->SetBias(0);
     ReleaseRunLocked(d, now);
   }
 }
@@ -814,6 +815,7 @@ void Heap::Abandon() {
     if (d == &g_empty_pool) continue;
     current_[cls] = runs_[cls] = &g_empty_pool;
     d->list = PoolList::kNone;
+    d->SetBias(0);
     if (d->used.Get() == 0) {
       ReleaseRun(d);
     } else if (!IsListEnd(d->free) || d->carved < d->capacity) {
@@ -974,6 +976,7 @@ Heap* AcquireHeapForThread() {
   h->state_.store(Heap::State::kActive, std::memory_order_relaxed);
   // An orphan's arenas may have been absorbed by others meanwhile.
   h->ForgetAllArenas();
+  h->list_key_ = ListKey();
   tls_heap = h;
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.

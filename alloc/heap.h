@@ -40,6 +40,7 @@
 #ifndef STRATA_ALLOC_HEAP_H_
 #define STRATA_ALLOC_HEAP_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -112,7 +113,7 @@ class alignas(kCacheLine) Heap {
  public:
   enum class State : uint32_t { kActive, kOrphan, kFree };
 
-  constexpr explicit Heap(uint32_t id) : id_(id) {
+  constexpr explicit Heap(uint32_t id) : low_class_(kLowClassTable), id_(id) {
     for (auto& c : current_) c = &g_empty_pool;
     for (auto& r : runs_) r = &g_empty_pool;
     for (auto& a : arena_cache_) a = kNoArena;
@@ -122,13 +123,20 @@ class alignas(kCacheLine) Heap {
 
   // ---- Fast paths (owner thread only) ----
 
+  // The class of a request of n <= kLowTableMax bytes. A copy of
+  // kLowClassTable in the heap: one load off the heap pointer the fast path
+  // holds anyway, instead of forming the table's address first.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE size_t LowClass(size_t n) const {
+    return low_class_[(n + kSmallStep - 1) / kSmallStep];
+  }
+
   // Returns a block of class cls from the current run, or nullptr when the
   // current run has none ready (the caller then takes a slow path).
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocate(size_t cls) noexcept {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
     if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
-    d->free = DecodeLink(b->next, ListKey());
+    d->free = DecodeLink(b->next, list_key_);
     // The link must not survive in a block handed out: if the program frees
     // it untouched, it must not look like a block already on a free list.
     b->next = nullptr;
@@ -152,9 +160,14 @@ class alignas(kCacheLine) Heap {
     d->free = b;
     // One signed test for both rare cases: the run is now empty, or it is
     // asleep (full) and this free wakes it (see kWakeShare in arena.h).
-    if (ABSL_PREDICT_FALSE(static_cast<int32_t>(d->used.Sub(1)) <= 0)) FreeLocalSlow(d);
+    if (ABSL_PREDICT_FALSE(d->used.DecrementToNonPositive())) FreeLocalSlow(d);
   }
   void FreeLocal(PoolDesc* d, void* p) noexcept { FreeLocal(d, p, ListKey()); }
+
+  // ListKey(), held by the heap: the fast paths load it off the heap pointer
+  // they hold (one instruction; the global costs two from a shared object).
+  // 0 in g_empty_heap, whose fast paths never reach a list.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uintptr_t list_key() const { return list_key_; }
 
   // The arena-cache slot for address a: it holds a's arena base when this
   // heap owns that arena and has freed into it lately (owner thread only).
@@ -348,6 +361,8 @@ class alignas(kCacheLine) Heap {
   // otherwise current_[c] == runs_[c].
   PoolDesc* current_[kNumClasses];
   uintptr_t arena_cache_[kArenaCacheEntries];
+  const std::array<uint8_t, kLowClassTable.size()> low_class_;
+  uintptr_t list_key_ = 0;  // ListKey(), set when a thread takes the heap
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)

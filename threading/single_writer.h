@@ -14,6 +14,7 @@
 #define STRATA_THREADING_SINGLE_WRITER_H_
 
 #include <atomic>
+#include <type_traits>
 
 #if defined(__SANITIZE_THREAD__)
 #define STRATA_SINGLE_WRITER_ATOMIC 1
@@ -54,6 +55,21 @@ class SingleWriter {
 #else
     return v_ = static_cast<T>(v_ + d);
 #endif
+  }
+  // Writer only: subtracts one and says whether the result, read as a
+  // signed number, is <= 0. On x86-64 this is one `sub` to memory whose
+  // flags the caller's branch uses directly (the compiler alone loads,
+  // subtracts, stores and tests: five instructions on the free fast path).
+  bool DecrementToNonPositive() {
+#if !defined(STRATA_SINGLE_WRITER_ATOMIC) && defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    if constexpr (sizeof(T) == 4) {
+      bool non_positive;
+      asm("subl $1, %0" : "+m"(v_), "=@ccle"(non_positive));
+      return non_positive;
+    }
+#endif
+    using Signed = std::make_signed_t<T>;
+    return static_cast<Signed>(Sub(T{1})) <= 0;
   }
   T Sub(T d) {
 #ifdef STRATA_SINGLE_WRITER_ATOMIC
