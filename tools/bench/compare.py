@@ -100,6 +100,76 @@ ALLOCATORS = [
     ("mimalloc", os.path.join(LIBDIR, "libmimalloc.so.2")),
 ]
 
+class SuiteProgram:
+    """A row from a mimalloc-bench-style suite folder (--suite=DIR): the
+    program DIR/bin/PROGRAM run with the suite's standard arguments. `metric`
+    says what it reports: "time" rows are judged by wall time; the others
+    print a throughput, which the tables turn into a time (seconds per 10^8
+    operations, so that lower is better there too)."""
+
+    def __init__(self, name, program, args, threads, metric, stdin=None):
+        self.name = name
+        self.binary = program
+        self.args = args  # "{src}" stands for DIR/src/bench
+        self.threads = threads
+        self.single_threaded = threads == 1
+        self.metric = metric
+        self.stdin = stdin
+        self.suite = True
+        self.what = ("%s, %d thread%s; %s" % (
+            program, threads, "" if threads == 1 else "s",
+            "wall time" if metric == "time" else "its throughput figure, as s per 1e8 ops"))
+
+
+# The suite's throughput figures, by metric: a regular expression whose first
+# group is the number, and the operations it counts per unit.
+SUITE_METRICS = {
+    "larson": (r"Throughput = *([0-9.]+) operations per second", 1.0),
+    "rptest": (r"([0-9]+) memory ops/CPU second", 1.0),
+    "xmalloc": (r"free/sec: *([0-9.]+) M", 1e6),
+    "glibcthread": (r"^([0-9]+) iterations", 1.0),
+}
+
+
+def suite_programs(threads):
+    """The standard rows of mimalloc-bench's bench/ programs, with `threads`
+    standing for N (the machine's CPUs)."""
+    n = threads
+    return [
+        SuiteProgram("cfrac", "cfrac", ["17545186520507317056371138836327483792789"], 1, "time"),
+        SuiteProgram("espresso", "espresso", ["{src}/espresso/largest.espresso"], 1, "time"),
+        SuiteProgram("barnes", "barnes", [], 1, "time", stdin="{src}/barnes/input"),
+        SuiteProgram("larsonN-sized", "larson-sized", ["3", "8", "1000", "5000", "100", "4141", str(n)],
+                     n, "larson"),
+        SuiteProgram("larsonN", "larson", ["3", "8", "1000", "5000", "100", "4141", str(n)], n, "larson"),
+        SuiteProgram("larson8-sized", "larson-sized", ["3", "8", "1000", "5000", "100", "4141", "8"], 8,
+                     "larson"),
+        SuiteProgram("mstressN", "mstress", [str(n), "50", "400"], n, "time"),
+        SuiteProgram("rptestN", "rptest", [str(n), "0", "1", "2", "500", "1000", "100", "8", "16000"], n,
+                     "rptest"),
+        SuiteProgram("xmalloc-testN", "xmalloc-test", ["-w", str(max(1, n // 2)), "-t", "3", "-s", "64"],
+                     n, "xmalloc"),
+        SuiteProgram("xmalloc-test8", "xmalloc-test", ["-w", "4", "-t", "3", "-s", "64"], 8, "xmalloc"),
+        SuiteProgram("cache-scratch1", "cache-scratch", ["1", "1000", "1", "2000000", str(n)], 1, "time"),
+        SuiteProgram("cache-scratchN", "cache-scratch", [str(n), "1000", "1", "2000000", str(n)], n, "time"),
+        SuiteProgram("cache-thrash1", "cache-thrash", ["1", "1000", "1", "2000000", str(n)], 1, "time"),
+        SuiteProgram("cache-thrashN", "cache-thrash", [str(n), "1000", "1", "2000000", str(n)], n, "time"),
+        SuiteProgram("alloc-test1", "alloc-test", ["1"], 1, "time"),
+        SuiteProgram("alloc-testN", "alloc-test", [str(n)], n, "time"),
+        SuiteProgram("glibc-simple", "glibc-simple", [], 1, "time"),
+        SuiteProgram("glibc-thread", "glibc-thread", [str(n)], n, "glibcthread"),
+        SuiteProgram("malloc-large", "malloc-large", [], 1, "time"),
+    ]
+
+
+def suite_figure(metric, stdout):
+    """The throughput a suite program printed (operations per second), or None."""
+    import re
+    pattern, unit = SUITE_METRICS[metric]
+    found = re.findall(pattern, stdout, re.MULTILINE)
+    return float(found[-1]) * unit if found else None
+
+
 # Runs one command and reports its rusage (see measure.cc).
 MEASURE = os.path.join(RUNFILES_ROOT, "tools", "bench", "measure")
 
@@ -135,7 +205,9 @@ def parse_args(argv):
                "  bazel run -c opt //tools:compare\n"
                "  bazel run -c opt //tools:compare -- --quick --workloads=larson,xmalloc\n"
                "  bazel run -c opt //tools:compare -- --allocators=strata,mimalloc --repeats=5\n"
-               "  bazel run -c opt //tools:compare -- --lib=strata-old=/tmp/libstrata.so",
+               "  bazel run -c opt //tools:compare -- --lib=strata-old=/tmp/libstrata.so\n"
+               "  bazel run -c opt //tools:compare -- --suite=../shared/peers \\\n"
+               "      --peer=mi3=../shared/peers/lib/libmimalloc-v3.so",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="2,8",
                    help="comma-separated thread counts for the multithreaded workloads "
@@ -151,6 +223,16 @@ def parse_args(argv):
     p.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
                    help="preload PATH as allocator NAME: replaces a built-in one (e.g. "
                         "strata=/tmp/libstrata.so) or adds one; repeatable")
+    p.add_argument("--peer", action="append", default=[], metavar="NAME=PATH",
+                   help="add PATH (a preloadable malloc, e.g. a mimalloc or snmalloc build) as "
+                        "allocator NAME; repeatable (the same as --lib)")
+    p.add_argument("--suite", default=None, metavar="DIR",
+                   help="also run the programs of a mimalloc-bench-style folder (DIR/bin/*, "
+                        "inputs in DIR/src/bench) and fold their rows into the tables")
+    p.add_argument("--suite-only", action="store_true",
+                   help="with --suite: run only the suite's rows")
+    p.add_argument("--suite-rows", default="",
+                   help="with --suite: comma-separated subset of the suite's rows")
     p.add_argument("--scale", type=float, default=None,
                    help="multiply every workload's iterations (default 1; 0.05 with --quick)")
     p.add_argument("--quick", action="store_true",
@@ -189,10 +271,10 @@ def parse_args(argv):
 
     args.allocator_paths = dict(ALLOCATORS)
     args.allocator_order = [name for name, _ in ALLOCATORS]
-    for spec in args.lib:
+    for spec in args.lib + args.peer:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            p.error("--lib takes NAME=PATH, got %r" % spec)
+            p.error("--lib and --peer take NAME=PATH, got %r" % spec)
         if name not in args.allocator_paths:
             args.allocator_order.append(name)
         args.allocator_paths[name] = resolve_user_path(path)
@@ -205,6 +287,28 @@ def parse_args(argv):
         args.workload_list = [w for w in WORKLOADS if w.name in wanted]
     else:
         args.workload_list = list(WORKLOADS)
+    args.suite_list = []
+    if args.suite:
+        args.suite_dir = resolve_user_path(args.suite)
+        if not os.path.isdir(os.path.join(args.suite_dir, "bin")):
+            p.error("--suite: %s has no bin/ folder of suite programs" % args.suite_dir)
+        programs = suite_programs(os.cpu_count() or 2)
+        if args.suite_rows:
+            wanted = [w.strip() for w in args.suite_rows.split(",") if w.strip()]
+            known = [w.name for w in programs]
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                p.error("unknown suite row(s) %s; choose from %s" % (", ".join(unknown), ", ".join(known)))
+            programs = [w for w in programs if w.name in wanted]
+        missing = [w.binary for w in programs
+                   if not os.access(os.path.join(args.suite_dir, "bin", w.binary), os.X_OK)]
+        for program in sorted(set(missing)):
+            note("suite program %s is not in %s/bin: its rows are skipped" % (program, args.suite_dir))
+        args.suite_list = [w for w in programs if w.binary not in missing]
+        if args.suite_only:
+            args.workload_list = []
+    elif args.suite_only or args.suite_rows:
+        p.error("--suite-only and --suite-rows need --suite=DIR")
     if args.allocators:
         wanted = [a.strip() for a in args.allocators.split(",") if a.strip()]
         unknown = [a for a in wanted if a not in args.allocator_paths]
@@ -232,24 +336,32 @@ def note(message):
 
 # ---- Running one process ----------------------------------------------------
 
-def run_once(argv, preload, timeout, extra_env=None):
-    """Runs argv to completion through `measure`; returns its wait status,
-    times, peak RSS and output."""
+def run_once(argv, preload, timeout, extra_env=None, stdin=None):
+    """Runs argv to completion through `measure`, in a temporary working
+    folder of its own (suite programs may write files); returns its wait
+    status, times, peak RSS and output."""
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     env.update(extra_env or {})
     with tempfile.TemporaryDirectory() as tmp:
+        work = os.path.join(tmp, "work")
+        os.mkdir(work)
         result = os.path.join(tmp, "result")
         out_path = os.path.join(tmp, "stdout")
         err_path = os.path.join(tmp, "stderr")
         measure = [MEASURE, "--out=" + result, "--preload=" + (preload or ""), "--"] + argv
         actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 0, stdin or os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
             (os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
         ]
         busy_before = system_busy_seconds()
         # Its own process group, so that a timeout kills the workload too.
-        pid = os.posix_spawn(MEASURE, measure, env, file_actions=actions, setpgroup=0)
+        cwd = os.getcwd()
+        os.chdir(work)  # the child inherits it
+        try:
+            pid = os.posix_spawn(MEASURE, measure, env, file_actions=actions, setpgroup=0)
+        finally:
+            os.chdir(cwd)
         # A pidfd becomes readable when measure exits: wait with a timeout.
         pidfd = os.pidfd_open(pid)
         try:
@@ -336,10 +448,15 @@ def plan_rows(args):
     for w in args.workload_list:
         for t in ([1] if w.single_threaded else args.thread_counts):
             rows.append((w, t))
+    rows += [(w, w.threads) for w in args.suite_list]
     return rows
 
 
 def workload_argv(w, threads, args):
+    if getattr(w, "suite", False):
+        src = os.path.join(args.suite_dir, "src", "bench")
+        return ([os.path.join(args.suite_dir, "bin", w.binary)] +
+                [a.replace("{src}", src) for a in w.args])
     iterations = max(1, int(round(w.iterations * args.scale)))
     return ([os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary)] + w.args +
             ["--threads=%d" % threads, "--iterations=%d" % iterations, "--seed=%d" % args.seed])
@@ -401,7 +518,10 @@ def run_comparison(args, allocators, rows, results):
                     width, done, total, w.name, threads, name, rep + 1, args.repeats)
                 print(label, end="", file=sys.stderr, flush=True)
                 argv = workload_argv(w, threads, args)
-                r = run_once(argv, path, args.timeout)
+                suite = getattr(w, "suite", False)
+                stdin = (w.stdin.replace("{src}", os.path.join(args.suite_dir, "src", "bench"))
+                         if suite and w.stdin else None)
+                r = run_once(argv, path, args.timeout, stdin=stdin)
                 print("  %.3f s" % r["wall_s"], file=sys.stderr, flush=True)
                 record = {
                     "rep": rep + 1, "workload": w.name, "threads": threads, "allocator": name,
@@ -423,6 +543,21 @@ def run_comparison(args, allocators, rows, results):
                 if PRELOAD_ERROR in r["stderr"]:
                     raise Failure("%s: the loader could not preload %s\n%s"
                                   % (where, path, indent(r["stderr"][-2000:])))
+                if suite:
+                    record["suite_wall_s"] = r["wall_s"]
+                    if w.metric != "time":
+                        figure = suite_figure(w.metric, r["stdout"])
+                        if not figure:
+                            raise Failure("%s printed no throughput figure\n  command: %s\n"
+                                          "  stdout:\n%s" % (where, command,
+                                                              indent(r["stdout"][-2000:])))
+                        # Lower is better in every table: seconds per 1e8 operations.
+                        record["wall_s"] = 1e8 / figure
+                        record["ops"] = int(figure)
+                    record["checksum"] = "-"  # suite programs print none
+                    if args.verbose:
+                        print("    " + r["stdout"].strip()[-500:], file=sys.stderr)
+                    continue
                 fields = parse_result(r["stdout"])
                 if fields is None:
                     raise Failure("%s printed no result line\n  command: %s\n  stdout:\n%s"
@@ -544,6 +679,36 @@ def table(metric, rows, med, allocators, base):
     return render([header] + lines + footer, numeric_from=1)
 
 
+def best_table(metric, rows, med, allocators):
+    """Markdown table (list of lines): each allocator's median over the best
+    median of its row (1.00 = best; the field's suite reports ratios this
+    way), with the geometric mean over the rows where every allocator ran."""
+    fmt = "%.2f"
+    names = [a for a, _ in allocators]
+    header = ["workload", "t"] + names
+    lines = []
+    ratios = {n: [] for n in names}
+    for w, t in rows:
+        values = {n: med.get((w.name, t, n), {}).get(metric) for n in names}
+        present = [v for v in values.values() if v]
+        if not present:
+            continue
+        best = min(present)
+        cells = [w.name, str(t)]
+        for n in names:
+            v = values[n]
+            cells.append(fmt % (v / best) if v else "-")
+        if len(present) == len(names):
+            for n in names:
+                ratios[n].append(values[n] / best)
+        lines.append(cells)
+    footer = ["**geomean**", ""]
+    for n in names:
+        g = geomean(ratios[n])
+        footer.append("**%s**" % (fmt % g) if g else "-")
+    return render([header] + lines + [footer], numeric_from=1)
+
+
 def render(cells, numeric_from):
     """Markdown with padded columns, so it reads well in a terminal too."""
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
@@ -630,8 +795,17 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
         lines.append("")
         lines.extend(table(metric, rows, med, allocators, base))
         lines.append("")
+    for metric in ("wall_s", "maxrss_kib"):
+        title, unit, _ = METRICS[metric]
+        lines.append("## %s, ratio to the best allocator of each row" % title)
+        lines.append("")
+        lines.extend(best_table(metric, rows, med, allocators))
+        lines.append("")
     lines.append("## Workloads")
     lines.append("")
+    for w in args.suite_list:
+        lines.append("- `%s` (suite: `%s %s`%s): %s" % (
+            w.name, w.binary, " ".join(w.args), " < " + w.stdin if w.stdin else "", w.what))
     for w in args.workload_list:
         lines.append("- `%s` (`tools/bench/%s %s--iterations=%d`%s): %s" % (
             w.name, w.binary, "".join(a + " " for a in w.args),
@@ -727,7 +901,7 @@ def ensure_dir(path, ignore_it):
 
 def write_raw(results, csv_path, json_path, args, allocators):
     columns = ["rep", "workload", "threads", "allocator", "wall_s", "cpu_s", "user_s", "sys_s",
-               "maxrss_kib", "other_cpus", "self_time_s", "ops", "checksum"]
+               "maxrss_kib", "other_cpus", "self_time_s", "suite_wall_s", "ops", "checksum"]
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -743,6 +917,11 @@ def write_raw(results, csv_path, json_path, args, allocators):
                                "iterations": max(1, int(round(w.iterations * args.scale))),
                                "single_threaded": w.single_threaded}
                       for w in args.workload_list},
+        "suite": ({"dir": args.suite_dir,
+                   "rows": {w.name: {"program": w.binary, "args": w.args, "threads": w.threads,
+                                     "metric": w.metric, "stdin": w.stdin}
+                            for w in args.suite_list}}
+                  if args.suite_list else None),
     }
     with open(json_path, "w") as f:
         json.dump({"meta": meta, "runs": results}, f, indent=1)
@@ -786,7 +965,8 @@ def main(argv):
             if m:
                 note("note: " + m)
     rows = plan_rows(args)
-    for exe in {os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary) for w, _ in rows} | {MEASURE}:
+    for exe in {os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary) for w, _ in rows
+                if not getattr(w, "suite", False)} | {MEASURE}:
         if not os.access(exe, os.X_OK):
             note("workload binary %s is missing: run through `bazel run //tools:compare`" % exe)
             return 2
@@ -832,6 +1012,11 @@ def main(argv):
         title, unit, _ = METRICS[metric]
         print("%s (%s; in parentheses: peer / %s, above 1 means %s wins)" % (title, unit, base, base))
         print("\n".join(table(metric, rows, med, allocators, base)))
+        print()
+    for metric in ("wall_s", "maxrss_kib"):
+        title, unit, _ = METRICS[metric]
+        print("%s, ratio to the best allocator of each row (1.00 = best)" % title)
+        print("\n".join(best_table(metric, rows, med, allocators)))
         print()
     busy = interference_text(results, med, args.keep_disturbed)
     if busy:

@@ -40,4 +40,29 @@ fi
 grep -q "missing skipped" "$TEST_TMPDIR/bad" || { cat "$TEST_TMPDIR/bad"; fail "no skip note"; }
 grep -q "FAILED: workload larson (t=2) under broken" "$TEST_TMPDIR/bad" ||
   { cat "$TEST_TMPDIR/bad"; fail "the failure does not name workload and allocator"; }
+# --suite folds a mimalloc-bench-style folder's rows into the tables, and
+# --peer adds a column. Stand-ins for two suite programs: one judged by wall
+# time, one by the throughput it prints (the others are missing: skipped).
+suite="$TEST_TMPDIR/suite"
+mkdir -p "$suite/bin" "$suite/src/bench"
+printf '#!/bin/sh\necho "result $1"\n' >"$suite/bin/cfrac"
+printf '#!/bin/sh\necho "Throughput =  5000000 operations per second, relative time: 1s."\n' \
+  >"$suite/bin/larson"
+chmod +x "$suite/bin/cfrac" "$suite/bin/larson"
+strata_lib="$TEST_SRCDIR/strata/alloc/libstrata.so"
+"$compare" --quick --suite="$suite" --suite-only --allocators=strata,glibc,again \
+  --peer=again="$strata_lib" --out-dir="$out/suite" >"$TEST_TMPDIR/suite.out" \
+  2>"$TEST_TMPDIR/suite.err" || {
+  cat "$TEST_TMPDIR/suite.out" "$TEST_TMPDIR/suite.err"; fail "compare --suite exited non-zero"; }
+grep -q "suite program espresso is not in" "$TEST_TMPDIR/suite.err" ||
+  { cat "$TEST_TMPDIR/suite.err"; fail "no note for a missing suite program"; }
+for row in cfrac larsonN; do
+  grep -q "^| $row " "$TEST_TMPDIR/suite.out" || { cat "$TEST_TMPDIR/suite.out"; fail "no $row row"; }
+done
+grep -q "^| larsonN .* 20.000 " "$TEST_TMPDIR/suite.out" ||
+  { cat "$TEST_TMPDIR/suite.out"; fail "larson's 5e6 ops/s should read 20.000 s per 1e8 ops"; }
+grep -q "ratio to the best allocator" "$TEST_TMPDIR/suite.out" || fail "no ratio-to-best table"
+grep -q "again (/strata)" "$TEST_TMPDIR/suite.out" || fail "the --peer column is missing"
+# 2 rows x 3 allocators x 1 repeat, plus the CSV header.
+[ "$(wc -l <"$out/suite/compare.csv")" -eq 7 ] || fail "compare.csv should hold 6 suite runs"
 echo "PASS"
