@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "alloc/config.h"
 #include "alloc/size_class.h"
 #include "threading/single_writer.h"
@@ -194,6 +195,20 @@ struct alignas(64) PoolDesc {
   bool HasFreeBlock(const void* p) const;
 };
 static_assert(sizeof(PoolDesc) == 64, "descriptor i lives at arena + 64 * i");
+
+// True when p is the start of block k < limit of run d: one multiply (see
+// IsBlockStart) against the run's start, block size and count. d is the
+// descriptor p's pool leads to (RunOf); a free pool's start, magic and
+// capacity are 0, so nothing validates against it. Callers pass d->carved
+// (the owner: blocks carved so far) or d->capacity (anyone: fixed while a
+// block of the run lives). The one block-start check of every free path.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const void* p, uint32_t limit) {
+  const uint32_t offset =
+      static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - d->start;
+  const uint32_t magic = d->div_magic;
+  const uint64_t product = uint64_t{offset} * magic;
+  return IsBlockStart(product, magic) && static_cast<uint32_t>(product >> 32) < limit;
+}
 
 // True when p's first word decodes to an address in p's own arena: p is
 // (almost surely) on a free list. Reads program data; a hit is confirmed by

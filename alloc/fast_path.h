@@ -92,12 +92,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
   d -= d->head_offset;
-  const uint32_t offset =
-      static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - d->start;
-  const uint32_t magic = d->div_magic;
-  const uint64_t product = uint64_t{offset} * magic;
-  if (ABSL_PREDICT_FALSE(!IsBlockStart(product, magic) ||
-                         static_cast<uint32_t>(product >> 32) >= d->carved ||
+  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->carved) ||
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }

@@ -16,6 +16,7 @@
 #include "alloc/error.h"
 #include "alloc/fast_path.h"
 #include "alloc/fork.h"
+#include "alloc/free_slow.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
 #include "alloc/page_map.h"
@@ -31,125 +32,15 @@ using internal::Heap;
 using internal::kClasses;
 using internal::LargeHeader;
 using internal::PoolDesc;
+using internal::Resolve;
+using internal::Resolved;
+using internal::FreeResolved;
+using internal::UsableResolved;
 
 ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, bool zero = false) {
   void* p = internal::LargeAllocate(size, align, zero);
   if (p == nullptr) errno = ENOMEM;
   return p;
-}
-
-// Offset of p from the start of run d. REQUIRES: p lies in run d.
-inline uint32_t BlockOffset(const PoolDesc* d, const void* p) {
-  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (internal::kArenaSize - 1)) -
-         d->start;
-}
-
-// A pointer strata does not own: a free may belong to the foreign-free hook
-// (memory from before strata took over); anything else is an error.
-ABSL_ATTRIBUTE_NOINLINE void ResolveForeign(const void* p, const char* op) {
-  const bool is_free = op[0] == 'f' && op[1] == 'r' && op[2] == 'e' && op[3] == 'e';
-  if (is_free) {
-    if (internal::ForeignFreeHook hook = internal::GetForeignFreeHook()) {
-      if (hook(const_cast<void*>(p))) return;
-    }
-  }
-  internal::ReportInvalidFree(p, "pointer was not allocated by strata", op);
-}
-
-// What a pointer resolves to, after validation.
-struct Resolved {
-  ArenaHeader* arena;  // null for a large block (or when invalid)
-  PoolDesc* run;       // arena only
-  LargeHeader* large;  // large only
-  bool ok() const { return arena != nullptr || large != nullptr; }
-};
-
-// Resolves p (non-null). An invalid pointer is reported (abort, or in count
-// mode a result with ok() false, and the caller does nothing). `op` names
-// the caller.
-Resolved Resolve(const void* p, const char* op) {
-  void* header = internal::GetPageMap().Lookup(p);
-  if (ABSL_PREDICT_FALSE(header == nullptr)) {
-    ResolveForeign(p, op);
-    return {nullptr, nullptr, nullptr};
-  }
-  auto* arena = static_cast<ArenaHeader*>(header);
-  if (ABSL_PREDICT_FALSE(arena->kind != internal::kArenaKind)) {
-    auto* large = static_cast<LargeHeader*>(header);
-    if (!internal::IsLargeBlock(large, p)) {
-      internal::ReportInvalidFree(p, "pointer is not the start of a live large block", op);
-      return {nullptr, nullptr, nullptr};
-    }
-    return {nullptr, nullptr, large};
-  }
-  if (internal::DescOffset(p) == 0) {
-    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
-    return {nullptr, nullptr, nullptr};
-  }
-  PoolDesc* d = internal::RunOf(arena, p);
-  const uint32_t offset = BlockOffset(d, p);
-  // Only fields that stay fixed while a block of the run lives are read here
-  // (state, size, div_magic, start); `carved` is the owner's and is checked
-  // on the local path in FreeResolved.
-  const auto block = static_cast<uint32_t>((uint64_t{offset} * d->div_magic) >> 32);
-  if (ABSL_PREDICT_FALSE(d->state != internal::PoolState::kHead || block * d->size != offset)) {
-    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
-    return {nullptr, nullptr, nullptr};
-  }
-  return {arena, d, nullptr};
-}
-
-ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char* op) {
-  if (!internal::LargeTryBeginFree(h)) {
-    internal::ReportInvalidFree(p, "double free of a large block", op);
-    return;
-  }
-  internal::LargeFree(h);
-}
-
-// Rare path of a local free: the block's first word looks like a free-list
-// link, or it lies beyond what the run has carved.
-// A local free the fast path did not finish (or realloc's): the block must
-// have been carved, and if its first word decodes into its own arena it is
-// looked up on the run's free list before it is pushed.
-ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
-  const auto block = static_cast<uint32_t>((uint64_t{BlockOffset(run, p)} * run->div_magic) >> 32);
-  if (block >= run->carved) {
-    internal::ReportInvalidFree(p, "pointer is not the start of a block", op);
-    return;
-  }
-  if (internal::LooksFree(p, internal::ListKey()) && run->HasFreeBlock(p)) {
-    internal::ReportInvalidFree(p, "double free (block already free)", op);
-    return;
-  }
-  self->FreeLocal(run, p);
-}
-
-ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc* run, void* p,
-                                               const char* op) {
-  if (ABSL_PREDICT_FALSE(owner == nullptr)) {
-    internal::ReportInvalidFree(p, "block of an empty arena (double free?)", op);
-    return;
-  }
-  // A block that may already be free must not be linked into a batch (its
-  // first word may be the owner's free-list link): the owner checks it.
-  if (ABSL_PREDICT_FALSE(internal::LooksFree(p, internal::ListKey())) && owner->PushSuspect(p)) {
-    return;
-  }
-  self->FreeRemote(p, owner, run->size);
-}
-
-void FreeResolved(const Resolved& r, void* p, const char* op) {
-  if (ABSL_PREDICT_FALSE(r.large != nullptr)) return FreeLarge(r.large, p, op);
-  // Acquire pairs with the release store of owner when the arena was taken.
-  Heap* owner = r.arena->owner.load(std::memory_order_acquire);
-  Heap* self = internal::tls_heap;
-  if (owner == self) return FreeLocalChecked(self, r.run, p, op);
-  FreeRemoteChecked(self, owner, r.run, p, op);
-}
-
-size_t UsableResolved(const Resolved& r) {
-  return r.large != nullptr ? r.large->usable : r.run->size;
 }
 
 // The smallest class >= size whose blocks are all aligned to `align`, or 0.
@@ -201,58 +92,6 @@ void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
   void* p = tls_heap->Allocate(SizeToClass(bytes), bytes);
   if (p != nullptr) memset(p, 0, bytes);
   return p;
-}
-
-// A block of an arena another heap owns: validated here (the fast path's
-// checks, but against a run we may only read the shape of), then batched to
-// its owner. Anything irregular goes to FreeSlow, which reports it.
-void FreeNotOwned(Heap* self, Heap* owner, void* p, size_t max_size, const char* op) noexcept {
-  const uintptr_t desc_offset = DescOffset(p);
-  if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
-  PoolDesc* d = RunOf(ArenaOf(p), p);
-  // A live block's run does not change shape; a pointer into a free pool
-  // reads state kFree and is rejected.
-  const uint32_t offset = BlockOffset(d, p);
-  const uint32_t magic = d->div_magic;
-  if (ABSL_PREDICT_FALSE(d->state != PoolState::kHead ||
-                         !IsBlockStart(uint64_t{offset} * magic, magic) ||
-                         (max_size != SIZE_MAX && max_size > d->size))) {
-    return FreeSlow(p, op, max_size);
-  }
-  // A block that may already be free must not be linked into a batch (its
-  // first word may be the owner's free-list link): the owner checks it.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) return;
-  self->FreeRemote(p, owner, d->size);
-}
-
-void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
-  // Null, foreign memory and large blocks are not in an arena.
-  if (GetPageMap().InArena(p)) {
-    Heap* self = tls_heap;
-    ArenaHeader* arena = ArenaOf(p);
-    // Acquire pairs with the release store of owner when the arena changed
-    // hands. Only an arena we own may enter our cache.
-    Heap* owner = arena->owner.load(std::memory_order_acquire);
-    if (owner == self) {
-      self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
-      return FreeOwned(self, p, max_size, op);
-    }
-    return FreeNotOwned(self, owner, p, max_size, op);
-  }
-  FreeSlow(p, op, max_size);
-}
-
-void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
-  if (p == nullptr) return;
-  const Resolved r = Resolve(p, op);
-  if (!r.ok()) return;
-  // A sized free: the size must be one the block could have been
-  // allocated with.
-  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && max_size > UsableResolved(r))) {
-    ReportInvalidFree(p, "size does not match the block", op);
-    return;
-  }
-  FreeResolved(r, p, op);
 }
 
 }  // namespace strata::internal

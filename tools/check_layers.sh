@@ -12,8 +12,8 @@ rank() {
     config|size_class|os) echo 0 ;;
     fd_writer|options|error|page_map|meta_alloc) echo 1 ;;
     arena|large) echo 2 ;;
-    heap) echo 3 ;;
-    release|fork|stats|fast_path|strata) echo 4 ;;
+    heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
+    release|fork|stats|fast_path|free_slow|strata) echo 4 ;;
     override|flags) echo 5 ;;
     *) echo 9 ;;  # future top-level pieces (override, flags): may include all
   esac

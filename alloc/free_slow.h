@@ -1,0 +1,37 @@
+// The free slow path: everything the inlined fast path (fast_path.h) does
+// not finish. Null and foreign pointers, large blocks, remote frees, blocks
+// of arenas not in the heap's cache, sized-free mismatches, and suspected
+// double frees are resolved, validated (ValidateBlock, arena.h) and either
+// freed or reported here. realloc and malloc_usable_size share Resolve.
+#ifndef STRATA_ALLOC_FREE_SLOW_H_
+#define STRATA_ALLOC_FREE_SLOW_H_
+
+#include <cstddef>
+
+#include "alloc/arena.h"
+#include "alloc/large.h"
+
+namespace strata::internal {
+
+// What a pointer resolves to, after validation.
+struct Resolved {
+  ArenaHeader* arena;  // null for a large block (or when invalid)
+  PoolDesc* run;       // arena only
+  LargeHeader* large;  // large only
+  bool ok() const { return arena != nullptr || large != nullptr; }
+};
+
+// Resolves p (non-null). An invalid pointer is reported (abort, or in count
+// mode a result with ok() false, and the caller does nothing). `op` names
+// the caller.
+Resolved Resolve(const void* p, const char* op);
+
+// Frees p, which Resolve() accepted, locally or to its owner.
+void FreeResolved(const Resolved& r, void* p, const char* op);
+
+// The usable size of a block Resolve() accepted.
+size_t UsableResolved(const Resolved& r);
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_FREE_SLOW_H_
