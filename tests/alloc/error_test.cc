@@ -81,5 +81,24 @@ TEST(ErrorTest, CountModeCountsAndLosesNothing) {
   SetErrorMode(ErrorMode::kAbort);
 }
 
+// A pointer in a run's tail (past its last block, where one more block would
+// start but does not fit) is not a block, for any path that validates it.
+TEST(ErrorTest, RunTailIsNotABlock) {
+  constexpr size_t kSize = 24;  // 170 blocks of a 4 KiB pool, 16 bytes left over
+  const ClassInfo& k = kClasses[SizeToClass(kSize)];
+  ASSERT_LT(uint64_t{k.blocks} * k.size, k.run_pools * kPoolSize);
+  void* p = strata::Allocate(kSize);
+  PoolDesc* d = RunOf(ArenaOf(p), p);
+  char* tail = d->Start() + size_t{k.blocks} * k.size;
+  SetErrorMode(ErrorMode::kCount);
+  const uint64_t before = ErrorCount();
+  EXPECT_EQ(strata::UsableSize(tail), 0u);
+  strata::Deallocate(tail);
+  EXPECT_EQ(ErrorCount(), before + 2);
+  SetErrorMode(ErrorMode::kAbort);
+  EXPECT_TRUE(tls_heap->IsValid());
+  strata::Deallocate(p);
+}
+
 }  // namespace
 }  // namespace strata::internal
