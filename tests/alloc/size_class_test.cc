@@ -7,11 +7,23 @@
 namespace strata::internal {
 namespace {
 
+// 8-byte classes in 4 KiB pools; a run is one pool up to 128 B, and the
+// fewest pools holding at least 32 blocks above (so that a refill gets a
+// batch), with at most 1/16 of the run left over.
 TEST(SizeClassTest, SmallClassesAreThePymallocClasses) {
   for (size_t c = 1; c <= kNumSmallClasses; ++c) {
-    EXPECT_EQ(kClasses[c].size, c * 8);
-    EXPECT_EQ(kClasses[c].run_pools, 1u);
-    EXPECT_EQ(kClasses[c].blocks, kPoolSize / (c * 8));
+    const size_t size = c * 8;
+    EXPECT_EQ(kClasses[c].size, size);
+    const size_t pools = kClasses[c].run_pools;
+    EXPECT_EQ(kClasses[c].blocks, pools * kPoolSize / size);
+    if (size <= 128) {
+      EXPECT_EQ(pools, 1u) << size;
+    } else {
+      EXPECT_GE(kClasses[c].blocks, 32u) << size;
+      EXPECT_LE(pools, 4u) << size;
+      EXPECT_LT((pools - 1) * kPoolSize / size, 32u) << size;  // the fewest pools
+    }
+    EXPECT_LE((pools * kPoolSize - kClasses[c].blocks * size) * 16, pools * kPoolSize) << size;
   }
 }
 
