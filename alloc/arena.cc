@@ -169,7 +169,7 @@ bool ArenaHeader::IsValid() const {
 
 bool PoolDesc::IsValid() const {
   if (state != PoolState::kHead) {
-    return (state == PoolState::kFree && carved == 0) || (state == PoolState::kTail && head_offset != 0);
+    return (state == PoolState::kFree && carved == 0) || (state == PoolState::kTail && head_bytes != 0);
   }
   const ClassInfo& k = kClasses[size_class];
   if (size_class == 0 || size_class >= kNumClasses) return false;

@@ -71,7 +71,7 @@ enum HeaderKind : uint32_t {
 enum class PoolState : uint8_t {
   kFree = 0,  // not part of any run
   kHead = 1,  // first pool of a run: its descriptor describes the run
-  kTail = 2,  // later pool of a run: head_offset leads back to the head
+  kTail = 2,  // later pool of a run: head_bytes leads back to the head
 };
 
 // Where a run head sits in its owning heap's lists.
@@ -123,7 +123,7 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // links and `free`, `carved`, `purged` and `free_since` change only under
 // the owner's metadata lock (the purger purges them in place). The run-shape fields (`state`,
 // `size_class`, `size`, `div_magic`, `start`, `capacity`, `run_pools`,
-// `head_offset`, `free_since`) change only under the owner's metadata lock
+// `head_bytes`, `free_since`) change only under the owner's metadata lock
 // (Heap::meta_lock_), so the purger and the stats reader may read them
 // holding it; anyone may also read the shape of a run holding a live block
 // they own, which does not change while it lives. `used` has one writer (the
@@ -139,7 +139,6 @@ struct alignas(64) PoolDesc {
   uint16_t capacity = 0;      // blocks the run holds
   uint8_t size_class = 0;     // class of the run (0 when free)
   uint8_t run_pools = 0;      // pools in the run (head only)
-  uint8_t head_offset = 0;    // kTail: this - head_offset == head; 0 otherwise
   PoolState state = PoolState::kFree;
   PoolList list = PoolList::kNone;
   uint8_t index = 0;          // pool index in its arena
@@ -149,6 +148,10 @@ struct alignas(64) PoolDesc {
   PoolDesc* next = nullptr;
   bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
   bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
+  // kTail: bytes back to the head's descriptor (64 per pool); 0 otherwise. A
+  // byte count, so that finding the head is one load and one subtract on
+  // the free fast path.
+  uint16_t head_bytes = 0;
   // What `used` leaves out of the count (see kCurrentBias). One writer (the
   // owner), racy readers (stats).
   threading::SingleWriter<uint32_t> bias;
@@ -181,13 +184,17 @@ struct alignas(64) PoolDesc {
     capacity = 0;
     size_class = 0;
     run_pools = 0;
-    head_offset = 0;
+    head_bytes = 0;
     state = PoolState::kFree;
     list = PoolList::kNone;
     prev = next = nullptr;
     purged = false;
     cached_empty = false;
   }
+
+  // The run head this descriptor belongs to (itself for a head or a free pool).
+  PoolDesc* Head() { return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - head_bytes); }
+  uint32_t HeadOffset() const { return head_bytes / 64u; }  // in pools
 
   char* Start() const;
   bool IsValid() const;
@@ -289,7 +296,7 @@ inline uintptr_t DescOffset(const void* p) {
 // The run head describing the block at p. REQUIRES: p lies in a usable pool.
 inline PoolDesc* RunOf(ArenaHeader* arena, const void* p) {
   PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + DescOffset(p));
-  return d - d->head_offset;
+  return d->Head();
 }
 
 inline char* PoolDesc::Start() const {

@@ -19,7 +19,7 @@
 //
 //   FreeFast(p)
 //     page map: is p in an arena?                               [page_map.h]
-//     descriptor of p's pool -> its run head (arena + 64 * pool, head_offset)
+//     descriptor of p's pool -> its run head (arena + 64 * pool, head_bytes)
 //     owner == tls_heap, p is a carved block start, p does not look free
 //       -> Heap::FreeLocal: push (encoded link), --used         fast path
 //     anything else -> FreeSlow (strata.cc): null, foreign memory, large
@@ -91,7 +91,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   // Pool 0 is the arena header: never a block.
   if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
-  d -= d->head_offset;
+  d = d->Head();
   if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->carved) ||
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);

@@ -200,14 +200,14 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
   head->size_class = static_cast<uint8_t>(cls);
   head->run_pools = static_cast<uint8_t>(n);
-  head->head_offset = 0;
+  head->head_bytes = 0;
   head->state = PoolState::kHead;
   head->list = PoolList::kNone;
   head->prev = head->next = nullptr;
   for (uint32_t i = 1; i < n; ++i) {
     PoolDesc* t = head + i;
     t->state = PoolState::kTail;
-    t->head_offset = static_cast<uint8_t>(i);
+    t->head_bytes = static_cast<uint16_t>(i * sizeof(PoolDesc));
     t->size_class = static_cast<uint8_t>(cls);
   }
   counters_.runs_created.Add(1);

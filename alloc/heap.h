@@ -3,6 +3,13 @@
 // read-modify-write. Blocks freed by a thread that does not own them travel
 // back to the owner in batches through the owner's MPSC queue.
 //
+// Where the definitions live, one concern a file: heap.cc (allocation slow
+// paths, refill, runs and their lists, the local free slow path, IsValid),
+// remote_free.cc (outgoing batches, queue drain, forwarding, suspects),
+// heap_registry.cc (heaps for threads, thread exit, orphans and absorbing
+// them, moving arenas, fork locks) and heap_release.cc (cache budget,
+// releasing runs and arenas, purging, decay).
+//
 // SYNCHRONIZATION
 //  - current_, runs_, partial_, outgoing_, and the free lists, carving and
 //    list links of every run of the heap's arenas: owner thread only
@@ -13,7 +20,7 @@
 //  - meta_lock_ guards what other threads may inspect: the arena lists,
 //    every ArenaHeader field but owner (free_mask, dirty_mask, used_pools,
 //    links) and the run-shape fields of PoolDesc (state, size_class,
-//    capacity, run_pools, head_offset, free_since). The owner takes it only
+//    capacity, run_pools, head_bytes, free_since). The owner takes it only
 //    on slow paths that change them (claiming or releasing a run, moving an
 //    arena); the purger (release engine) takes it with TryLock to purge free
 //    pools of idle heaps; the stats reader takes it to walk the arenas.
@@ -21,8 +28,8 @@
 //    runs on them, whole: no block of an empty run is live, so only the
 //    owner taking one back (under the lock) or the purger touches them.
 //    Never held while taking another heap's lock.
-//  - PoolDesc::used and the counters_: one writer (the owner), racy readers
-//    (stats), through threading::SingleWriter.
+//  - PoolDesc::used and ::bias, and the counters_: one writer (the owner),
+//    racy readers (stats), through threading::SingleWriter.
 //  - remote_: any thread pushes batches (release CAS); the owner takes them
 //    (acquire exchange). See threading/mpsc_queue.h. queued_bytes_ counts
 //    what is in it (relaxed RMW by pushers and the owner; statistics).
