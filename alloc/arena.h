@@ -116,7 +116,7 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 //   list == kNone (asleep)  =>  bias == capacity - WakeFrees(capacity) and
 //                        0 < used <= WakeFrees(capacity): full when it went
 //                        to sleep, fewer than WakeFrees blocks freed since
-//   used == 0  =>  list is kCurrent or kEmpty (else the run was released)
+//   Used() == 0  =>  list is kCurrent or kEmpty (else the run was released)
 //   a free pool has carved == 0, so no block validates against it
 // Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
 // alone (the heap that owns the arena), but for kEmpty runs, whose list
@@ -194,7 +194,6 @@ struct alignas(64) PoolDesc {
 
   // The run head this descriptor belongs to (itself for a head or a free pool).
   PoolDesc* Head() { return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - head_bytes); }
-  uint32_t HeadOffset() const { return head_bytes / 64u; }  // in pools
 
   char* Start() const;
   bool IsValid() const;

@@ -22,7 +22,7 @@
 //     descriptor of p's pool -> its run head (arena + 64 * pool, head_bytes)
 //     owner == tls_heap, p is a carved block start, p does not look free
 //       -> Heap::FreeLocal: push (encoded link), --used         fast path
-//     anything else -> FreeSlow (strata.cc): null, foreign memory, large
+//     anything else -> FreeSlow (free_slow.cc): null, foreign memory, large
 //       blocks, remote frees (batched to the owner's MPSC queue), invalid
 //       pointers and suspected double frees (checked, reported)
 #ifndef STRATA_ALLOC_FAST_PATH_H_
@@ -41,7 +41,7 @@
 
 namespace strata::internal {
 
-// The slow halves, in strata.cc.
+// The slow halves: the frees' in free_slow.cc, the allocations' in strata.cc.
 // Frees p by the general path (validation, reporting, remote and large
 // frees). `op` names the entry point for messages; a p that does not fit
 // `max_size` bytes is reported as a size mismatch.

@@ -36,8 +36,6 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
   LargeFree(h);
 }
 
-// Rare path of a local free: the block's first word looks like a free-list
-// link, or it lies beyond what the run has carved.
 // A local free the fast path did not finish (or realloc's): the block must
 // have been carved, and if its first word decodes into its own arena it is
 // looked up on the run's free list before it is pushed.
@@ -53,18 +51,21 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p
   self->FreeLocal(run, p);
 }
 
+// Sends block p of run `run`, validated, to its owner (non-null, not us).
+// A block that may already be free must not be linked into a batch (its
+// first word may be the owner's free-list link): the owner checks it.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p) {
+  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) return;
+  self->FreeRemote(p, owner, run->size);
+}
+
 ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc* run, void* p,
                                                const char* op) {
   if (ABSL_PREDICT_FALSE(owner == nullptr)) {
     ReportInvalidFree(p, "block of an empty arena (double free?)", op);
     return;
   }
-  // A block that may already be free must not be linked into a batch (its
-  // first word may be the owner's free-list link): the owner checks it.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) {
-    return;
-  }
-  self->FreeRemote(p, owner, run->size);
+  SendToOwner(self, owner, run, p);
 }
 
 }  // namespace
@@ -125,10 +126,7 @@ void FreeNotOwned(Heap* self, Heap* owner, void* p, size_t max_size, const char*
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
-  // A block that may already be free must not be linked into a batch (its
-  // first word may be the owner's free-list link): the owner checks it.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) return;
-  self->FreeRemote(p, owner, d->size);
+  SendToOwner(self, owner, d, p);
 }
 
 void FreeUncached(void* p, size_t max_size, const char* op) noexcept {

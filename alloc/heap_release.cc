@@ -132,8 +132,7 @@ void Heap::RetireEmptyCurrentRuns(uint64_t now) {
     runs_[cls] = &g_empty_pool;
     current_[cls] = &g_empty_pool;
     d->list = PoolList::kNone;
-    d->SetBias(0);
-    ReleaseRunLocked(d, now);
+    ReleaseRunLocked(d, now);  // resets the run's bias with the rest
   }
 }
 

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import select
 import signal
 import statistics
@@ -40,6 +41,8 @@ RUNFILES_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 class Workload:
     """One row family of the table: a binary, its fixed flags, and its scale."""
+
+    suite = False  # a SuiteProgram row instead
 
     def __init__(self, name, binary, args, iterations, single_threaded, what):
         self.name = name
@@ -164,7 +167,6 @@ def suite_programs(threads):
 
 def suite_figure(metric, stdout):
     """The throughput a suite program printed (operations per second), or None."""
-    import re
     pattern, unit = SUITE_METRICS[metric]
     found = re.findall(pattern, stdout, re.MULTILINE)
     return float(found[-1]) * unit if found else None
@@ -452,11 +454,15 @@ def plan_rows(args):
     return rows
 
 
+def suite_path(args, text):
+    """A suite row's argument or input with "{src}" standing for DIR/src/bench."""
+    return text.replace("{src}", os.path.join(args.suite_dir, "src", "bench"))
+
+
 def workload_argv(w, threads, args):
-    if getattr(w, "suite", False):
-        src = os.path.join(args.suite_dir, "src", "bench")
+    if w.suite:
         return ([os.path.join(args.suite_dir, "bin", w.binary)] +
-                [a.replace("{src}", src) for a in w.args])
+                [suite_path(args, a) for a in w.args])
     iterations = max(1, int(round(w.iterations * args.scale)))
     return ([os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary)] + w.args +
             ["--threads=%d" % threads, "--iterations=%d" % iterations, "--seed=%d" % args.seed])
@@ -518,9 +524,8 @@ def run_comparison(args, allocators, rows, results):
                     width, done, total, w.name, threads, name, rep + 1, args.repeats)
                 print(label, end="", file=sys.stderr, flush=True)
                 argv = workload_argv(w, threads, args)
-                suite = getattr(w, "suite", False)
-                stdin = (w.stdin.replace("{src}", os.path.join(args.suite_dir, "src", "bench"))
-                         if suite and w.stdin else None)
+                suite = w.suite
+                stdin = suite_path(args, w.stdin) if suite and w.stdin else None
                 r = run_once(argv, path, args.timeout, stdin=stdin)
                 print("  %.3f s" % r["wall_s"], file=sys.stderr, flush=True)
                 record = {
@@ -796,8 +801,7 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
         lines.extend(table(metric, rows, med, allocators, base))
         lines.append("")
     for metric in ("wall_s", "maxrss_kib"):
-        title, unit, _ = METRICS[metric]
-        lines.append("## %s, ratio to the best allocator of each row" % title)
+        lines.append("## %s, ratio to the best allocator of each row" % METRICS[metric][0])
         lines.append("")
         lines.extend(best_table(metric, rows, med, allocators))
         lines.append("")
@@ -966,7 +970,7 @@ def main(argv):
                 note("note: " + m)
     rows = plan_rows(args)
     for exe in {os.path.join(RUNFILES_ROOT, "tools", "bench", w.binary) for w, _ in rows
-                if not getattr(w, "suite", False)} | {MEASURE}:
+                if not w.suite} | {MEASURE}:
         if not os.access(exe, os.X_OK):
             note("workload binary %s is missing: run through `bazel run //tools:compare`" % exe)
             return 2
@@ -1014,8 +1018,7 @@ def main(argv):
         print("\n".join(table(metric, rows, med, allocators, base)))
         print()
     for metric in ("wall_s", "maxrss_kib"):
-        title, unit, _ = METRICS[metric]
-        print("%s, ratio to the best allocator of each row (1.00 = best)" % title)
+        print("%s, ratio to the best allocator of each row (1.00 = best)" % METRICS[metric][0])
         print("\n".join(best_table(metric, rows, med, allocators)))
         print()
     busy = interference_text(results, med, args.keep_disturbed)
