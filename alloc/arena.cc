@@ -1,7 +1,5 @@
 #include "alloc/arena.h"
 
-#include <sys/random.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -14,29 +12,6 @@
 #include "threading/tagged_stack.h"
 
 namespace strata::internal {
-
-namespace arena_internal {
-constinit std::atomic<uintptr_t> g_list_key{0};
-}  // namespace arena_internal
-
-void InitListKey() {
-  if (ListKey() != 0) return;
-  // Random bits from the kernel (no allocation); if refused, mix the clock
-  // and addresses. Any key is correct; randomness only makes program data
-  // unlikely to look like a free block and links hard to forge.
-  uintptr_t key = 0;
-  if (syscall(SYS_getrandom, &key, sizeof(key), GRND_NONBLOCK) != sizeof(key)) {
-    key = static_cast<uintptr_t>(__builtin_ia32_rdtsc()) * 0x9E3779B97F4A7C15ull ^
-          reinterpret_cast<uintptr_t>(&key);
-  }
-  // Never 0 (the unset value), and never small: the high bits must differ
-  // from every arena's, or a link would decode next to itself.
-  key |= uintptr_t{1} << 63;
-  uintptr_t expected = 0;
-  // Relaxed: whoever wins, every thread then reads the same value; lists are
-  // only built by heaps, each created after this call returned.
-  arena_internal::g_list_key.compare_exchange_strong(expected, key, std::memory_order_relaxed);
-}
 
 namespace {
 
@@ -182,9 +157,9 @@ bool PoolDesc::IsValid() const {
   }
   if (list != PoolList::kNone && list != PoolList::kCurrent && bias.Get() != 0) return false;
   if (purged) return list == PoolList::kEmpty;  // its list was given back with its pages
-  const uintptr_t key = ListKey();
+  const LinkKey key = GetLinkKey();
   uint32_t free_count = 0;
-  for (FreeBlock* b = free; !IsListEnd(b); b = DecodeLink(b->next, key)) {
+  for (FreeBlock* b = free; !IsListEnd(b); b = NextOf(b, key)) {
     if (++free_count > capacity) return false;  // cycle
     const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(Start());
     if (off % k.size != 0 || off / k.size >= carved) return false;
@@ -197,11 +172,14 @@ bool PoolDesc::IsValid() const {
 }
 
 bool PoolDesc::HasFreeBlock(const void* p) const {
-  const uintptr_t key = ListKey();
+  const LinkKey key = GetLinkKey();
   uint32_t steps = 0;
   for (const FreeBlock* b = free; !IsListEnd(b) && steps <= capacity; ++steps) {
     if (b == p) return true;
-    b = DecodeLink(b->next, key);
+    // A link gone out of the run's arena is damage, not a member: stop.
+    const FreeBlock* link = NextOf(b, key);
+    if (!IsListEnd(link) && !SameArena(b, link)) return false;
+    b = link;
   }
   return false;
 }

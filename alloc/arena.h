@@ -17,6 +17,7 @@
 
 #include "absl/base/attributes.h"
 #include "alloc/config.h"
+#include "alloc/free_link.h"
 #include "alloc/size_class.h"
 #include "threading/single_writer.h"
 
@@ -24,43 +25,6 @@ namespace strata::internal {
 
 class Heap;
 struct ArenaRecord;
-
-// A free block links to the next through its first word. On a run's free
-// list the link is encoded (XOR with a per-process random key, see
-// EncodeLink) and the list ends with the address of the run's arena (the
-// header, never a block): so any block on a free list holds a word that
-// decodes to an address in its own arena, while program data almost never
-// does (a double free is spotted in O(1), and a heap overflow cannot forge a
-// link). Blocks travelling in remote batches link plainly.
-struct FreeBlock {
-  FreeBlock* next;
-};
-
-namespace arena_internal {
-// Written once, before the first run is carved (InitListKey); then only
-// read, relaxed (a plain load).
-extern std::atomic<uintptr_t> g_list_key;
-}  // namespace arena_internal
-
-// Chooses the process's free-list key. Idempotent; call before any run is
-// carved (AcquireHeapForThread does). Thread-safety: any thread.
-void InitListKey();
-
-inline uintptr_t ListKey() {
-  // Relaxed: set once before any list exists; every reader got its block
-  // through a hand-off ordered after that.
-  return arena_internal::g_list_key.load(std::memory_order_relaxed);
-}
-inline FreeBlock* EncodeLink(FreeBlock* next, uintptr_t key) {
-  return reinterpret_cast<FreeBlock*>(reinterpret_cast<uintptr_t>(next) ^ key);
-}
-inline FreeBlock* DecodeLink(FreeBlock* link, uintptr_t key) { return EncodeLink(link, key); }
-
-// A run's free list ends at its arena's base; the empty pool sentinel's
-// (g_empty_pool) list is null. Either has zero low bits, unlike any block.
-inline bool IsListEnd(const FreeBlock* b) {
-  return (reinterpret_cast<uintptr_t>(b) & (kArenaSize - 1)) == 0;
-}
 
 // The first word of every header registered in the page map.
 enum HeaderKind : uint32_t {
@@ -130,6 +94,7 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // owner) and racy readers (stats).
 struct alignas(64) PoolDesc {
   FreeBlock* free = nullptr;  // head of the free list (decoded), ending at the arena base
+                              // (links: free_link.h)
   // Blocks handed out (or in flight back), less `bias` (see kCurrentBias).
   threading::SingleWriter<uint32_t> used;
   uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
@@ -214,14 +179,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const 
   const uint32_t magic = d->div_magic;
   const uint64_t product = uint64_t{offset} * magic;
   return IsBlockStart(product, magic) && static_cast<uint32_t>(product >> 32) < limit;
-}
-
-// True when p's first word decodes to an address in p's own arena: p is
-// (almost surely) on a free list. Reads program data; a hit is confirmed by
-// a walk of the run's list (HasFreeBlock).
-inline bool LooksFree(const void* p, uintptr_t key) {
-  const uintptr_t w = reinterpret_cast<uintptr_t>(static_cast<const FreeBlock*>(p)->next) ^ key;
-  return (w ^ reinterpret_cast<uintptr_t>(p)) < kArenaSize;
 }
 
 // SYNCHRONIZATION

@@ -60,16 +60,31 @@ uint64_t ErrorCount() {
   return g_errors.load(std::memory_order_relaxed);
 }
 
-void ReportInvalidFree(const void* p, const char* what, const char* op) {
+namespace {
+
+// One line, "strata: <op>(<p>): <what>" (or "strata: heap corruption at
+// <p>: <what>" without an op), then abort or count.
+void Report(const char* op, const void* p, const char* what) {
   const bool count = GetErrorMode() == ErrorMode::kCount;
   {
     FdWriter w(2);
-    w.Str("strata: ").Str(op).Str("(").Hex(reinterpret_cast<uintptr_t>(p)).Str("): ").Str(what);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (op != nullptr) {
+      w.Str("strata: ").Str(op).Str("(").Hex(a).Str("): ").Str(what);
+    } else {
+      w.Str("strata: heap corruption at ").Hex(a).Str(": ").Str(what);
+    }
     w.Str(count ? " (ignored: error_mode=count)\n" : "\n");
   }
   if (!count) os::Abort();
   // Relaxed: statistics only.
   g_errors.fetch_add(1, std::memory_order_relaxed);
 }
+
+}  // namespace
+
+void ReportInvalidFree(const void* p, const char* what, const char* op) { Report(op, p, what); }
+
+void ReportCorruption(const void* p, const char* what) { Report(nullptr, p, what); }
 
 }  // namespace strata::internal

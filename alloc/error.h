@@ -44,6 +44,11 @@ uint64_t ForeignFreesIgnored();
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p, const char* what,
                                                                    const char* op);
 
+// Damage found in strata's own structures (a free-list link overwritten by
+// the program): one line naming the address; returns only in count mode,
+// where the caller drops what it cannot trust.
+ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportCorruption(const void* p, const char* what);
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_ERROR_H_

@@ -7,8 +7,8 @@
 //   AllocateFast(n)
 //     n <= 1 KiB:  class = tls_heap->low_class_[(n + 7) / 8]
 //                  tls_heap->Allocate(class)                    [heap.h, inline]
-//                    current_[class]->free pop (decode link),
-//                    clear the link, ++used                      fast path
+//                    current_[class]->free pop (decode the link, check
+//                    it stays in the arena), clear it, ++used    fast path
 //                    Heap::AllocateSlow -> Refill               [heap.cc]
 //                      carve more of the current run | drain the remote queue |
 //                      a partial run | NewRun -> pools of an owned arena
@@ -21,7 +21,7 @@
 //     page map: is p in an arena?                               [page_map.h]
 //     descriptor of p's pool -> its run head (arena + 64 * pool, head_bytes)
 //     owner == tls_heap, p is a carved block start, p does not look free
-//       -> Heap::FreeLocal: push (encoded link), --used         fast path
+//       -> Heap::FreeLocal: push (encoded link, free_link.h), --used  fast path
 //     anything else -> FreeSlow (free_slow.cc): null, foreign memory, large
 //       blocks, remote frees (batched to the owner's MPSC queue), invalid
 //       pointers and suspected double frees (checked, reported)
@@ -96,9 +96,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
-  const uintptr_t key = self->list_key();
-  if (ABSL_PREDICT_FALSE(LooksFree(p, key))) return FreeSlow(p, op, max_size);
-  self->FreeLocal(d, p, key);
+  // A block on a free list, or travelling back from another thread, looks
+  // free (free_link.h): the slow path confirms and reports it.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeSlow(p, op, max_size);
+  self->FreeLocal(d, p);
 }
 
 // p's arena is not in the calling heap's arena cache: look it up in the page

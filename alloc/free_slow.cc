@@ -37,25 +37,61 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
 }
 
 // A local free the fast path did not finish (or realloc's): the block must
-// have been carved, and if its first word decodes into its own arena it is
-// looked up on the run's free list before it is pushed.
+// have been carved, and if it looks free (free_link.h) it is looked for
+// where a free block of ours can be: on its run's list, in our queue (which
+// is drained first), or still travelling in another thread's batch.
 ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
   if (!ValidateBlock(run, p, run->carved)) {
     ReportInvalidFree(p, "pointer is not the start of a block", op);
     return;
   }
-  if (LooksFree(p, ListKey()) && run->HasFreeBlock(p)) {
-    ReportInvalidFree(p, "double free (block already free)", op);
-    return;
+  if (LooksFree(p, self->link_key())) {
+    if (run->HasFreeBlock(p)) {
+      ReportInvalidFree(p, "double free (block already free)", op);
+      return;
+    }
+    // Blocks other threads sent back join their lists. A run with a live
+    // block is never released: if p's run went, p was free.
+    self->DrainRemote();
+    run = RunOf(ArenaOf(p), p);
+    if (!ValidateBlock(run, p, run->carved) || run->HasFreeBlock(p)) {
+      ReportInvalidFree(p, "double free (block already free)", op);
+      return;
+    }
+    if (LooksTravelling(p, run->size)) {
+      ReportInvalidFree(p, "double free (block already freed by another thread)", op);
+      return;
+    }
   }
   self->FreeLocal(run, p);
 }
 
+// A block for another heap that looks free (free_link.h) must not be linked
+// into a batch: its first word may be the owner's free-list link, or a
+// batch's. If it waits in our own batch this is a double free; otherwise the
+// owner, who alone may walk its lists, checks it.
+ABSL_ATTRIBUTE_NOINLINE void SendLookingFree(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                             const char* op) {
+  if (self != &g_empty_heap && self->InOutgoing(owner, p)) {
+    ReportInvalidFree(p, "double free (block already freed by this thread)", op);
+    return;
+  }
+  if (owner->PushSuspect(p)) return;
+  // Every suspect slot is taken: decide here what we can.
+  if (LooksTravelling(p, run->size)) {
+    ReportInvalidFree(p, "double free (block already freed by another thread)", op);
+    return;
+  }
+  self->FreeRemote(p, owner, run->size);
+}
+
 // Sends block p of run `run`, validated, to its owner (non-null, not us).
-// A block that may already be free must not be linked into a batch (its
-// first word may be the owner's free-list link): the owner checks it.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p) {
-  if (ABSL_PREDICT_FALSE(LooksFree(p, ListKey())) && owner->PushSuspect(p)) return;
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                     const char* op) {
+  // The owner's copy of the key: one load each off a pointer we hold.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
+    return SendLookingFree(self, owner, run, p, op);
+  }
   self->FreeRemote(p, owner, run->size);
 }
 
@@ -65,7 +101,7 @@ ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc
     ReportInvalidFree(p, "block of an empty arena (double free?)", op);
     return;
   }
-  SendToOwner(self, owner, run, p);
+  SendToOwner(self, owner, run, p, op);
 }
 
 }  // namespace
@@ -126,7 +162,7 @@ void FreeNotOwned(Heap* self, Heap* owner, void* p, size_t max_size, const char*
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
-  SendToOwner(self, owner, d, p);
+  SendToOwner(self, owner, d, p, op);
 }
 
 void FreeUncached(void* p, size_t max_size, const char* op) noexcept {

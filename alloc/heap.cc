@@ -39,9 +39,12 @@ void* Heap::AllocateSlow(size_t cls, size_t size) noexcept {
   if (stats_mode_) {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
-    PoolDesc* d = runs_[cls];
-    if (!IsListEnd(d->free)) return PopFree(d);
   }
+  // In stats mode every allocation comes here; otherwise a current run with
+  // free blocks means the fast path met a damaged link, which PopFree
+  // reports before following it.
+  PoolDesc* d = runs_[cls];
+  if (!IsListEnd(d->free)) return PopFree(d);
   return Refill(cls);
 }
 
@@ -108,9 +111,24 @@ void* Heap::Refill(size_t cls) {
 
 void* Heap::PopFree(PoolDesc* d) {
   FreeBlock* b = d->free;
-  d->free = DecodeLink(b->next, ListKey());
+  FreeBlock* next = NextOf(b, link_key_);
+  if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return DamagedFreeList(d);
+  d->free = next;
   b->next = nullptr;
   d->used.Add(1);
+  return b;
+}
+
+void* Heap::DamagedFreeList(PoolDesc* d) noexcept {
+  FreeBlock* b = d->free;
+  ReportCorruption(b, "free list corrupted: the link in this free block was overwritten "
+                      "(a heap overflow or a write after free)");
+  // Count mode: nothing after b can be trusted. Drop the rest of the list:
+  // those blocks stay counted as in use (leaked, never handed out), and b,
+  // which a checked link led to, is handed out.
+  d->free = reinterpret_cast<FreeBlock*>(ArenaOf(d));
+  b->next = nullptr;
+  d->used.Add(d->carved - d->Used());
   return b;
 }
 
@@ -128,12 +146,11 @@ void* Heap::PopCarving(PoolDesc* d) {
   if (n > d->capacity - d->carved) n = d->capacity - d->carved;
   char* first = d->Start() + size_t{d->carved} * size;
   // Link first .. first + (n-1)*size in address order, onto the free list.
-  const uintptr_t key = ListKey();
   char* p = first + size_t{n - 1} * size;
   FreeBlock* head = d->free;
   for (uint32_t i = 0; i < n; ++i, p -= size) {
     auto* b = reinterpret_cast<FreeBlock*>(p);
-    b->next = EncodeLink(head, key);
+    SetLink(b, head, link_key_);
     head = b;
   }
   d->free = head;
@@ -222,7 +239,7 @@ void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
     // empty run whose list was purged, so the double free did not show).
     // Undo the push and report.
     FreeBlock* b = d->free;
-    d->free = DecodeLink(b->next, ListKey());
+    d->free = NextOf(b, link_key_);
     d->used.Set(0);
     ReportInvalidFree(b, "double free (its run has no live block)", "free");
     return;

@@ -85,6 +85,19 @@ inline uint32_t DecayIntervalMs(int64_t delay_ms) {
   return delay_ms >= 2000 ? 1000 : static_cast<uint32_t>(delay_ms / 2);
 }
 
+// How a travelling block links in an owner's queue: as every free block
+// does (free_link.h), so that it looks free while it travels.
+struct TransitLink {
+  static void Set(FreeBlock* n, FreeBlock* next);
+};
+
+// True when p (a block of `size` bytes that looks free) holds the links of
+// a block travelling back to its owner, in some thread's outgoing batch or
+// an owner's queue: its first word (and, from 16 bytes, its second) decodes
+// to null or a block of an arena. Program data passes with a chance of
+// about 2^-40 a word. Reads only p and the page map (remote_free.cc).
+bool LooksTravelling(const void* p, size_t size);
+
 // The descriptor every empty slot of current_ points at: no free blocks, no
 // uncarved blocks, so the fast path falls to the slow path without a null test.
 extern PoolDesc g_empty_pool;
@@ -94,15 +107,16 @@ extern PoolDesc g_empty_pool;
 // bytes_purged, by whoever holds meta_lock_).
 struct HeapCounters {
   using Counter = threading::SingleWriter<uint64_t>;
-  Counter remote_frees;       // blocks this heap sent to other heaps
-  Counter remote_bytes;       // their bytes
+  // Blocks this heap sent to other heaps, and their bytes, counted when a
+  // batch is handed over (stats add what waits in outgoing batches).
+  Counter remote_frees;
+  Counter remote_bytes;
   // Batches handed to other heaps' queues, by blocks per batch; their sum
   // is the number of batches (one counter, so a snapshot cannot see a batch
   // counted in one and not yet in the other).
   Counter batch_blocks[kBatchBuckets];
   Counter blocks_received;    // blocks taken from this heap's queue
   Counter blocks_forwarded;   // of those, sent on (the arena had moved)
-  Counter outgoing_bytes;     // bytes now waiting in outgoing batches
   Counter refills;            // allocations the current run could not serve (slow path)
   Counter runs_woken;         // sleeping full runs back on the partial list
   Counter runs_created;
@@ -143,7 +157,12 @@ class alignas(kCacheLine) Heap {
     PoolDesc* d = current_[cls];
     FreeBlock* b = d->free;
     if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
-    d->free = DecodeLink(b->next, list_key_);
+    FreeBlock* next = NextOf(b, link_key_);
+    // A run's list stays in its arena: anything else is a damaged link (a
+    // heap overflow, a write after free). The slow path reports it (PopFree)
+    // before it is followed; a plain return keeps the fast path free of calls.
+    if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return nullptr;
+    d->free = next;
     // The link must not survive in a block handed out: if the program frees
     // it untouched, it must not look like a block already on a free list.
     b->next = nullptr;
@@ -159,22 +178,20 @@ class alignas(kCacheLine) Heap {
     return b;
   }
 
-  // Frees block p of run d (its head). REQUIRES: this heap owns d's arena;
-  // key == ListKey().
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeLocal(PoolDesc* d, void* p, uintptr_t key) noexcept {
+  // Frees block p of run d (its head). REQUIRES: this heap owns d's arena.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeLocal(PoolDesc* d, void* p) noexcept {
     auto* b = static_cast<FreeBlock*>(p);
-    b->next = EncodeLink(d->free, key);
+    SetLink(b, d->free, link_key_);
     d->free = b;
     // One signed test for both rare cases: the run is now empty, or it is
     // asleep (full) and this free wakes it (see kWakeShare in arena.h).
     if (ABSL_PREDICT_FALSE(d->used.DecrementToNonPositive())) FreeLocalSlow(d);
   }
-  void FreeLocal(PoolDesc* d, void* p) noexcept { FreeLocal(d, p, ListKey()); }
 
-  // ListKey(), held by the heap: the fast paths load it off the heap pointer
-  // they hold (one instruction; the global costs two from a shared object).
-  // 0 in g_empty_heap, whose fast paths never reach a list.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE uintptr_t list_key() const { return list_key_; }
+  // The link key, held by the heap: the fast paths load it off the heap
+  // pointer they hold (the globals cost more from a shared object). Zero in
+  // g_empty_heap, whose fast paths never reach a list.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE const LinkKey& link_key() const { return link_key_; }
 
   // The arena-cache slot for address a: it holds a's arena base when this
   // heap owns that arena and has freed into it lately (owner thread only).
@@ -205,6 +222,10 @@ class alignas(kCacheLine) Heap {
   // owner's. Returns false when every suspect slot is taken (the caller then
   // frees p as a plain remote free).
   bool PushSuspect(void* p);
+
+  // True when p waits in this heap's outgoing batch for `owner` (a walk of
+  // the batch). Owner thread only.
+  bool InOutgoing(const Heap* owner, const void* p) const;
 
   // Takes every block other threads handed over and frees each locally.
   // Returns the number of blocks drained.
@@ -272,6 +293,14 @@ class alignas(kCacheLine) Heap {
   // heap's hand-over; state_ itself publishes nothing).
   State state() const { return state_.load(std::memory_order_relaxed); }
   const HeapCounters& counters() const { return counters_; }
+  // Blocks and bytes waiting in this heap's outgoing batches (racy; stats).
+  void PendingOutgoing(uint64_t* blocks, uint64_t* bytes) const {
+    for (const Outgoing& o : outgoing_) {
+      const uint64_t c = o.count.Get();
+      *blocks += c >> 32;
+      *bytes += c & (Outgoing::kBlock - 1);
+    }
+  }
   // Bytes in this heap's queue (racy; statistics).
   int64_t QueuedBytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
   // Bytes of blocks parked in suspect slots (racy; statistics).
@@ -304,19 +333,36 @@ class alignas(kCacheLine) Heap {
   // current one: walking a batch is a chase of cache lines last written by
   // another core, and this keeps several of those misses in flight.
   static constexpr size_t kSkipAhead = 4;
+  // One cache line. `count` packs the batch's bytes (low 32 bits) and its
+  // blocks (high 32 bits), so a push counts both with one add; it has one
+  // writer (the heap's thread) and racy readers (stats).
   struct Outgoing {
+    static constexpr uint64_t kBlock = uint64_t{1} << 32;
     Heap* target;
     FreeBlock* head;
     FreeBlock* tail;
-    size_t bytes;
-    size_t blocks;
-    FreeBlock* recent[kSkipAhead];  // the last blocks pushed, newest first
+    threading::SingleWriter<uint64_t> count;
+    // Push k of the batch writes recent[k % kSkipAhead], which until then
+    // holds push k - kSkipAhead (or null): the skip target.
+    FreeBlock* recent[kSkipAhead];
+    uint64_t Bytes() const { return count.Get() & (kBlock - 1); }
+    uint64_t Blocks() const { return count.Get() >> 32; }
   };
+  static_assert(sizeof(Outgoing) == 64, "one cache line, indexed by a shift");
+
+  // FreeRemote's rare halves: a thread without a heap yet (or past its exit
+  // hook), and a slot taken by another owner (flushed, retargeted, then p
+  // is batched).
+  ABSL_ATTRIBUTE_NOINLINE static void FreeRemoteWithoutHeap(void* p, Heap* owner, size_t bytes);
+  ABSL_ATTRIBUTE_NOINLINE void RetargetAndFree(Outgoing& o, void* p, Heap* owner, size_t bytes);
 
   // Maps, constructs and registers a new heap; nullptr if the OS refuses.
   static Heap* Create();
 
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
+  // Run d's head block links out of its arena (PopFree): reports the damage;
+  // in count mode drops the rest of the list and returns the head.
+  ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void* DamagedFreeList(PoolDesc* d) noexcept;
 
   void* Refill(size_t cls);
   void* PopFree(PoolDesc* d);
@@ -369,7 +415,7 @@ class alignas(kCacheLine) Heap {
   PoolDesc* current_[kNumClasses];
   uintptr_t arena_cache_[kArenaCacheEntries];
   const std::array<uint8_t, kLowClassTable.size()> low_class_;
-  uintptr_t list_key_ = 0;  // ListKey(), set when a thread takes the heap
+  LinkKey link_key_;  // GetLinkKey(), set once in Create() (before publication)
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)
@@ -389,7 +435,7 @@ class alignas(kCacheLine) Heap {
 
   // Touched by other threads: on their own cache lines.
   alignas(kCacheLine) mutable threading::SpinLock meta_lock_;
-  alignas(kCacheLine) threading::MpscQueue<FreeBlock> remote_;
+  alignas(kCacheLine) threading::MpscQueue<FreeBlock, TransitLink> remote_;
   std::atomic<int64_t> queued_bytes_{0};
   // Suspected double frees: any thread CASes null -> block into a slot and
   // then raises the flag (release); the owner clears the flag (acquire) and

@@ -177,6 +177,9 @@ Heap* Heap::Create() {
   if (mem == nullptr) return nullptr;
   // Relaxed: ids only spread outgoing batches over slots.
   Heap* h = new (mem) Heap(g_next_id.fetch_add(1, std::memory_order_relaxed));
+  // Set once, before the heap is published: other threads read it through
+  // any owner pointer they hold (SendToOwner), however stale.
+  h->link_key_ = GetLinkKey();
   Heap* head = g_all_heaps.load(std::memory_order_relaxed);
   do {
     h->all_next_ = head;
@@ -188,7 +191,7 @@ Heap* Heap::Create() {
 
 Heap* AcquireHeapForThread() {
   options_internal::EnsureInitialized();
-  InitListKey();
+  InitLinkKey();
   Heap* h = g_orphans.Pop();
   if (h == nullptr) h = g_free_heaps.Pop();
   if (h == nullptr) h = Heap::Create();
@@ -198,7 +201,6 @@ Heap* AcquireHeapForThread() {
   h->state_.store(Heap::State::kActive, std::memory_order_relaxed);
   // An orphan's arenas may have been absorbed by others meanwhile.
   h->ForgetAllArenas();
-  h->list_key_ = ListKey();
   tls_heap = h;
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.

@@ -2,18 +2,27 @@
 // owner's MPSC queue, the owner's drain (forwarding blocks whose arena moved
 // on), and suspected double frees parked for the owner to check. See heap.h
 // ("Life of a block freed remotely" in ARCHITECTURE.md) for the protocol.
+//
+// A travelling block links like any free block (free_link.h), so it looks
+// free to every thread from the moment it is freed: a second free of it,
+// by anyone, is caught. Blocks of 16 bytes or more also hold, in their
+// second word, the block kSkipAhead places further down the batch, encoded
+// as a link of that word: the owner prefetches it, and a block whose two
+// words both decode to strata addresses is (all but surely) travelling.
 #include <atomic>
 
 #include "alloc/error.h"
 #include "alloc/heap.h"
 #include "alloc/options.h"
+#include "alloc/page_map.h"
 
 namespace strata::internal {
 
 namespace {
 
-// The second word of a block in a remote batch (blocks of 16 bytes or more).
-FreeBlock*& SkipLink(FreeBlock* b) { return reinterpret_cast<FreeBlock**>(b)[1]; }
+// The second word of a block in a remote batch (blocks of 16 bytes or more),
+// linked as a block of its own.
+FreeBlock* SkipWord(FreeBlock* b) { return b + 1; }
 
 size_t BatchBucket(size_t blocks) {
   size_t b = 0;
@@ -21,53 +30,80 @@ size_t BatchBucket(size_t blocks) {
   return b;
 }
 
+// True when a travelling block's link may lead to `next`: null (the end of
+// a batch) or a block of some arena.
+bool LinkTargetIsStrata(const FreeBlock* next) {
+  if (next == nullptr) return true;
+  if ((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0) return false;
+  // A block of an arena (not its header). The page map is safe to read from
+  // any thread; nothing of the target itself is read.
+  return GetPageMap().InArena(next) && DescOffset(next) != 0;
+}
+
 }  // namespace
 
+void TransitLink::Set(FreeBlock* n, FreeBlock* next) { SetLink(n, next, GetLinkKey()); }
+
+bool LooksTravelling(const void* p, size_t size) {
+  const LinkKey key = GetLinkKey();
+  auto* b = static_cast<FreeBlock*>(const_cast<void*>(p));
+  if (!LinkTargetIsStrata(NextOf(b, key))) return false;
+  return size < 2 * sizeof(FreeBlock*) || LinkTargetIsStrata(NextOf(SkipWord(b), key));
+}
+
+void Heap::FreeRemoteWithoutHeap(void* p, Heap* owner, size_t bytes) {
+  // First call of this thread, or a free after its exit hook ran.
+  Heap* h = AcquireHeapForThread();
+  if (h == nullptr) {
+    // No heap to batch in: a batch of one. Relaxed: statistics.
+    auto* b = static_cast<FreeBlock*>(p);
+    owner->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), nullptr, GetLinkKey());
+    owner->remote_.PushBatch(b, b);
+  } else if (h == owner) {
+    h->FreeLocal(RunOf(ArenaOf(p), p), p);  // we adopted the owner itself
+  } else {
+    h->FreeRemote(p, owner, bytes);
+  }
+}
+
+void Heap::RetargetAndFree(Outgoing& o, void* p, Heap* owner, size_t bytes) {
+  if (o.head != nullptr) Flush(o);
+  o.target = owner;
+  FreeRemote(p, owner, bytes);
+}
+
 void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
-  auto* b = static_cast<FreeBlock*>(p);
-  if (this == &g_empty_heap) {
-    // First call of this thread, or a free after its exit hook ran.
-    Heap* h = AcquireHeapForThread();
-    if (h == nullptr) {
-      // No heap to batch in: a batch of one. Relaxed: statistics.
-      owner->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
-      owner->remote_.PushBatch(b, b);
-    } else if (h == owner) {
-      h->FreeLocal(RunOf(ArenaOf(p), p), p);  // we adopted the owner itself
-    } else {
-      h->FreeRemote(p, owner, bytes);
-    }
-    return;
-  }
+  if (ABSL_PREDICT_FALSE(this == &g_empty_heap)) return FreeRemoteWithoutHeap(p, owner, bytes);
   Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
-  if (o.target != owner) {
-    if (o.head != nullptr) Flush(o);
-    o.target = owner;
-  }
-  b->next = o.head;
-  if (bytes >= 2 * sizeof(FreeBlock*)) SkipLink(b) = o.recent[kSkipAhead - 1];
-  for (size_t i = kSkipAhead - 1; i > 0; --i) o.recent[i] = o.recent[i - 1];
-  o.recent[0] = b;
+  // Only tail calls from here: the common path needs no stack frame.
+  if (ABSL_PREDICT_FALSE(o.target != owner)) return RetargetAndFree(o, p, owner, bytes);
+  auto* b = static_cast<FreeBlock*>(p);
+  SetLink(b, o.head, link_key_);
+  FreeBlock*& recent = o.recent[o.Blocks() % kSkipAhead];
+  if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), recent, link_key_);
+  recent = b;
   if (o.head == nullptr) o.tail = b;
   o.head = b;
-  o.bytes += bytes;
-  ++o.blocks;
-  counters_.remote_frees.Add(1);
-  counters_.remote_bytes.Add(bytes);
-  counters_.outgoing_bytes.Add(bytes);
-  if (o.bytes >= static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes))) Flush(o);
+  const uint64_t count = o.count.Add(Outgoing::kBlock + bytes);
+  if (ABSL_PREDICT_FALSE((count & (Outgoing::kBlock - 1)) >=
+                         static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes)))) {
+    return Flush(o);
+  }
 }
 
 void Heap::Flush(Outgoing& o) {
-  counters_.batch_blocks[BatchBucket(o.blocks)].Add(1);
-  counters_.outgoing_bytes.Sub(o.bytes);
+  const uint64_t blocks = o.Blocks();
+  const uint64_t bytes = o.Bytes();
+  counters_.batch_blocks[BatchBucket(blocks)].Add(1);
+  counters_.remote_frees.Add(blocks);
+  counters_.remote_bytes.Add(bytes);
   // Relaxed: statistics; counted before the push so the owner's decrement
   // on drain never sees it missing.
-  o.target->queued_bytes_.fetch_add(static_cast<int64_t>(o.bytes), std::memory_order_relaxed);
+  o.target->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
   o.target->remote_.PushBatch(o.head, o.tail);
   o.head = o.tail = nullptr;
-  o.bytes = 0;
-  o.blocks = 0;
+  o.count.Set(0);
   for (FreeBlock*& r : o.recent) r = nullptr;
 }
 
@@ -90,6 +126,35 @@ bool Heap::PushSuspect(void* p) {
       has_suspects_.store(true, std::memory_order_release);
       return true;
     }
+  }
+  return false;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size) {
+  // An arena in our cache is ours (see ArenaCacheSlot) without a look at its
+  // owner. Acquire pairs with the release store of owner when the arena
+  // changed hands.
+  if (ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) == reinterpret_cast<uintptr_t>(a)) {
+    FreeLocal(d, p);
+    return;
+  }
+  Heap* owner = a->owner.load(std::memory_order_acquire);
+  if (owner == this) {
+    FreeLocal(d, p);
+  } else {
+    counters_.blocks_forwarded.Add(1);
+    FreeRemote(p, owner, size);
+  }
+}
+
+bool Heap::InOutgoing(const Heap* owner, const void* p) const {
+  const Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
+  if (o.target != owner) return false;
+  size_t steps = 0;
+  const uint64_t blocks = o.Blocks();
+  for (const FreeBlock* b = o.head; b != nullptr && steps < blocks; ++steps) {
+    if (b == p) return true;
+    b = NextOf(b, link_key_);
   }
   return false;
 }
@@ -121,9 +186,16 @@ size_t Heap::DrainSuspects() {
       }
       continue;
     }
-    if (d->HasFreeBlock(p)) {
+    // The queue was drained just before: a block that came back through it
+    // is on its run's list now. One that is neither there nor still
+    // travelling (in some thread's batch) was live after all.
+    if (!ValidateBlock(d, p, d->carved) || d->HasFreeBlock(p)) {
       ReportInvalidFree(p, "double free (block already free)", "free");
       continue;  // count mode: drop the second free
+    }
+    if (LooksTravelling(p, d->size)) {
+      ReportInvalidFree(p, "double free (block already freed by another thread)", "free");
+      continue;
     }
     FreeLocal(d, p);
     ++n;
@@ -133,45 +205,44 @@ size_t Heap::DrainSuspects() {
 
 size_t Heap::DrainRemote() {
   FreeBlock* b = remote_.TakeAll();
-  size_t n = DrainSuspects();
-  if (b == nullptr) return n;
-  int64_t bytes = 0;
-  size_t received = 0;
-  while (b != nullptr) {
-    FreeBlock* next = b->next;
-    ArenaHeader* a = ArenaOf(b);
-    // The block is live (travelling): its run's shape is fixed.
-    PoolDesc* d = RunOf(a, b);
-    const size_t size = d->size;
-    // See Outgoing: start fetching a block further down the batch (for
-    // writing: we push it onto its run's list).
-    if (size >= 2 * sizeof(FreeBlock*)) __builtin_prefetch(SkipLink(b), 1);
-    FreeLocalOrForward(b, a, d, size);
-    bytes += static_cast<int64_t>(size);
-    b = next;
-    ++received;
+  size_t n = 0;
+  if (b != nullptr) {
+    // The global key, not link_key_: an orphan's drain may run on any heap
+    // object (they all hold the same key, but g_empty_heap holds none).
+    const LinkKey key = GetLinkKey();
+    int64_t bytes = 0;
+    size_t received = 0;
+    while (b != nullptr) {
+      FreeBlock* next = NextOf(b, key);
+      // Checked by its shape only (8-aligned, user space), which costs three
+      // instructions: the multiply spreads any damage to the stored word
+      // over the decoded address, so a damaged link escapes with a chance
+      // of 2^-20; the page map would cost a dozen more per block.
+      if (ABSL_PREDICT_FALSE((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0)) {
+        ReportCorruption(b, "remote free batch corrupted: the link in this freed block was "
+                            "overwritten (a write after free)");
+        next = nullptr;  // count mode: the rest of the batch is lost (stays in use)
+      }
+      ArenaHeader* a = ArenaOf(b);
+      // The block is live (travelling): its run's shape is fixed.
+      PoolDesc* d = RunOf(a, b);
+      const size_t size = d->size;
+      // See Outgoing: start fetching a block further down the batch (for
+      // writing: we push it onto its run's list).
+      if (size >= 2 * sizeof(FreeBlock*)) __builtin_prefetch(NextOf(SkipWord(b), key), 1);
+      FreeLocalOrForward(b, a, d, size);
+      bytes += static_cast<int64_t>(size);
+      b = next;
+      ++received;
+    }
+    counters_.blocks_received.Add(received);
+    // Relaxed: statistics (see Flush()).
+    queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    n = received;
   }
-  counters_.blocks_received.Add(received);
-  // Relaxed: statistics (see Flush()).
-  queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-  return n + received;
+  // After the queue: a suspect that came back through it is on its list.
+  return n + DrainSuspects();
 }
 
-void Heap::FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size) {
-  // An arena in our cache is ours (see ArenaCacheSlot) without a look at its
-  // owner. Acquire pairs with the release store of owner when the arena
-  // changed hands.
-  if (ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) == reinterpret_cast<uintptr_t>(a)) {
-    FreeLocal(d, p);
-    return;
-  }
-  Heap* owner = a->owner.load(std::memory_order_acquire);
-  if (owner == this) {
-    FreeLocal(d, p);
-  } else {
-    counters_.blocks_forwarded.Add(1);
-    FreeRemote(p, owner, size);
-  }
-}
 
 }  // namespace strata::internal

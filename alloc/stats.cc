@@ -569,8 +569,11 @@ void GetStats(Stats* out) {
     h->ForEachArenaLocked(
         [&](ArenaHeader* a) { AddArena(out, a, state == Heap::State::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
-    out->remote_frees += k.remote_frees.Get();
-    out->remote_bytes += k.remote_bytes.Get();
+    uint64_t pending_blocks = 0;
+    uint64_t outgoing = 0;
+    h->PendingOutgoing(&pending_blocks, &outgoing);
+    out->remote_frees += k.remote_frees.Get() + pending_blocks;
+    out->remote_bytes += k.remote_bytes.Get() + outgoing;
     for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
       const uint64_t batches = k.batch_blocks[b].Get();
       out->batch_histogram[b] += batches;
@@ -582,7 +585,6 @@ void GetStats(Stats* out) {
     out->refills += k.refills.Get();
     out->runs_woken += k.runs_woken.Get();
     out->pools_purged += k.pools_purged.Get();
-    const uint64_t outgoing = k.outgoing_bytes.Get();
     const int64_t queued = h->QueuedBytes();
     const int64_t suspects = h->SuspectBytes();
     out->outgoing_bytes += outgoing;

@@ -2,7 +2,8 @@
 // Any thread may hand over a chain of nodes with one CAS; only the owner takes
 // them, all at once, with one exchange. Delivery order between batches is
 // unspecified (last batch first), which is all that returning freed blocks
-// needs. Nodes are plain memory: the first word of a node links it.
+// needs. Nodes are plain memory; a Link policy says how one node links to
+// the next (the default: a plain `next` member).
 #ifndef STRATA_THREADING_MPSC_QUEUE_H_
 #define STRATA_THREADING_MPSC_QUEUE_H_
 
@@ -12,25 +13,32 @@
 
 namespace strata::threading {
 
-// Node requires a plain member `Node* next`.
+// The default link: a plain member `Node* next`.
+template <typename Node>
+struct PlainLink {
+  static void Set(Node* n, Node* next) { n->next = next; }
+};
+
+// Link requires `static void Set(Node* n, Node* next)`; the consumer reads
+// the links of what TakeAll() returns its own way (the inverse of Set).
 // Thread-safety: PushBatch from any thread; TakeAll only from the single
 // consumer (the owner). Lock-free; no ABA hazard because the consumer never
 // pops single nodes: it swaps the whole list out.
-template <typename Node>
+template <typename Node, typename Link = PlainLink<Node>>
 class MpscQueue {
  public:
   constexpr MpscQueue() = default;
   MpscQueue(const MpscQueue&) = delete;
   MpscQueue& operator=(const MpscQueue&) = delete;
 
-  // Hands the chain first -> ... -> last (last->next is overwritten) to the
+  // Hands the chain first -> ... -> last (last's link is overwritten) to the
   // consumer. REQUIRES: the chain is private to the caller.
   void PushBatch(Node* first, Node* last) {
     // Relaxed: only the first guess of the CAS below, which validates it.
     Node* old_head = head_.load(std::memory_order_relaxed);
     Backoff backoff;
     for (;;) {
-      last->next = old_head;  // private until the CAS succeeds
+      Link::Set(last, old_head);  // private until the CAS succeeds
       // Release pairs with the acquire exchange in TakeAll(): the consumer
       // sees every link of the chain and every write the producer made to
       // the nodes before handing them over.
@@ -42,7 +50,8 @@ class MpscQueue {
     }
   }
 
-  // Returns every node handed over so far (nullptr-terminated), or nullptr.
+  // Returns every node handed over so far (the chain ends with a link to
+  // nullptr), or nullptr.
   Node* TakeAll() {
     // Relaxed pre-check keeps the empty case free of a locked instruction;
     // a node pushed just after it is simply taken next time.

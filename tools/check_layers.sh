@@ -9,7 +9,7 @@ set -euo pipefail
 # Rank of each alloc/ header: lower ranks never include higher ones.
 rank() {
   case "$1" in
-    config|size_class|os) echo 0 ;;
+    config|size_class|os|free_link) echo 0 ;;
     fd_writer|options|error|page_map|meta_alloc) echo 1 ;;
     arena|large) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;

@@ -1,6 +1,7 @@
 #include "threading/mpsc_queue.h"
 
 #include <atomic>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -33,6 +34,30 @@ TEST(MpscQueueTest, BatchArrivesWhole) {
   for (Node* x = got; x != nullptr; x = x->next) ++count;
   EXPECT_EQ(count, 3);
   EXPECT_EQ(q.TakeAll(), nullptr);
+}
+
+// A Link policy decides how the queue links one batch to the next (strata's
+// blocks link encoded): the queue writes the tail's link only through it.
+struct XorLink {
+  static constexpr uintptr_t kKey = 0x5a5a5a5a5a5a5a5a;
+  static void Set(Node* n, Node* next) {
+    n->next = reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(next) ^ kKey);
+  }
+  static Node* Get(const Node* n) {
+    return reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n->next) ^ kKey);
+  }
+};
+
+TEST(MpscQueueTest, LinkPolicyLinksBatches) {
+  MpscQueue<Node, XorLink> q;
+  Node a[2], b[2];
+  XorLink::Set(&a[0], &a[1]);
+  XorLink::Set(&b[0], &b[1]);
+  q.PushBatch(&a[0], &a[1]);  // a[1] links (encoded) to null
+  q.PushBatch(&b[0], &b[1]);  // b[1] links (encoded) to a[0]
+  std::vector<Node*> order;
+  for (Node* x = q.TakeAll(); x != nullptr; x = XorLink::Get(x)) order.push_back(x);
+  EXPECT_EQ(order, (std::vector<Node*>{&b[0], &b[1], &a[0], &a[1]}));
 }
 
 // Producers hand over batches while the consumer drains: every node arrives

@@ -1,0 +1,113 @@
+// How a free block links to the next: the one encoding of every free block's
+// first word, wherever the block is (a run's free list, a thread's outgoing
+// batch, an owner's remote queue).
+//
+// A link is stored as ((next ^ x) * mul) ^ b, where b is the block holding
+// it and (x, mul) is the process's random key; it decodes as
+// ((word ^ b) * inv) ^ x, inv being mul's inverse mod 2^64. Three properties
+// follow, and the allocator leans on each:
+//  - Every free block looks free (LooksFree): its word decodes to null, an
+//    arena base or a block address, all 8-aligned user-space addresses
+//    (20 fixed bits). Program data almost never does: the decode mixes the
+//    word with the block's own address and a random key, so a zeroed block,
+//    a self pointer or a copy of another block's link all decode to noise.
+//    So a second free of a block is spotted in O(1) whether the block sits
+//    on its owner's list or travels back to it from another thread.
+//  - A damaged link is caught before it is followed: the multiply spreads
+//    any change of the stored word, even of its lowest byte, over the
+//    decoded address's high bits, and a run's list links stay in the run's
+//    own arena (SameArena), which the pop checks. A heap overflow into a
+//    free neighbour cannot forge a link; it is reported.
+//  - A link copied from one block to another decodes to noise.
+#ifndef STRATA_ALLOC_FREE_LINK_H_
+#define STRATA_ALLOC_FREE_LINK_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+#include "alloc/config.h"
+
+namespace strata::internal {
+
+struct FreeBlock {
+  FreeBlock* next;  // encoded (EncodeLink); never read plainly
+};
+
+// The process's link key. x and mul are random (mul odd); inv * mul == 1.
+struct LinkKey {
+  uintptr_t x = 0;
+  uintptr_t mul = 0;
+  uintptr_t inv = 0;
+};
+
+namespace free_link_internal {
+// Written once, before the first run is carved (InitLinkKey), x last; then
+// only read, relaxed.
+extern std::atomic<uintptr_t> g_x;
+extern std::atomic<uintptr_t> g_mul;
+extern std::atomic<uintptr_t> g_inv;
+}  // namespace free_link_internal
+
+// Chooses the process's link key. Idempotent; call before any run is carved
+// (AcquireHeapForThread does). Thread-safety: any thread.
+void InitLinkKey();
+
+// The key (heaps hold a copy for their fast paths).
+inline LinkKey GetLinkKey() {
+  // Relaxed: set once before any list exists; every reader got its block
+  // through a hand-off ordered after that.
+  return {free_link_internal::g_x.load(std::memory_order_relaxed),
+          free_link_internal::g_mul.load(std::memory_order_relaxed),
+          free_link_internal::g_inv.load(std::memory_order_relaxed)};
+}
+
+// The word block b stores to link to `next` (any address, or null).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* EncodeLink(const void* b, const FreeBlock* next,
+                                                          const LinkKey& k) {
+  const uintptr_t n = reinterpret_cast<uintptr_t>(next);
+  return reinterpret_cast<FreeBlock*>(((n ^ k.x) * k.mul) ^ reinterpret_cast<uintptr_t>(b));
+}
+
+// The address that block b's stored word links to.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* DecodeLink(const void* b, const FreeBlock* word,
+                                                          const LinkKey& k) {
+  const uintptr_t w = reinterpret_cast<uintptr_t>(word);
+  return reinterpret_cast<FreeBlock*>(((w ^ reinterpret_cast<uintptr_t>(b)) * k.inv) ^ k.x);
+}
+
+// Stores b's link to next.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SetLink(FreeBlock* b, const FreeBlock* next, const LinkKey& k) {
+  b->next = EncodeLink(b, next, k);
+}
+// Reads b's link.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* NextOf(const FreeBlock* b, const LinkKey& k) {
+  return DecodeLink(b, b->next, k);
+}
+
+// A run's free list ends at its arena's base; the empty pool sentinel's
+// (g_empty_pool) list is null. Either has zero low bits, unlike any block.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsListEnd(const FreeBlock* b) {
+  return (reinterpret_cast<uintptr_t>(b) & (kArenaSize - 1)) == 0;
+}
+
+// True when a and b lie in one arena: a run's list never leaves its arena.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool SameArena(const void* a, const void* b) {
+  return ((reinterpret_cast<uintptr_t>(a) ^ reinterpret_cast<uintptr_t>(b)) >> kArenaShift) == 0;
+}
+
+// Bits that are zero in every address a link may hold (null, an arena base,
+// a block: 8-aligned, below 2^47).
+inline constexpr uintptr_t kLinkShapeMask = ~((uintptr_t{1} << 47) - 1) | 7;
+
+// True when p's first word decodes to a link-shaped address: p is (almost
+// surely) free, on a list or travelling back to its owner. Reads program
+// data; the slow paths confirm a hit (HasFreeBlock, LinkTargetIsStrata).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LooksFree(const void* p, const LinkKey& k) {
+  const FreeBlock* next = NextOf(static_cast<const FreeBlock*>(p), k);
+  return (reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) == 0;
+}
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_FREE_LINK_H_

@@ -1,0 +1,277 @@
+// Misuse that used to corrupt the heap silently: double frees that cross
+// threads (wherever the block is: in the freeing thread's outgoing batch,
+// in the owner's queue, on the owner's list) and free-list links damaged by
+// a heap overflow. Each is reported in one line before any block can be
+// handed out twice; in count mode the bad call is ignored and the heap
+// stays consistent. Program data that merely resembles a link is not
+// mistaken for a free block.
+#include <cstdint>
+#include <cstring>
+#include <future>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "alloc/error.h"
+#include "alloc/heap.h"
+#include "alloc/strata.h"
+#include "gtest/gtest.h"
+
+namespace strata::internal {
+namespace {
+
+constexpr size_t kSize = 64;
+
+// Takes n blocks of kSize and checks that none is handed out twice or lies
+// in `live` (blocks the test still holds); frees them again.
+void ExpectDistinctBlocks(size_t n, const std::set<void*>& live) {
+  std::set<void*> seen;
+  std::vector<void*> got;
+  for (size_t i = 0; i < n; ++i) {
+    void* p = strata::Allocate(kSize);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(seen.insert(p).second) << "handed out twice: " << p;
+    EXPECT_EQ(live.count(p), 0u) << "handed out while live: " << p;
+    got.push_back(p);
+  }
+  for (void* p : got) strata::Deallocate(p);
+}
+
+class CountMode {
+ public:
+  CountMode() : before_(ErrorCount()) { SetErrorMode(ErrorMode::kCount); }
+  ~CountMode() { SetErrorMode(ErrorMode::kAbort); }
+  uint64_t Errors() const { return ErrorCount() - before_; }
+
+ private:
+  const uint64_t before_;
+};
+
+// --- A thread frees p and exits; the owner frees p again. ---
+
+void FreeAfterRemoteFreeAndExit() {
+  void* keep = strata::Allocate(kSize);  // p's run keeps a live block
+  void* p = strata::Allocate(kSize);
+  std::thread([p] { strata::Deallocate(p); }).join();  // p waits in our queue
+  strata::Deallocate(p);
+  strata::Deallocate(keep);
+}
+
+TEST(MisuseDeathTest, OwnerFreesWhatAnExitedThreadFreed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(FreeAfterRemoteFreeAndExit(), "strata: free\\(0x[0-9a-f]+\\): double free");
+}
+
+TEST(MisuseTest, OwnerFreesWhatAnExitedThreadFreedCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  std::thread([p] { strata::Deallocate(p); }).join();
+  strata::Deallocate(p);
+  EXPECT_EQ(count.Errors(), 1u);
+  tls_heap->DrainRemote();
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {keep});
+  strata::Deallocate(keep);
+}
+
+// --- A thread frees q, p, p: p twice in its own batch. ---
+
+void SameThreadFreesTwiceRemotely() {
+  void* q = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  std::thread([p, q] {
+    strata::Deallocate(q);
+    strata::Deallocate(p);
+    strata::Deallocate(p);
+  }).join();
+  tls_heap->DrainRemote();
+}
+
+TEST(MisuseDeathTest, RemoteThreadFreesTwice) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(SameThreadFreesTwiceRemotely(),
+               "strata: free\\(0x[0-9a-f]+\\): double free \\(block already freed by this thread\\)");
+}
+
+TEST(MisuseTest, RemoteThreadFreesTwiceCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* q = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  std::thread([p, q] {
+    strata::Deallocate(q);
+    strata::Deallocate(p);
+    strata::Deallocate(p);
+  }).join();
+  EXPECT_EQ(count.Errors(), 1u);
+  tls_heap->DrainRemote();  // used to loop on a cycle in the batch, or crash
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {keep});
+  strata::Deallocate(keep);
+}
+
+// --- p waits in a live thread's outgoing batch; then the owner frees it. ---
+
+// Runs `owner_side` while another thread, alive, holds p in its batch.
+template <typename Fn>
+void WhileInLiveBatch(void* p, Fn owner_side) {
+  std::promise<void> freed, done;
+  std::future<void> freed_f = freed.get_future();
+  std::future<void> done_f = done.get_future();
+  std::thread t([&] {
+    strata::Deallocate(p);
+    freed.set_value();
+    done_f.wait();  // alive: the batch is not flushed before owner_side ran
+  });
+  freed_f.wait();
+  owner_side();
+  done.set_value();
+  t.join();
+}
+
+TEST(MisuseDeathTest, OwnerFreesABlockWaitingInAnotherThreadsBatch) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* keep = strata::Allocate(kSize);
+        void* p = strata::Allocate(kSize);
+        WhileInLiveBatch(p, [p] { strata::Deallocate(p); });
+        strata::Deallocate(keep);
+      },
+      "strata: free\\(0x[0-9a-f]+\\): double free \\(block already freed by another thread\\)");
+}
+
+TEST(MisuseTest, OwnerFreesABlockWaitingInAnotherThreadsBatchCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  WhileInLiveBatch(p, [p] { strata::Deallocate(p); });
+  EXPECT_EQ(count.Errors(), 1u);
+  tls_heap->DrainRemote();
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {keep});
+  strata::Deallocate(keep);
+}
+
+// --- Two other threads each free p. ---
+
+TEST(MisuseDeathTest, TwoThreadsFreeOneBlock) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* p = strata::Allocate(kSize);
+        WhileInLiveBatch(p, [p] {
+          std::thread([p] { strata::Deallocate(p); }).join();
+          tls_heap->DrainRemote();  // the owner checks what the second thread handed over
+        });
+      },
+      "strata: free\\(0x[0-9a-f]+\\): double free");
+}
+
+TEST(MisuseTest, TwoThreadsFreeOneBlockCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  WhileInLiveBatch(p, [p] {
+    std::thread([p] { strata::Deallocate(p); }).join();
+    tls_heap->DrainRemote();
+  });
+  EXPECT_EQ(count.Errors(), 1u);
+  tls_heap->DrainRemote();
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {keep});
+  strata::Deallocate(keep);
+}
+
+// --- A heap overflow into a free neighbour's link. ---
+
+// Two neighbours a, b of one run: b is freed, then `damage` bytes of zero
+// are written just past a, into b's link.
+void OverflowIntoFreeNeighbour(size_t damage, std::set<void*>* live) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) blocks.push_back(strata::Allocate(kSize));
+  // Find two neighbours in address order.
+  char* a = nullptr;
+  char* b = nullptr;
+  for (void* x : blocks) {
+    for (void* y : blocks) {
+      if (static_cast<char*>(y) == static_cast<char*>(x) + kSize) {
+        a = static_cast<char*>(x);
+        b = static_cast<char*>(y);
+      }
+    }
+  }
+  ASSERT_NE(a, nullptr);
+  for (void* x : blocks) {
+    if (x != a && x != b) strata::Deallocate(x);
+  }
+  strata::Deallocate(b);  // b heads the list now
+  std::memset(a + kSize, 0, damage);
+  live->insert(a);
+}
+
+TEST(MisuseDeathTest, OneByteOverflowIntoAFreeLinkIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::set<void*> live;
+        OverflowIntoFreeNeighbour(1, &live);
+        for (int i = 0; i < 4; ++i) strata::Allocate(kSize);
+      },
+      "strata: heap corruption at 0x[0-9a-f]+: free list corrupted");
+}
+
+TEST(MisuseDeathTest, EightByteOverflowIntoAFreeLinkIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::set<void*> live;
+        OverflowIntoFreeNeighbour(8, &live);
+        for (int i = 0; i < 4; ++i) strata::Allocate(kSize);
+      },
+      "strata: heap corruption at 0x[0-9a-f]+: free list corrupted");
+}
+
+TEST(MisuseTest, OverflowIntoAFreeLinkCountedHandsOutNoLiveBlock) {
+  for (size_t damage : {size_t{1}, size_t{2}, size_t{8}}) {
+    CountMode count;
+    std::set<void*> live;
+    OverflowIntoFreeNeighbour(damage, &live);
+    ExpectDistinctBlocks(500, live);
+    EXPECT_EQ(count.Errors(), 1u) << damage << " bytes";
+    for (void* p : live) strata::Deallocate(p);
+  }
+}
+
+// --- Program data that resembles links is not a free block. ---
+
+TEST(MisuseTest, DataLikeLinksIsNotMistakenForAFreeBlock) {
+  // Abort mode: a false report would kill the test.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(strata::Allocate(8 + 8 * (i % 16)));
+  void* freed = strata::Allocate(kSize);
+  strata::Deallocate(freed);
+  uintptr_t stale_link;
+  std::memcpy(&stale_link, freed, sizeof(stale_link));  // a real encoded link
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    auto* w = static_cast<uintptr_t*>(blocks[i]);
+    switch (i % 5) {
+      case 0: w[0] = 0; break;
+      case 1: w[0] = reinterpret_cast<uintptr_t>(w); break;  // an empty intrusive list
+      case 2: w[0] = reinterpret_cast<uintptr_t>(blocks[(i + 1) % blocks.size()]); break;
+      case 3: w[0] = stale_link; break;  // a link copied from another block
+      default: w[0] = ~uintptr_t{0}; break;
+    }
+  }
+  // Half are freed here, half by another thread.
+  for (size_t i = 0; i < blocks.size(); i += 2) strata::Deallocate(blocks[i]);
+  std::thread([&] {
+    for (size_t i = 1; i < blocks.size(); i += 2) strata::Deallocate(blocks[i]);
+  }).join();
+  tls_heap->DrainRemote();
+  EXPECT_TRUE(tls_heap->IsValid());
+}
+
+}  // namespace
+}  // namespace strata::internal
