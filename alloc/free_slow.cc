@@ -45,7 +45,10 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p
     ReportInvalidFree(p, "pointer is not the start of a block", op);
     return;
   }
-  if (LooksFree(p, self->link_key())) {
+  // Only a block whose words are those of a list or batch member can be
+  // free (2^-46 and 2^-40 for program data); the walks are for those.
+  if (LooksFree(p, self->link_key()) &&
+      (LooksOnItsList(p, self->link_key()) || LooksTravelling(p, run->size))) {
     if (run->HasFreeBlock(p)) {
       ReportInvalidFree(p, "double free (block already free)", op);
       return;
@@ -72,17 +75,29 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p
 // owner, who alone may walk its lists, checks it.
 ABSL_ATTRIBUTE_NOINLINE void SendLookingFree(Heap* self, Heap* owner, PoolDesc* run, void* p,
                                              const char* op) {
+  const bool on_list = LooksOnItsList(p, owner->link_key());
+  const bool travelling = !on_list && LooksTravelling(p, run->size);
+  // Only the words of a list or batch member can be free (see
+  // FreeLocalChecked): program data that merely looks free goes on.
+  if (!on_list && !travelling) return self->FreeRemote(p, owner, run->size);
   if (self != &g_empty_heap && self->InOutgoing(owner, p)) {
     ReportInvalidFree(p, "double free (block already freed by this thread)", op);
     return;
   }
-  if (owner->PushSuspect(p)) return;
-  // Every suspect slot is taken: decide here what we can.
-  if (LooksTravelling(p, run->size)) {
+  // Reported here, so that it does not wait for the owner's next drain:
+  // program data passes these checks with a chance of 2^-46 (a link into
+  // the block's own arena) or 2^-80 (two travelling links).
+  if (on_list) {
+    ReportInvalidFree(p, "double free (block already free)", op);
+    return;
+  }
+  if (run->size >= 2 * sizeof(FreeBlock*)) {
     ReportInvalidFree(p, "double free (block already freed by another thread)", op);
     return;
   }
-  self->FreeRemote(p, owner, run->size);
+  // An 8-byte block has one word to judge by (2^-40): its owner checks it.
+  if (owner->PushSuspect(p, *static_cast<const uintptr_t*>(p))) return;
+  self->FreeLookingFree(p, owner, run->size, op);  // every suspect slot taken
 }
 
 // Sends block p of run `run`, validated, to its owner (non-null, not us).
@@ -143,6 +158,12 @@ void FreeResolved(const Resolved& r, void* p, const char* op) {
   Heap* self = tls_heap;
   if (owner == self) return FreeLocalChecked(self, r.run, p, op);
   FreeRemoteChecked(self, owner, r.run, p, op);
+}
+
+bool LooksAlreadyFree(const Resolved& r, const void* p) {
+  if (r.large != nullptr) return false;  // large blocks carry their state
+  const LinkKey key = GetLinkKey();
+  return LooksFree(p, key) && (LooksOnItsList(p, key) || LooksTravelling(p, r.run->size));
 }
 
 size_t UsableResolved(const Resolved& r) {

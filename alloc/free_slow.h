@@ -32,6 +32,11 @@ void FreeResolved(const Resolved& r, void* p, const char* op);
 // The usable size of a block Resolve() accepted.
 size_t UsableResolved(const Resolved& r);
 
+// True when small block p, which Resolve() accepted, holds the words of a
+// free block (on a list or travelling): realloc's in-place path, which
+// frees nothing, checks it (chance for program data: 2^-40 or less).
+bool LooksAlreadyFree(const Resolved& r, const void* p);
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_FREE_SLOW_H_

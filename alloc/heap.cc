@@ -123,13 +123,13 @@ void* Heap::DamagedFreeList(PoolDesc* d) noexcept {
   FreeBlock* b = d->free;
   ReportCorruption(b, "free list corrupted: the link in this free block was overwritten "
                       "(a heap overflow or a write after free)");
-  // Count mode: nothing after b can be trusted. Drop the rest of the list:
-  // those blocks stay counted as in use (leaked, never handed out), and b,
-  // which a checked link led to, is handed out.
+  // Count mode: neither b (a write after free may have put it on the list
+  // twice, and it may be live) nor anything after it can be trusted. Drop
+  // the whole list: those blocks stay counted as in use (leaked, never
+  // handed out), and the allocation is served as if the run were spent.
   d->free = reinterpret_cast<FreeBlock*>(ArenaOf(d));
-  b->next = nullptr;
   d->used.Add(d->carved - d->Used());
-  return b;
+  return Refill(d->size_class);
 }
 
 void Heap::MarkFull(PoolDesc* d) {

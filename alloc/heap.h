@@ -11,9 +11,12 @@
 // releasing runs and arenas, purging, decay).
 //
 // SYNCHRONIZATION
-//  - current_, runs_, partial_, outgoing_, and the free lists, carving and
-//    list links of every run of the heap's arenas: owner thread only
-//    (empty runs excepted, below).
+//  - current_, runs_, partial_, outgoing_ (but each slot's `count`: one
+//    writer, racy stats readers, through threading::SingleWriter), and the
+//    free lists, carving and list links of every run of the heap's arenas:
+//    owner thread only (empty runs excepted, below).
+//  - link_key_: written once in Create(), before the heap is published;
+//    then read by any thread holding a pointer to the heap.
 //    "Owner thread" is the thread whose tls_heap points here; a heap changes
 //    hands only through the orphan/free stacks, whose release push / acquire
 //    pop order the old owner's last writes before the new owner's first reads.
@@ -107,10 +110,8 @@ extern PoolDesc g_empty_pool;
 // bytes_purged, by whoever holds meta_lock_).
 struct HeapCounters {
   using Counter = threading::SingleWriter<uint64_t>;
-  // Blocks this heap sent to other heaps, and their bytes, counted when a
-  // batch is handed over (stats add what waits in outgoing batches).
-  Counter remote_frees;
-  Counter remote_bytes;
+  Counter remote_frees;       // blocks this heap sent to other heaps
+  Counter remote_bytes;       // their bytes
   // Batches handed to other heaps' queues, by blocks per batch; their sum
   // is the number of batches (one counter, so a snapshot cannot see a batch
   // counted in one and not yet in the other).
@@ -216,12 +217,17 @@ class alignas(kCacheLine) Heap {
   // Frees block p (of `bytes`) owned by heap `owner` != this: batches it.
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
 
-  // Hands over block p, whose first word looks like a free-list link, for
-  // the owner to check against its free list before freeing it (a remote
-  // double free). Writes nothing into p: if p is free, its link is the
-  // owner's. Returns false when every suspect slot is taken (the caller then
-  // frees p as a plain remote free).
-  bool PushSuspect(void* p);
+  // Hands over block p, whose first word (`word`) looks like a free-list
+  // link, for the owner to check against its free list before freeing it (a
+  // remote double free). Writes nothing into p: if p is free, its link is
+  // the owner's. Returns false when every suspect slot is taken.
+  bool PushSuspect(void* p, uintptr_t word);
+
+  // A remote free of p (of `size` bytes), owned by `owner`, that looks free
+  // and that the owner cannot check (every suspect slot taken): reported
+  // when p's words are those of a travelling block or of a block on its
+  // run's list (LooksOnItsList), else batched to the owner.
+  void FreeLookingFree(void* p, Heap* owner, size_t size, const char* op);
 
   // True when p waits in this heap's outgoing batch for `owner` (a walk of
   // the batch). Owner thread only.
@@ -293,13 +299,11 @@ class alignas(kCacheLine) Heap {
   // heap's hand-over; state_ itself publishes nothing).
   State state() const { return state_.load(std::memory_order_relaxed); }
   const HeapCounters& counters() const { return counters_; }
-  // Blocks and bytes waiting in this heap's outgoing batches (racy; stats).
-  void PendingOutgoing(uint64_t* blocks, uint64_t* bytes) const {
-    for (const Outgoing& o : outgoing_) {
-      const uint64_t c = o.count.Get();
-      *blocks += c >> 32;
-      *bytes += c & (Outgoing::kBlock - 1);
-    }
+  // Bytes waiting in this heap's outgoing batches (racy; statistics).
+  uint64_t OutgoingBytes() const {
+    uint64_t bytes = 0;
+    for (const Outgoing& o : outgoing_) bytes += o.Bytes();
+    return bytes;
   }
   // Bytes in this heap's queue (racy; statistics).
   int64_t QueuedBytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
@@ -360,8 +364,9 @@ class alignas(kCacheLine) Heap {
   static Heap* Create();
 
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
-  // Run d's head block links out of its arena (PopFree): reports the damage;
-  // in count mode drops the rest of the list and returns the head.
+  // Run d (the current run) has a head block that links out of its arena
+  // (PopFree): reports the damage; in count mode drops the whole list and
+  // refills.
   ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void* DamagedFreeList(PoolDesc* d) noexcept;
 
   void* Refill(size_t cls);
@@ -437,12 +442,18 @@ class alignas(kCacheLine) Heap {
   alignas(kCacheLine) mutable threading::SpinLock meta_lock_;
   alignas(kCacheLine) threading::MpscQueue<FreeBlock, TransitLink> remote_;
   std::atomic<int64_t> queued_bytes_{0};
-  // Suspected double frees: any thread CASes null -> block into a slot and
-  // then raises the flag (release); the owner clears the flag (acquire) and
-  // empties the slots with exchanges.
+  // Suspected double frees: any thread claims a slot (CAS null -> claimed),
+  // writes the block's first word beside it, stores the block (release) and
+  // raises the flag (release); the owner clears the flag (acquire), reads
+  // each filled slot (acquire) and its word, then empties it (release).
   static constexpr size_t kSuspectSlots = 16;
+  // A slot claimed by a pusher that has not stored its block yet.
+  static inline void* const kSuspectClaimed = reinterpret_cast<void*>(uintptr_t{1});
   alignas(kCacheLine) std::atomic<bool> has_suspects_{false};
   std::atomic<void*> suspects_[kSuspectSlots] = {};
+  // The block's first word when its free was seen: a change proves that the
+  // block was free on our list then, and has been handed out since.
+  std::atomic<uintptr_t> suspect_words_[kSuspectSlots] = {};
   std::atomic<int64_t> suspect_bytes_{0};
   alignas(kCacheLine) std::atomic<State> state_{State::kActive};
   Heap* all_next_ = nullptr;

@@ -32,7 +32,7 @@ size_t BatchBucket(size_t blocks) {
 
 // True when a travelling block's link may lead to `next`: null (the end of
 // a batch) or a block of some arena.
-bool LinkTargetIsStrata(const FreeBlock* next) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LinkTargetIsStrata(const FreeBlock* next) {
   if (next == nullptr) return true;
   if ((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0) return false;
   // A block of an arena (not its header). The page map is safe to read from
@@ -86,6 +86,8 @@ void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
   if (o.head == nullptr) o.tail = b;
   o.head = b;
   const uint64_t count = o.count.Add(Outgoing::kBlock + bytes);
+  counters_.remote_frees.Add(1);
+  counters_.remote_bytes.Add(bytes);
   if (ABSL_PREDICT_FALSE((count & (Outgoing::kBlock - 1)) >=
                          static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes)))) {
     return Flush(o);
@@ -96,8 +98,6 @@ void Heap::Flush(Outgoing& o) {
   const uint64_t blocks = o.Blocks();
   const uint64_t bytes = o.Bytes();
   counters_.batch_blocks[BatchBucket(blocks)].Add(1);
-  counters_.remote_frees.Add(blocks);
-  counters_.remote_bytes.Add(bytes);
   // Relaxed: statistics; counted before the push so the owner's decrement
   // on drain never sees it missing.
   o.target->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
@@ -111,23 +111,6 @@ void Heap::FlushOutgoing() {
   for (Outgoing& o : outgoing_) {
     if (o.head != nullptr) Flush(o);
   }
-}
-
-bool Heap::PushSuspect(void* p) {
-  for (auto& slot : suspects_) {
-    void* empty = nullptr;
-    // Relaxed: the flag store below publishes the slot.
-    if (slot.compare_exchange_strong(empty, p, std::memory_order_relaxed)) {
-      // Relaxed: statistics only.
-      suspect_bytes_.fetch_add(static_cast<int64_t>(kClasses[RunOf(ArenaOf(p), p)->size_class].size),
-                               std::memory_order_relaxed);
-      // Release pairs with the acquire exchange in DrainSuspects(): the owner
-      // sees the slot (and the program's writes before the free).
-      has_suspects_.store(true, std::memory_order_release);
-      return true;
-    }
-  }
-  return false;
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size) {
@@ -155,6 +138,34 @@ bool Heap::InOutgoing(const Heap* owner, const void* p) const {
   for (const FreeBlock* b = o.head; b != nullptr && steps < blocks; ++steps) {
     if (b == p) return true;
     b = NextOf(b, link_key_);
+    // A link damaged by a write after free is not followed (the owner's
+    // drain reports it).
+    if (!LinkTargetIsStrata(b)) return false;
+  }
+  return false;
+}
+
+bool Heap::PushSuspect(void* p, uintptr_t word) {
+  for (size_t i = 0; i < kSuspectSlots; ++i) {
+    void* empty = nullptr;
+    // Acquire pairs with the owner's release store of null in
+    // DrainSuspects(): its read of the slot's previous word is done before
+    // we overwrite it.
+    if (!suspects_[i].compare_exchange_strong(empty, kSuspectClaimed, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+      continue;
+    }
+    suspect_words_[i].store(word, std::memory_order_relaxed);  // published by the store below
+    // Relaxed: statistics only.
+    suspect_bytes_.fetch_add(static_cast<int64_t>(kClasses[RunOf(ArenaOf(p), p)->size_class].size),
+                             std::memory_order_relaxed);
+    // Release pairs with the owner's acquire load of the slot: it sees the
+    // word (and the program's writes before the free).
+    suspects_[i].store(p, std::memory_order_release);
+    // Release pairs with the acquire exchange in DrainSuspects(): the owner
+    // looks at the slots again.
+    has_suspects_.store(true, std::memory_order_release);
+    return true;
   }
   return false;
 }
@@ -165,11 +176,14 @@ size_t Heap::DrainSuspects() {
   // Acquire pairs with the release store in PushSuspect().
   if (!has_suspects_.exchange(false, std::memory_order_acquire)) return 0;
   size_t n = 0;
-  for (auto& slot : suspects_) {
-    // Acquire: pairs with the pusher's flag release (via the exchange above);
-    // the exchange claims the slot's block.
-    void* p = slot.exchange(nullptr, std::memory_order_acquire);
-    if (p == nullptr) continue;
+  for (size_t i = 0; i < kSuspectSlots; ++i) {
+    // Acquire pairs with the pusher's release store of the block.
+    void* p = suspects_[i].load(std::memory_order_acquire);
+    // A slot still being filled: its pusher raises the flag again after.
+    if (p == nullptr || p == kSuspectClaimed) continue;
+    const uintptr_t word = suspect_words_[i].load(std::memory_order_relaxed);
+    // Release pairs with the next pusher's acquire CAS (the word is read).
+    suspects_[i].store(nullptr, std::memory_order_release);
     ArenaHeader* a = ArenaOf(p);
     PoolDesc* d = RunOf(a, p);
     // Relaxed: statistics only.
@@ -181,15 +195,18 @@ size_t Heap::DrainSuspects() {
       // The arena moved on: the new owner checks it.
       if (owner == nullptr) {
         ReportInvalidFree(p, "block of an empty arena (double free?)", "free");
-      } else if (!owner->PushSuspect(p)) {
-        FreeLocalOrForward(p, a, d, d->size);  // every slot taken: a plain remote free
+      } else if (!owner->PushSuspect(p, word)) {
+        FreeLookingFree(p, owner, d->size, "free");  // every slot taken
       }
       continue;
     }
     // The queue was drained just before: a block that came back through it
-    // is on its run's list now. One that is neither there nor still
-    // travelling (in some thread's batch) was live after all.
-    if (!ValidateBlock(d, p, d->carved) || d->HasFreeBlock(p)) {
+    // is on its run's list now. A block whose first word changed since the
+    // free was seen was not the freeing thread's to free: it was free here
+    // then, and handed out (or taken apart) since. One that is on no list,
+    // unchanged and not travelling was live: its data only looked free.
+    if (!ValidateBlock(d, p, d->carved) || d->HasFreeBlock(p) ||
+        *static_cast<const uintptr_t*>(p) != word) {
       ReportInvalidFree(p, "double free (block already free)", "free");
       continue;  // count mode: drop the second free
     }
@@ -203,6 +220,18 @@ size_t Heap::DrainSuspects() {
   return n;
 }
 
+void Heap::FreeLookingFree(void* p, Heap* owner, size_t size, const char* op) {
+  if (LooksTravelling(p, size)) {
+    ReportInvalidFree(p, "double free (block already freed by another thread)", op);
+    return;
+  }
+  if (LooksOnItsList(p, owner->link_key())) {
+    ReportInvalidFree(p, "double free (block already free)", op);
+    return;
+  }
+  FreeRemote(p, owner, size);
+}
+
 size_t Heap::DrainRemote() {
   FreeBlock* b = remote_.TakeAll();
   size_t n = 0;
@@ -214,11 +243,11 @@ size_t Heap::DrainRemote() {
     size_t received = 0;
     while (b != nullptr) {
       FreeBlock* next = NextOf(b, key);
-      // Checked by its shape only (8-aligned, user space), which costs three
-      // instructions: the multiply spreads any damage to the stored word
-      // over the decoded address, so a damaged link escapes with a chance
-      // of 2^-20; the page map would cost a dozen more per block.
-      if (ABSL_PREDICT_FALSE((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0)) {
+      // A link into the same arena (a block of it, not its header) is safe
+      // to follow; any other is checked against the page map first. The
+      // multiply spreads damage to the stored word over the decoded address.
+      if (ABSL_PREDICT_FALSE((!SameArena(b, next) || DescOffset(next) == 0) &&
+                             !LinkTargetIsStrata(next))) {
         ReportCorruption(b, "remote free batch corrupted: the link in this freed block was "
                             "overwritten (a write after free)");
         next = nullptr;  // count mode: the rest of the batch is lost (stays in use)

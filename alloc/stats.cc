@@ -569,11 +569,9 @@ void GetStats(Stats* out) {
     h->ForEachArenaLocked(
         [&](ArenaHeader* a) { AddArena(out, a, state == Heap::State::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
-    uint64_t pending_blocks = 0;
-    uint64_t outgoing = 0;
-    h->PendingOutgoing(&pending_blocks, &outgoing);
-    out->remote_frees += k.remote_frees.Get() + pending_blocks;
-    out->remote_bytes += k.remote_bytes.Get() + outgoing;
+    out->remote_frees += k.remote_frees.Get();
+    out->remote_bytes += k.remote_bytes.Get();
+    const uint64_t outgoing = h->OutgoingBytes();
     for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
       const uint64_t batches = k.batch_blocks[b].Get();
       out->batch_histogram[b] += batches;

@@ -151,6 +151,11 @@ void* Reallocate(void* p, size_t size) noexcept {
     errno = EINVAL;  // count mode: the bad pointer is left alone
     return nullptr;
   }
+  if (ABSL_PREDICT_FALSE(internal::LooksAlreadyFree(r, p))) {
+    internal::ReportInvalidFree(p, "double free (block already free)", "realloc");
+    errno = EINVAL;  // count mode: the freed block is left alone
+    return nullptr;
+  }
   const size_t usable = UsableResolved(r);
   if (r.large != nullptr) {
     if (size > internal::kMaxMediumSize && internal::LargeResizeInPlace(r.large, size)) return p;

@@ -5,6 +5,7 @@
 // handed out twice; in count mode the bad call is ignored and the heap
 // stays consistent. Program data that merely resembles a link is not
 // mistaken for a free block.
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <future>
@@ -242,6 +243,165 @@ TEST(MisuseTest, OverflowIntoAFreeLinkCountedHandsOutNoLiveBlock) {
     EXPECT_EQ(count.Errors(), 1u) << damage << " bytes";
     for (void* p : live) strata::Deallocate(p);
   }
+}
+
+// --- The owner frees p, another thread frees p again, the owner reallocates
+// p before it looks at what the other thread handed over. ---
+
+void FreeHereThenThereThenReuse(void** reused) {
+  void* p = strata::Allocate(kSize);
+  strata::Deallocate(p);
+  std::thread([p] { strata::Deallocate(p); }).join();  // parked for the owner to check
+  // Take blocks until p comes back: it is live again, the parked free stale.
+  void* q = nullptr;
+  std::vector<void*> taken;
+  for (int i = 0; i < 5000 && q != p; ++i) taken.push_back(q = strata::Allocate(kSize));
+  ASSERT_EQ(q, p);
+  taken.pop_back();
+  for (void* t : taken) strata::Deallocate(t);
+  tls_heap->DrainRemote();  // the check: p's first word changed since
+  *reused = p;
+}
+
+TEST(MisuseDeathTest, StaleRemoteDoubleFreeOfAReusedBlock) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* p;
+        FreeHereThenThereThenReuse(&p);
+      },
+      "strata: free\\(0x[0-9a-f]+\\): double free \\(block already free\\)");
+}
+
+TEST(MisuseTest, StaleRemoteDoubleFreeOfAReusedBlockCounted) {
+  CountMode count;
+  void* p = nullptr;
+  FreeHereThenThereThenReuse(&p);
+  EXPECT_EQ(count.Errors(), 1u);
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {p});  // p, live, is not handed out again
+  strata::Deallocate(p);
+}
+
+// --- More remote double frees at once than the owner has suspect slots. ---
+
+TEST(MisuseTest, ManyRemoteDoubleFreesAtOnceCounted) {
+  for (size_t size : {size_t{8}, size_t{64}}) {
+    CountMode count;
+    std::vector<void*> keep, blocks;
+    for (int i = 0; i < 64; ++i) keep.push_back(strata::Allocate(size));
+    for (int i = 0; i < 40; ++i) blocks.push_back(strata::Allocate(size));
+    for (void* b : blocks) strata::Deallocate(b);
+    std::thread([&] {
+      for (void* b : blocks) strata::Deallocate(b);  // every one a double free
+    }).join();
+    tls_heap->DrainRemote();
+    EXPECT_EQ(count.Errors(), blocks.size()) << size << " bytes";
+    EXPECT_TRUE(tls_heap->IsValid());
+    std::set<void*> seen;
+    std::vector<void*> got;
+    for (int i = 0; i < 2000; ++i) {
+      void* p = strata::Allocate(size);
+      EXPECT_TRUE(seen.insert(p).second) << "handed out twice: " << p;
+      got.push_back(p);
+    }
+    for (void* p : keep) EXPECT_EQ(seen.count(p), 0u);
+    for (void* p : got) strata::Deallocate(p);
+    for (void* p : keep) strata::Deallocate(p);
+  }
+}
+
+// --- A write after free hides a double free: the list then holds p twice. ---
+
+TEST(MisuseTest, DoubleFreeHiddenByAWriteAfterFreeNeverHandsOutALiveBlock) {
+  CountMode count;
+  std::vector<void*> keep;
+  for (int i = 0; i < 8; ++i) keep.push_back(strata::Allocate(kSize));
+  void* p = strata::Allocate(kSize);
+  strata::Deallocate(p);
+  std::memset(p, 0, sizeof(uintptr_t));  // the write after free clears the link
+  strata::Deallocate(p);                 // no longer recognisable as a double free
+  void* first = strata::Allocate(kSize);
+  EXPECT_EQ(first, p);
+  std::set<void*> live(keep.begin(), keep.end());
+  live.insert(first);
+  ExpectDistinctBlocks(500, live);  // the damaged list is reported, p not handed out again
+  EXPECT_EQ(count.Errors(), 1u);
+  EXPECT_TRUE(tls_heap->IsValid());
+  for (void* k : live) strata::Deallocate(k);
+}
+
+// --- A travelling block's link damaged, then a double free makes its
+// freeing thread walk the batch. ---
+
+TEST(MisuseTest, DamagedTravellingLinkIsNotFollowed) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* y = strata::Allocate(kSize);
+  void* x = strata::Allocate(kSize);
+  std::promise<void> freed, damaged;
+  std::future<void> freed_f = freed.get_future();
+  std::future<void> damaged_f = damaged.get_future();
+  std::thread t([&] {
+    strata::Deallocate(y);
+    strata::Deallocate(x);  // the batch: x -> y
+    freed.set_value();
+    damaged_f.wait();
+    strata::Deallocate(y);  // a double free: the walk of the batch meets x's link
+  });
+  freed_f.wait();
+  std::memset(x, 0xab, sizeof(uintptr_t));  // write after free into x's link
+  damaged.set_value();
+  t.join();  // the batch goes to our queue; its damage is reported on the drain
+  tls_heap->DrainRemote();
+  EXPECT_GE(count.Errors(), 1u);
+  EXPECT_TRUE(tls_heap->IsValid());
+  ExpectDistinctBlocks(500, {keep});
+  strata::Deallocate(keep);
+}
+
+// --- Another thread frees a block that sits on its owner's free list: it
+// is reported by that thread, without waiting for the owner's next drain. ---
+
+TEST(MisuseDeathTest, RemoteFreeOfABlockOnItsOwnersListIsReportedAtOnce) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* keep = strata::Allocate(kSize);
+        void* p = strata::Allocate(kSize);
+        strata::Deallocate(p);
+        std::thread([p] { strata::Deallocate(p); }).join();
+        strata::Deallocate(keep);  // the owner never refills
+      },
+      "strata: free\\(0x[0-9a-f]+\\): double free \\(block already free\\)");
+}
+
+// --- realloc of a freed block that would fit in place. ---
+
+TEST(MisuseDeathTest, ReallocOfAFreedBlockInPlaceIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* keep = strata::Allocate(kSize);
+        void* p = strata::Allocate(kSize);
+        strata::Deallocate(p);
+        strata::Reallocate(p, kSize - 4);
+        strata::Deallocate(keep);
+      },
+      "strata: realloc\\(0x[0-9a-f]+\\): double free \\(block already free\\)");
+}
+
+TEST(MisuseTest, ReallocOfAFreedBlockCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  void* p = strata::Allocate(kSize);
+  strata::Deallocate(p);
+  errno = 0;
+  EXPECT_EQ(strata::Reallocate(p, kSize - 4), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(count.Errors(), 1u);
+  ExpectDistinctBlocks(500, {keep});  // p went back to the list once
+  strata::Deallocate(keep);
 }
 
 // --- Program data that resembles links is not a free block. ---

@@ -3,8 +3,11 @@
 # than its golden value in fast_path_golden.txt.
 #
 # Args (from BUILD.bazel): MEASURE_SCRIPT DRIVER GOLDEN COMPILATION_MODE.
-# The count is exact (callgrind), so there is no tolerance: one instruction
-# more fails. A case that got cheaper by more than 2 instructions passes and
+# The count is exact (callgrind), so the only tolerance is below half an
+# instruction per pair: one instruction more fails. (A fraction is a rare
+# slow path that the random link key makes vary from run to run: a value the
+# driver writes into its block that happens to decode like a free link, about
+# one in 2^20, is checked by the slow path and freed in ~100 instructions.) A case that got cheaper by more than 2 instructions passes and
 # asks for the golden to be lowered (tests/perf/update_golden.sh), so that
 # the gain is locked in. Goldens are per compilation mode ("opt/NAME"),
 # because -c opt links strata's non-PIC objects and its code differs by a
@@ -56,7 +59,7 @@ awk -v mode="$mode" -v golden_file="$golden" '
       }
       d = got[n] - want[n]
       status = "ok"
-      if (d > 0) { status = "FAIL: grew"; failed = 1 }
+      if (d >= 0.5) { status = "FAIL: grew"; failed = 1 }
       else if (d < -2) { status = "ok, cheaper: lower the golden"; lower = 1 }
       printf "%-26s %9.2f %9.2f %+7.2f   %s\n", n, got[n], want[n], d, status
     }
