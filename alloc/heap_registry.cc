@@ -39,6 +39,7 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
   const size_t free = static_cast<size_t>(__builtin_popcountll(a->free_mask));
   {
     threading::SpinLockHolder hold(&from->meta_lock_);
+    from->ForgetArena(a);  // its arena cache holds only arenas it owns
     from->UnlinkArena(a);
     --from->arenas_;
     from->free_pools_ -= free;

@@ -123,6 +123,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, Arena
   }
   Heap* owner = a->owner.load(std::memory_order_acquire);
   if (owner == this) {
+    // Remembered only by the heap's own thread: a heap drained by another
+    // (an orphan, tidied or absorbed) must not keep entries for arenas that
+    // then leave it.
+    if (this == tls_heap) ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(a);
     FreeLocal(d, p);
   } else {
     counters_.blocks_forwarded.Add(1);
@@ -243,11 +247,14 @@ size_t Heap::DrainRemote() {
     size_t received = 0;
     while (b != nullptr) {
       FreeBlock* next = NextOf(b, key);
-      // A link into the same arena (a block of it, not its header) is safe
-      // to follow; any other is checked against the page map first. The
-      // multiply spreads damage to the stored word over the decoded address.
-      if (ABSL_PREDICT_FALSE((!SameArena(b, next) || DescOffset(next) == 0) &&
-                             !LinkTargetIsStrata(next))) {
+      // A link to a block (not a header) of this block's arena, or of an
+      // arena in our cache (ours, so mapped), is safe to follow; any other
+      // is checked against the page map first. The multiply spreads damage
+      // to the stored word over the decoded address.
+      const uintptr_t next_addr = reinterpret_cast<uintptr_t>(next);
+      if (ABSL_PREDICT_FALSE((!SameArena(b, next) && ArenaCacheSlot(next_addr) != (next_addr & ~(kArenaSize - 1))) ||
+                             DescOffset(next) == 0) &&
+          !LinkTargetIsStrata(next)) {
         ReportCorruption(b, "remote free batch corrupted: the link in this freed block was "
                             "overwritten (a write after free)");
         next = nullptr;  // count mode: the rest of the batch is lost (stays in use)
