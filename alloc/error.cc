@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sched.h>
+
 #include "alloc/fd_writer.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -17,6 +19,7 @@ std::atomic<uint64_t> g_errors{0};
 std::atomic<ForeignFreeHook> g_foreign_hook{nullptr};
 std::atomic<uint64_t> g_foreign_returned{0};
 std::atomic<uint64_t> g_foreign_ignored{0};
+std::atomic<bool> g_aborting{false};  // abort mode: a report is being written
 
 }  // namespace
 
@@ -66,6 +69,12 @@ namespace {
 // <p>: <what>" without an op), then abort or count.
 void Report(const char* op, const void* p, const char* what) {
   const bool count = GetErrorMode() == ErrorMode::kCount;
+  // Abort mode prints one line: a second thread that meets an error while
+  // the first is reporting waits for the abort to end the process.
+  // Relaxed: the flag orders nothing else.
+  if (!count && g_aborting.exchange(true, std::memory_order_relaxed)) {
+    for (;;) sched_yield();
+  }
   {
     FdWriter w(2);
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);

@@ -100,9 +100,21 @@ ABSL_ATTRIBUTE_NOINLINE void SendLookingFree(Heap* self, Heap* owner, PoolDesc* 
   self->FreeLookingFree(p, owner, run->size, op);  // every suspect slot taken
 }
 
+// The first free of a thread that has no heap yet: it takes one (which may
+// be p's owner itself, an orphan adopted), then frees p by the general path,
+// checks and all. Without a heap, p travels alone (FreeRemote).
+ABSL_ATTRIBUTE_NOINLINE void SendWithoutHeap(Heap* owner, PoolDesc* run, void* p, const char* op) {
+  if (AcquireHeapForThread() != nullptr) return FreeSlow(p, op, SIZE_MAX);
+  if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
+    return SendLookingFree(&g_empty_heap, owner, run, p, op);
+  }
+  g_empty_heap.FreeRemote(p, owner, run->size);
+}
+
 // Sends block p of run `run`, validated, to its owner (non-null, not us).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p,
                                                      const char* op) {
+  if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return SendWithoutHeap(owner, run, p, op);
   // The owner's copy of the key: one load each off a pointer we hold.
   if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
     return SendLookingFree(self, owner, run, p, op);
