@@ -36,6 +36,13 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
   LargeFree(h);
 }
 
+// True when block p (of `size` bytes) holds the words of a free block, on a
+// run's list or travelling (2^-46 and 2^-40 for program data): the costly
+// checks are for those only.
+bool HoldsFreeWords(const void* p, size_t size, const LinkKey& key) {
+  return LooksFree(p, key) && (LooksOnItsList(p, key) || LooksTravelling(p, size));
+}
+
 // A local free the fast path did not finish (or realloc's): the block must
 // have been carved, and if it looks free (free_link.h) it is looked for
 // where a free block of ours can be: on its run's list, in our queue (which
@@ -45,10 +52,7 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p
     ReportInvalidFree(p, "pointer is not the start of a block", op);
     return;
   }
-  // Only a block whose words are those of a list or batch member can be
-  // free (2^-46 and 2^-40 for program data); the walks are for those.
-  if (LooksFree(p, self->link_key()) &&
-      (LooksOnItsList(p, self->link_key()) || LooksTravelling(p, run->size))) {
+  if (HoldsFreeWords(p, run->size, self->link_key())) {
     if (run->HasFreeBlock(p)) {
       ReportInvalidFree(p, "double free (block already free)", op);
       return;
@@ -100,26 +104,31 @@ ABSL_ATTRIBUTE_NOINLINE void SendLookingFree(Heap* self, Heap* owner, PoolDesc* 
   self->FreeLookingFree(p, owner, run->size, op);  // every suspect slot taken
 }
 
-// The first free of a thread that has no heap yet: it takes one (which may
-// be p's owner itself, an orphan adopted), then frees p by the general path,
-// checks and all. Without a heap, p travels alone (FreeRemote).
-ABSL_ATTRIBUTE_NOINLINE void SendWithoutHeap(Heap* owner, PoolDesc* run, void* p, const char* op) {
-  if (AcquireHeapForThread() != nullptr) return FreeSlow(p, op, SIZE_MAX);
-  if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
-    return SendLookingFree(&g_empty_heap, owner, run, p, op);
-  }
-  g_empty_heap.FreeRemote(p, owner, run->size);
-}
-
-// Sends block p of run `run`, validated, to its owner (non-null, not us).
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p,
-                                                     const char* op) {
-  if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return SendWithoutHeap(owner, run, p, op);
+// Batches block p of run `run`, validated, to its owner (non-null, not
+// self); one that looks free is checked first.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendFrom(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                  const char* op) {
   // The owner's copy of the key: one load each off a pointer we hold.
   if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
     return SendLookingFree(self, owner, run, p, op);
   }
   self->FreeRemote(p, owner, run->size);
+}
+
+// The first free of a thread that has no heap yet: it takes one (which may
+// be p's owner itself, an orphan adopted) and frees p by the general path,
+// checks and all. Without a heap, p travels alone.
+ABSL_ATTRIBUTE_NOINLINE void SendWithoutHeap(Heap* owner, PoolDesc* run, void* p, const char* op) {
+  if (AcquireHeapForThread() != nullptr) return FreeSlow(p, op, SIZE_MAX);
+  SendFrom(&g_empty_heap, owner, run, p, op);
+}
+
+// Sends block p of run `run`, validated, to its owner (non-null, not us).
+// Only tail calls: the common path needs no stack frame.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SendToOwner(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                     const char* op) {
+  if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return SendWithoutHeap(owner, run, p, op);
+  SendFrom(self, owner, run, p, op);
 }
 
 ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc* run, void* p,
@@ -174,8 +183,7 @@ void FreeResolved(const Resolved& r, void* p, const char* op) {
 
 bool LooksAlreadyFree(const Resolved& r, const void* p) {
   if (r.large != nullptr) return false;  // large blocks carry their state
-  const LinkKey key = GetLinkKey();
-  return LooksFree(p, key) && (LooksOnItsList(p, key) || LooksTravelling(p, r.run->size));
+  return HoldsFreeWords(p, r.run->size, GetLinkKey());
 }
 
 size_t UsableResolved(const Resolved& r) {

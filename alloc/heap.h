@@ -354,8 +354,8 @@ class alignas(kCacheLine) Heap {
   };
   static_assert(sizeof(Outgoing) == 64, "one cache line, indexed by a shift");
 
-  // FreeRemote's rare halves: a thread without a heap yet (or past its exit
-  // hook), and a slot taken by another owner (flushed, retargeted, then p
+  // FreeRemote's rare halves: a thread that could not get a heap (p goes
+  // alone), and a slot taken by another owner (flushed, retargeted, then p
   // is batched).
   ABSL_ATTRIBUTE_NOINLINE static void FreeRemoteWithoutHeap(void* p, Heap* owner, size_t bytes);
   ABSL_ATTRIBUTE_NOINLINE void RetargetAndFree(Outgoing& o, void* p, Heap* owner, size_t bytes);
@@ -400,6 +400,10 @@ class alignas(kCacheLine) Heap {
   // Frees block p (of `size` bytes, in run d of arena a) that was sent to
   // this heap: locally if the arena is still ours, else on to its owner.
   void FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size);
+  // True when `next`, a link decoded from travelling block b, is a block
+  // (not a header) of b's arena or of an arena in our cache (ours, so
+  // mapped): safe to follow without the page map.
+  bool InKnownArena(const FreeBlock* b, const FreeBlock* next);
   size_t DrainSuspects();
   void Flush(Outgoing& o);
   size_t CacheBudget() const;

@@ -52,19 +52,12 @@ bool LooksTravelling(const void* p, size_t size) {
 }
 
 void Heap::FreeRemoteWithoutHeap(void* p, Heap* owner, size_t bytes) {
-  // First call of this thread, or a free after its exit hook ran.
-  Heap* h = AcquireHeapForThread();
-  if (h == nullptr) {
-    // No heap to batch in: a batch of one. Relaxed: statistics.
-    auto* b = static_cast<FreeBlock*>(p);
-    owner->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
-    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), nullptr, GetLinkKey());
-    owner->remote_.PushBatch(b, b);
-  } else if (h == owner) {
-    h->FreeLocal(RunOf(ArenaOf(p), p), p);  // we adopted the owner itself
-  } else {
-    h->FreeRemote(p, owner, bytes);
-  }
+  // A thread that could not get a heap (SendToOwner tried): p is a batch of
+  // one. Relaxed: statistics.
+  auto* b = static_cast<FreeBlock*>(p);
+  owner->queued_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), nullptr, GetLinkKey());
+  owner->remote_.PushBatch(b, b);
 }
 
 void Heap::RetargetAndFree(Outgoing& o, void* p, Heap* owner, size_t bytes) {
@@ -132,6 +125,12 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, Arena
     counters_.blocks_forwarded.Add(1);
     FreeRemote(p, owner, size);
   }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Heap::InKnownArena(const FreeBlock* b, const FreeBlock* next) {
+  const uintptr_t n = reinterpret_cast<uintptr_t>(next);
+  if (!SameArena(b, next) && ArenaCacheSlot(n) != (n & ~(kArenaSize - 1))) return false;
+  return DescOffset(next) != 0;  // a header (or null) is never a block
 }
 
 bool Heap::InOutgoing(const Heap* owner, const void* p) const {
@@ -247,14 +246,9 @@ size_t Heap::DrainRemote() {
     size_t received = 0;
     while (b != nullptr) {
       FreeBlock* next = NextOf(b, key);
-      // A link to a block (not a header) of this block's arena, or of an
-      // arena in our cache (ours, so mapped), is safe to follow; any other
-      // is checked against the page map first. The multiply spreads damage
-      // to the stored word over the decoded address.
-      const uintptr_t next_addr = reinterpret_cast<uintptr_t>(next);
-      if (ABSL_PREDICT_FALSE((!SameArena(b, next) && ArenaCacheSlot(next_addr) != (next_addr & ~(kArenaSize - 1))) ||
-                             DescOffset(next) == 0) &&
-          !LinkTargetIsStrata(next)) {
+      // Checked before it is followed: the multiply spreads damage to the
+      // stored word over the decoded address.
+      if (ABSL_PREDICT_FALSE(!InKnownArena(b, next) && !LinkTargetIsStrata(next))) {
         ReportCorruption(b, "remote free batch corrupted: the link in this freed block was "
                             "overwritten (a write after free)");
         next = nullptr;  // count mode: the rest of the batch is lost (stays in use)
@@ -279,6 +273,5 @@ size_t Heap::DrainRemote() {
   // After the queue: a suspect that came back through it is on its list.
   return n + DrainSuspects();
 }
-
 
 }  // namespace strata::internal
