@@ -96,4 +96,16 @@ void ReportInvalidFree(const void* p, const char* what, const char* op) { Report
 
 void ReportCorruption(const void* p, const char* what) { Report(nullptr, p, what); }
 
+void ReportFatal(const char* before, uint64_t n, const char* after) {
+  // Relaxed: as in Report().
+  if (g_aborting.exchange(true, std::memory_order_relaxed)) {
+    for (;;) sched_yield();
+  }
+  {
+    FdWriter w(2);
+    w.Str("strata: ").Str(before).Uint(n).Str(after).Str("\n");
+  }
+  os::Abort();
+}
+
 }  // namespace strata::internal

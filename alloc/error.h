@@ -49,6 +49,11 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p
 // where the caller drops what it cannot trust.
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportCorruption(const void* p, const char* what);
 
+// A failure the program cannot go on from, whatever the error mode: prints
+// "strata: <before><n><after>" as one line and aborts.
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportFatal(const char* before, uint64_t n,
+                                                                         const char* after);
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_ERROR_H_

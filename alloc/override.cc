@@ -30,6 +30,7 @@
 #include "alloc/fast_path.h"
 #include "alloc/fd_writer.h"
 #include "alloc/fork.h"
+#include "alloc/new_failure.h"
 #include "alloc/page_map.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
@@ -165,28 +166,7 @@ size_t ForeignUsable(void* p) {
 
 bool IsOurs(const void* p) { return GetPageMap().Lookup(p) != nullptr; }
 
-// ---- operator new failure protocol --------------------------------------
-
-ABSL_ATTRIBUTE_NOINLINE void* NewFailed(size_t size, size_t align, bool nothrow) {
-  for (;;) {
-    void* p = align == 0 ? strata::Allocate(size) : strata::AllocateAligned(align, size);
-    if (p != nullptr) return p;
-    std::new_handler handler = std::get_new_handler();
-    if (handler == nullptr) {
-      if (nothrow) return nullptr;
-      throw std::bad_alloc();
-    }
-    if (nothrow) {
-      try {
-        handler();
-      } catch (...) {
-        return nullptr;
-      }
-    } else {
-      handler();
-    }
-  }
-}
+// ---- operator new (its failure protocol: new_failure.h) -----------------
 
 // operator new's slow path: the general allocator, then (on failure) the
 // new-handler loop. Out of line so that operator new's fast path is a leaf
@@ -198,12 +178,7 @@ ABSL_ATTRIBUTE_NOINLINE void* NewSlow(size_t size) {
 
 ABSL_ATTRIBUTE_NOINLINE void* NewNothrowSlow(size_t size) noexcept {
   void* p = AllocateSlowPath(size);
-  if (p != nullptr) return p;
-  try {
-    return NewFailed(size, 0, true);
-  } catch (...) {
-    return nullptr;
-  }
+  return p != nullptr ? p : NewFailed(size, 0, true);  // never throws when nothrow
 }
 
 inline void* New(size_t size) {
@@ -220,12 +195,7 @@ inline void* NewAligned(size_t size, std::align_val_t align) {
 }
 inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
   void* p = strata::AllocateAligned(static_cast<size_t>(align), size);
-  if (p != nullptr) return p;
-  try {
-    return NewFailed(size, static_cast<size_t>(align), true);
-  } catch (...) {
-    return nullptr;
-  }
+  return p != nullptr ? p : NewFailed(size, static_cast<size_t>(align), true);
 }
 
 // ---- Start-up and exit ---------------------------------------------------

@@ -14,7 +14,7 @@ rank() {
     arena|large) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
     release|fork|stats|fast_path|free_slow|strata) echo 4 ;;
-    override|flags) echo 5 ;;
+    override|new_failure|flags) echo 5 ;;
     *) echo 9 ;;  # future top-level pieces (override, flags): may include all
   esac
 }

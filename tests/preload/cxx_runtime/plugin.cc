@@ -1,0 +1,25 @@
+// C++ code a C program loads late (dlopen, RTLD_LOCAL), as python3 loads a
+// C++ extension: strata must find this C++ runtime when new fails.
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+static volatile size_t g_huge = SIZE_MAX - 100;
+
+// 1 when operator new threw std::bad_alloc, as it must.
+extern "C" int plugin_huge_new_throws() {
+  try {
+    void* p = ::operator new(g_huge);
+    return p == nullptr ? 2 : 3;
+  } catch (const std::bad_alloc&) {
+    return 1;
+  }
+}
+
+extern "C" int plugin_new_works() {
+  int* v = new int[1000];
+  v[999] = 7;
+  const int r = v[999];
+  delete[] v;
+  return r;
+}
