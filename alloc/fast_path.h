@@ -102,9 +102,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   self->FreeLocal(d, p);
 }
 
-// p's arena is not in the calling heap's arena cache: look it up in the page
-// map; if this heap owns it, remember it and free locally.
-ABSL_ATTRIBUTE_NOINLINE void FreeUncached(void* p, size_t max_size, const char* op) noexcept;
+// p's arena is not in self's arena cache: looks it up in the page map; if
+// self owns it, remembers it and frees locally, else batches p to its owner
+// (free_slow.cc).
+ABSL_ATTRIBUTE_NOINLINE void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept;
 
 // max_size: the size the caller says it allocated (sized free), or
 // SIZE_MAX; op: the entry point's name, for the slow path's messages.
@@ -115,7 +116,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZ
   // A hit means p lies in an arena this heap owns (so it is strata's, not
   // null, not foreign, not large): no page-map lookup, no owner load.
   if (ABSL_PREDICT_FALSE(self->ArenaCacheSlot(a) != (a & ~(kArenaSize - 1)))) {
-    return FreeUncached(p, max_size, op);
+    return FreeUncached(self, p, max_size, op);
   }
   FreeOwned(self, p, max_size, op);
 }

@@ -140,6 +140,15 @@ ABSL_ATTRIBUTE_NOINLINE void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc
   SendToOwner(self, owner, run, p, op);
 }
 
+// A remote free that looks free, or a thread without a heap: g_empty_heap's
+// link key is zero, so that every block looks free to it and its frees
+// come here with the others, off the common path.
+ABSL_ATTRIBUTE_NOINLINE void SendUncommon(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                          const char* op) {
+  if (self == &g_empty_heap) return SendWithoutHeap(owner, run, p, op);
+  SendLookingFree(self, owner, run, p, op);
+}
+
 }  // namespace
 
 Resolved Resolve(const void* p, const char* op) {
@@ -190,37 +199,31 @@ size_t UsableResolved(const Resolved& r) {
   return r.large != nullptr ? r.large->usable : r.run->size;
 }
 
-// A block of an arena another heap owns: validated here (the fast path's
-// checks, but against a run we may only read the shape of), then batched to
-// its owner. Anything irregular goes to FreeSlow, which reports it.
-void FreeNotOwned(Heap* self, Heap* owner, void* p, size_t max_size, const char* op) noexcept {
+void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept {
+  // Null, foreign memory and large blocks are not in an arena.
+  if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
+  ArenaHeader* arena = ArenaOf(p);
+  // Acquire pairs with the release store of owner when the arena changed
+  // hands. Only an arena we own may enter our cache.
+  Heap* owner = arena->owner.load(std::memory_order_acquire);
+  if (owner == self) {
+    self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
+    return FreeOwned(self, p, max_size, op);
+  }
+  // A block of another heap's arena: the fast path's checks, against a run
+  // we may only read the shape of (it does not change while a block of it
+  // lives; a free pool has capacity 0, so nothing in it passes), then
+  // batched to its owner. Only tail calls: no stack frame.
   const uintptr_t desc_offset = DescOffset(p);
   if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
-  PoolDesc* d = RunOf(ArenaOf(p), p);
-  // A live block's run does not change shape; a pointer into a free pool
-  // (capacity 0) is rejected.
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
   if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
                          (max_size != SIZE_MAX && max_size > d->size))) {
     return FreeSlow(p, op, max_size);
   }
-  SendToOwner(self, owner, d, p, op);
-}
-
-void FreeUncached(void* p, size_t max_size, const char* op) noexcept {
-  // Null, foreign memory and large blocks are not in an arena.
-  if (GetPageMap().InArena(p)) {
-    Heap* self = tls_heap;
-    ArenaHeader* arena = ArenaOf(p);
-    // Acquire pairs with the release store of owner when the arena changed
-    // hands. Only an arena we own may enter our cache.
-    Heap* owner = arena->owner.load(std::memory_order_acquire);
-    if (owner == self) {
-      self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
-      return FreeOwned(self, p, max_size, op);
-    }
-    return FreeNotOwned(self, owner, p, max_size, op);
-  }
-  FreeSlow(p, op, max_size);
+  // Every heap but g_empty_heap holds the owner's key.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return SendUncommon(self, owner, d, p, op);
+  self->BatchRemote(p, owner, d->size);
 }
 
 void FreeSlow(void* p, const char* op, size_t max_size) noexcept {

@@ -59,6 +59,8 @@
 #include "absl/base/optimization.h"
 #include "alloc/arena.h"
 #include "alloc/config.h"
+#include "alloc/free_link.h"
+#include "alloc/options.h"
 #include "alloc/size_class.h"
 #include "threading/mpsc_queue.h"
 #include "threading/single_writer.h"
@@ -215,7 +217,30 @@ class alignas(kCacheLine) Heap {
   ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size) noexcept;
 
   // Frees block p (of `bytes`) owned by heap `owner` != this: batches it.
+  // Any heap, g_empty_heap included (p then travels alone).
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
+
+  // FreeRemote inlined: the remote free's common path, with no call and no
+  // stack frame of its own. REQUIRES: this != &g_empty_heap, owner != this.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void BatchRemote(void* p, Heap* owner, size_t bytes) {
+    Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
+    if (ABSL_PREDICT_FALSE(o.target != owner)) return RetargetAndFree(o, p, owner, bytes);
+    auto* b = static_cast<FreeBlock*>(p);
+    FreeBlock* const head = o.head;
+    SetLink(b, head, link_key_);
+    FreeBlock*& recent = o.recent[o.Blocks() % kSkipAhead];
+    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(b + 1, recent, link_key_);  // the skip word
+    recent = b;
+    if (head == nullptr) o.tail = b;
+    o.head = b;
+    const uint64_t count = o.count.Add(Outgoing::kBlock + bytes);
+    counters_.remote_frees.Add(1);
+    counters_.remote_bytes.Add(bytes);
+    if (ABSL_PREDICT_FALSE((count & (Outgoing::kBlock - 1)) >=
+                           static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes)))) {
+      return Flush(o);
+    }
+  }
 
   // Hands over block p, whose first word (`word`) looks like a free-list
   // link, for the owner to check against its free list before freeing it (a
@@ -405,7 +430,7 @@ class alignas(kCacheLine) Heap {
   // mapped): safe to follow without the page map.
   bool InKnownArena(const FreeBlock* b, const FreeBlock* next);
   size_t DrainSuspects();
-  void Flush(Outgoing& o);
+  ABSL_ATTRIBUTE_NOINLINE void Flush(Outgoing& o);
   size_t CacheBudget() const;
   // Releases the cached empty runs, the empty current runs, then empty
   // arenas while this heap caches more than `budget` bytes.

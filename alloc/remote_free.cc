@@ -68,23 +68,7 @@ void Heap::RetargetAndFree(Outgoing& o, void* p, Heap* owner, size_t bytes) {
 
 void Heap::FreeRemote(void* p, Heap* owner, size_t bytes) {
   if (ABSL_PREDICT_FALSE(this == &g_empty_heap)) return FreeRemoteWithoutHeap(p, owner, bytes);
-  Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
-  // Only tail calls from here: the common path needs no stack frame.
-  if (ABSL_PREDICT_FALSE(o.target != owner)) return RetargetAndFree(o, p, owner, bytes);
-  auto* b = static_cast<FreeBlock*>(p);
-  SetLink(b, o.head, link_key_);
-  FreeBlock*& recent = o.recent[o.Blocks() % kSkipAhead];
-  if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), recent, link_key_);
-  recent = b;
-  if (o.head == nullptr) o.tail = b;
-  o.head = b;
-  const uint64_t count = o.count.Add(Outgoing::kBlock + bytes);
-  counters_.remote_frees.Add(1);
-  counters_.remote_bytes.Add(bytes);
-  if (ABSL_PREDICT_FALSE((count & (Outgoing::kBlock - 1)) >=
-                         static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes)))) {
-    return Flush(o);
-  }
+  BatchRemote(p, owner, bytes);
 }
 
 void Heap::Flush(Outgoing& o) {
