@@ -450,6 +450,9 @@ class alignas(kCacheLine) Heap {
   uintptr_t arena_cache_[kArenaCacheEntries];
   const std::array<uint8_t, kLowClassTable.size()> low_class_;
   LinkKey link_key_;  // GetLinkKey(), set once in Create() (before publication)
+  // Fixed; read by every thread that frees to this heap (BatchRemote): kept
+  // off the lines the owner writes often (counters_, outgoing_).
+  const uint32_t id_;
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)
@@ -464,7 +467,6 @@ class alignas(kCacheLine) Heap {
   uint64_t next_decay_ms_ = 0;           // when MaybeDecay next does its own purge
   bool stats_mode_ = false;
   Outgoing outgoing_[kOutgoingSlots] = {};
-  const uint32_t id_;
   HeapCounters counters_;
 
   // Touched by other threads: on their own cache lines.
