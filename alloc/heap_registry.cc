@@ -179,7 +179,7 @@ Heap* Heap::Create() {
   // Relaxed: ids only spread outgoing batches over slots.
   Heap* h = new (mem) Heap(g_next_id.fetch_add(1, std::memory_order_relaxed));
   // Set once, before the heap is published: other threads read it through
-  // any owner pointer they hold (SendToOwner), however stale.
+  // any owner pointer they hold (SendLookingFree), however stale.
   h->link_key_ = GetLinkKey();
   Heap* head = g_all_heaps.load(std::memory_order_relaxed);
   do {
