@@ -5,9 +5,9 @@
 // Allocation code overview (call tree, fast path first):
 //
 //   AllocateFast(n)
-//     n <= 1 KiB:  class = tls_heap->low_class_[(n + 7) / 8]
-//                  tls_heap->Allocate(class)                    [heap.h, inline]
-//                    current_[class]->free pop (decode the link, check
+//     n <= 1 KiB:  run = tls_heap->by_size_[(n + 7) / 8] (its class's current run)
+//                  TryAllocateSmall                             [heap.h, inline]
+//                    run->free pop (decode the link, check
 //                    it stays in the arena), clear it, ++used    fast path
 //                    Heap::AllocateSlow -> Refill               [heap.cc]
 //                      carve more of the current run | drain the remote queue |
@@ -53,8 +53,7 @@ ABSL_ATTRIBUTE_NOINLINE void FreeSlow(void* p, const char* op, size_t max_size) 
 // new's with its new-handler loop) and tail-call it.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* TryAllocateFast(size_t n) noexcept {
   if (ABSL_PREDICT_FALSE(n > kLowTableMax)) return nullptr;
-  Heap* h = tls_heap;
-  return h->TryAllocate(h->LowClass(n));
+  return tls_heap->TryAllocateSmall(n);
 }
 
 // Allocates n bytes by the general path (any size; errno ENOMEM on failure).

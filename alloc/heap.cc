@@ -55,7 +55,7 @@ void Heap::SyncStatsMode() {
 
 void Heap::SetStatsMode(bool on) {
   stats_mode_ = on;
-  for (size_t c = 1; c < kNumClasses; ++c) current_[c] = on ? &g_empty_pool : runs_[c];
+  for (size_t c = 1; c < kNumClasses; ++c) SetFastRun(c, on ? &g_empty_pool : runs_[c]);
 }
 
 void* Heap::Refill(size_t cls) {
@@ -165,7 +165,7 @@ void Heap::SetCurrent(size_t cls, PoolDesc* d) {
   d->list = PoolList::kCurrent;
   d->SetBias(0u - kCurrentBias);
   runs_[cls] = d;
-  current_[cls] = stats_mode_ ? &g_empty_pool : d;
+  SetFastRun(cls, stats_mode_ ? &g_empty_pool : d);
 }
 
 int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
@@ -370,6 +370,9 @@ bool Heap::IsValid() const {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     const PoolDesc* c = runs_[cls];
     if (current_[cls] != (stats_mode_ ? &g_empty_pool : c)) return false;
+    for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) {
+      if (by_size_[k] != current_[cls]) return false;
+    }
     if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }

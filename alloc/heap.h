@@ -137,7 +137,8 @@ class alignas(kCacheLine) Heap {
  public:
   enum class State : uint32_t { kActive, kOrphan, kFree };
 
-  constexpr explicit Heap(uint32_t id) : low_class_(kLowClassTable), id_(id) {
+  constexpr explicit Heap(uint32_t id) : id_(id) {
+    for (auto& c : by_size_) c = &g_empty_pool;
     for (auto& c : current_) c = &g_empty_pool;
     for (auto& r : runs_) r = &g_empty_pool;
     for (auto& a : arena_cache_) a = kNoArena;
@@ -147,17 +148,21 @@ class alignas(kCacheLine) Heap {
 
   // ---- Fast paths (owner thread only) ----
 
-  // The class of a request of n <= kLowTableMax bytes. A copy of
-  // kLowClassTable in the heap: one load off the heap pointer the fast path
-  // holds anyway, instead of forming the table's address first.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE size_t LowClass(size_t n) const {
-    return low_class_[(n + kSmallStep - 1) / kSmallStep];
+  // Returns a block for a request of n <= kLowTableMax bytes, or nullptr
+  // when its class's current run has none ready. One load finds the run:
+  // by_size_ is indexed like kLowClassTable.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocateSmall(size_t n) noexcept {
+    return TryAllocateFrom(by_size_[(n + kSmallStep - 1) / kSmallStep]);
   }
 
   // Returns a block of class cls from the current run, or nullptr when the
   // current run has none ready (the caller then takes a slow path).
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocate(size_t cls) noexcept {
-    PoolDesc* d = current_[cls];
+    return TryAllocateFrom(current_[cls]);
+  }
+
+  // Pops a block of run d (a current_ entry), or returns nullptr.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocateFrom(PoolDesc* d) noexcept {
     FreeBlock* b = d->free;
     if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
     FreeBlock* next = NextOf(b, link_key_);
@@ -399,6 +404,11 @@ class alignas(kCacheLine) Heap {
   void* PopCarving(PoolDesc* d);
   static void MarkFull(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
+  // current_[cls] = d, and the by_size_ slots of cls with it.
+  void SetFastRun(size_t cls, PoolDesc* d) {
+    current_[cls] = d;
+    for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) by_size_[k] = d;
+  }
   void SetStatsMode(bool on);
   void RetireEmptyCurrentRuns(uint64_t now);
   // Index of a run of n free pools in an owned arena (stored in *arena),
@@ -442,17 +452,19 @@ class alignas(kCacheLine) Heap {
   void PublishCachedPools();
   size_t PurgeLocked(uint64_t now, int64_t delay_ms, bool force);
 
-  // Fast-path data first: one cache line covers eight classes. In detailed
-  // stats mode every current_ slot is &g_empty_pool (so each allocation
-  // takes the counting slow path) and runs_ holds the real current runs;
-  // otherwise current_[c] == runs_[c].
-  PoolDesc* current_[kNumClasses];
+  // Fast-path data first. by_size_ is current_ by request size (slot k
+  // holds current_[kLowClassTable[k]]; see TryAllocateSmall): malloc's one
+  // load, eight sizes a cache line. In detailed stats mode every current_
+  // slot is &g_empty_pool (so each allocation takes the counting slow path)
+  // and runs_ holds the real current runs; otherwise current_[c] ==
+  // runs_[c]. Both are written only through SetFastRun.
+  PoolDesc* by_size_[kLowClassTable.size()];
   uintptr_t arena_cache_[kArenaCacheEntries];
-  const std::array<uint8_t, kLowClassTable.size()> low_class_;
   LinkKey link_key_;  // GetLinkKey(), set once in Create() (before publication)
   // Fixed; read by every thread that frees to this heap (BatchRemote): kept
   // off the lines the owner writes often (counters_, outgoing_).
   const uint32_t id_;
+  PoolDesc* current_[kNumClasses];
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)

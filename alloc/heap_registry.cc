@@ -86,7 +86,8 @@ void Heap::Abandon() {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_[cls];
     if (d == &g_empty_pool) continue;
-    current_[cls] = runs_[cls] = &g_empty_pool;
+    runs_[cls] = &g_empty_pool;
+    SetFastRun(cls, &g_empty_pool);
     d->list = PoolList::kNone;
     d->SetBias(0);
     if (d->used.Get() == 0) {

@@ -130,7 +130,7 @@ void Heap::RetireEmptyCurrentRuns(uint64_t now) {
     PoolDesc* d = runs_[cls];
     if (d == &g_empty_pool || d->Used() != 0) continue;
     runs_[cls] = &g_empty_pool;
-    current_[cls] = &g_empty_pool;
+    SetFastRun(cls, &g_empty_pool);
     d->list = PoolList::kNone;
     ReleaseRunLocked(d, now);  // resets the run's bias with the rest
   }

@@ -112,6 +112,35 @@ constexpr auto MakeHighTable() {
 inline constexpr auto kLowClassTable = size_class_internal::MakeLowTable();
 inline constexpr auto kHighClassTable = size_class_internal::MakeHighTable();
 
+// The slots [first, end) of kLowClassTable holding each class (a class's
+// slots are contiguous: the table never decreases); empty above it.
+struct LowSlots {
+  uint8_t first = 0;
+  uint8_t end = 0;
+};
+
+namespace size_class_internal {
+constexpr auto MakeLowSlots() {
+  std::array<LowSlots, kNumClasses> s{};
+  for (size_t k = 0; k < kLowClassTable.size(); ++k) {
+    LowSlots& c = s[kLowClassTable[k]];
+    if (c.end == 0) c.first = static_cast<uint8_t>(k);
+    c.end = static_cast<uint8_t>(k + 1);
+  }
+  return s;
+}
+constexpr bool LowSlotsAreContiguous() {
+  for (size_t k = 1; k < kLowClassTable.size(); ++k) {
+    if (kLowClassTable[k] < kLowClassTable[k - 1]) return false;
+  }
+  return true;
+}
+}  // namespace size_class_internal
+
+inline constexpr auto kLowSlots = size_class_internal::MakeLowSlots();
+static_assert(size_class_internal::LowSlotsAreContiguous());
+static_assert(kLowClassTable.size() - 1 <= 255, "slots fit a byte");
+
 // Returns the class serving n bytes. REQUIRES: n <= kMaxMediumSize.
 inline size_t SizeToClass(size_t n) {
   if (n <= kLowTableMax) return kLowClassTable[(n + kSmallStep - 1) / kSmallStep];
