@@ -225,8 +225,7 @@ class alignas(kCacheLine) Heap {
   // Any heap, g_empty_heap included (p then travels alone).
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
 
-  // FreeRemote inlined: the remote free's common path, with no call and no
-  // stack frame of its own. REQUIRES: this != &g_empty_heap, owner != this.
+  // FreeRemote inlined: the remote free's common path, with no call. REQUIRES: this != &g_empty_heap, owner != this.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void BatchRemote(void* p, Heap* owner, size_t bytes) {
     Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
     if (ABSL_PREDICT_FALSE(o.target != owner)) return RetargetAndFree(o, p, owner, bytes);

@@ -4,12 +4,15 @@
 // nothrow forms.
 //
 // The C++ runtime this needs (std::get_new_handler, throwing
-// std::bad_alloc, catching a handler's exception) is the program's, found
-// at run time: libstrata.so does not link libstdc++, so that a C program
-// preloading it does not load libstdc++ (about 1 MiB of resident memory)
-// for a protocol only C++ code uses. A C++ program has its runtime loaded
-// before strata's first allocation can fail; a C program that dlopens C++
-// code later has it found by name when the failure happens.
+// std::bad_alloc, catching a handler's exception) is the program's:
+// libstrata.so does not link libstdc++, so that a C program preloading it
+// does not load libstdc++ (about 1 MiB of resident memory) for a protocol
+// only C++ code uses. A C++ program has its runtime loaded with it, and
+// libstrata.so reaches it through weak references. In a C program that
+// loaded C++ code later (a shared libstdc++, or a plugin with its own
+// static one), the failure is handed to that runtime's own operator new,
+// found by name: its new-handler runs and its std::bad_alloc is thrown.
+// Linked into a program (the static archive), the references are strong.
 #ifndef STRATA_ALLOC_NEW_FAILURE_H_
 #define STRATA_ALLOC_NEW_FAILURE_H_
 
@@ -23,8 +26,8 @@ namespace strata::internal {
 // failed: runs the new-handler loop. Returns the block once a retry
 // succeeds. Otherwise throws std::bad_alloc, or returns nullptr when
 // `nothrow` (also when the handler throws: the nothrow forms never throw).
-// Without a C++ runtime in the process (nothing could catch the exception),
-// a throwing form prints one line and aborts.
+// With no C++ runtime in the process at all (nothing could catch the
+// exception), a throwing form prints one line and aborts.
 ABSL_ATTRIBUTE_NOINLINE void* NewFailed(size_t size, size_t align, bool nothrow);
 
 }  // namespace strata::internal

@@ -28,9 +28,11 @@ int main(int argc, char** argv) {
   }
   int (*throws)(void) = (int (*)(void))dlsym(h, "plugin_huge_new_throws");
   int (*works)(void) = (int (*)(void))dlsym(h, "plugin_new_works");
-  const int t = throws(), w = works();
-  if (t != 1 || w != 7) {
-    printf("host: FAIL: huge new gave %d (1: bad_alloc caught), new gave %d\n", t, w);
+  int (*handler)(void) = (int (*)(void))dlsym(h, "plugin_nothrow_calls_handler");
+  const int t = throws(), w = works(), n = handler();
+  if (t != 1 || w != 7 || n != 1) {
+    printf("host: FAIL: huge new gave %d (1: bad_alloc caught), new gave %d, nothrow new with a "
+           "throwing handler gave %d (1: null, handler called once)\n", t, w, n);
     return 1;
   }
   printf("host: ok\n");

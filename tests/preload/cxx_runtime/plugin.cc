@@ -16,6 +16,22 @@ extern "C" int plugin_huge_new_throws() {
   }
 }
 
+static int g_calls = 0;
+static void Throws() {
+  ++g_calls;
+  throw std::bad_alloc();
+}
+
+// 1 when nothrow new called the plugin's new-handler once and, the handler
+// having thrown, returned null.
+extern "C" int plugin_nothrow_calls_handler() {
+  g_calls = 0;
+  std::set_new_handler(&Throws);
+  void* p = ::operator new(g_huge, std::nothrow);
+  std::set_new_handler(nullptr);
+  return p == nullptr && g_calls == 1 ? 1 : 2 + g_calls;
+}
+
 extern "C" int plugin_new_works() {
   int* v = new int[1000];
   v[999] = 7;
