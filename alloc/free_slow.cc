@@ -198,6 +198,31 @@ size_t UsableResolved(const Resolved& r) {
   return r.large != nullptr ? r.large->usable : r.run->size;
 }
 
+namespace {
+
+// A block of another heap's arena (owner != self, read from the arena): the
+// fast path's checks, against a run we may only read the shape of (it does
+// not change while a block of it lives; a free pool has capacity 0, so
+// nothing in it passes), then batched to its owner. Only tail calls. Apart
+// from FreeUncached: the inlined push needs callee-saved registers, whose
+// saving the local path must not pay.
+// FreeUncached's arguments first, in their registers: no moves on the way.
+ABSL_ATTRIBUTE_NOINLINE void FreeToOwner(Heap* self, void* p, size_t max_size, const char* op,
+                                         Heap* owner, ArenaHeader* arena) noexcept {
+  const uintptr_t desc_offset = DescOffset(p);
+  if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
+  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
+                         (max_size != SIZE_MAX && max_size > d->size))) {
+    return FreeSlow(p, op, max_size);
+  }
+  // Every heap but g_empty_heap holds the owner's key.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return SendUncommon(self, owner, d, p, op);
+  self->BatchRemote(p, owner, d->size);
+}
+
+}  // namespace
+
 void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept {
   // Null, foreign memory and large blocks are not in an arena.
   if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
@@ -209,21 +234,7 @@ void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept
     self->ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(arena);
     return FreeOwned(self, p, max_size, op);
   }
-  // A block of another heap's arena: the fast path's checks, against a run
-  // we may only read the shape of (it does not change while a block of it
-  // lives; a free pool has capacity 0, so nothing in it passes), then
-  // batched to its owner. Only tail calls (the inlined push still saves
-  // three registers: a frame of its own on this path).
-  const uintptr_t desc_offset = DescOffset(p);
-  if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
-  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
-  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
-                         (max_size != SIZE_MAX && max_size > d->size))) {
-    return FreeSlow(p, op, max_size);
-  }
-  // Every heap but g_empty_heap holds the owner's key.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return SendUncommon(self, owner, d, p, op);
-  self->BatchRemote(p, owner, d->size);
+  FreeToOwner(self, p, max_size, op, owner, arena);
 }
 
 void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
