@@ -73,8 +73,10 @@ inline constexpr size_t kOutgoingSlots = 8;
 // Arenas with free pools a heap searches for a run before taking a new one.
 inline constexpr size_t kRunSearchLimit = 16;
 // Arenas a heap remembers owning, for the free fast path (direct-mapped by
-// arena address bits: 64 entries cover 16 MiB of consecutive arenas).
-inline constexpr size_t kArenaCacheEntries = 64;
+// arena address bits: 256 entries, 2 KiB, cover 64 MiB of consecutive
+// arenas). With 64, a heap of 270 arenas took the page map on most frees
+// (st_churn --live=1000000: 818.7M instructions, 756.0M with 256).
+inline constexpr size_t kArenaCacheEntries = 256;
 // An arena cache slot holding no arena (no arena lives at address 1).
 inline constexpr uintptr_t kNoArena = 1;
 
