@@ -21,6 +21,16 @@ std::atomic<uint64_t> g_foreign_returned{0};
 std::atomic<uint64_t> g_foreign_ignored{0};
 std::atomic<bool> g_aborting{false};  // abort mode: a report is being written
 
+// Called before a report that aborts: the first one prints its line; any
+// other thread that meets an error meanwhile waits for the abort to end
+// the process, so that the process prints one line.
+void ClaimTheAbortingReport() {
+  // Relaxed: the flag orders nothing else.
+  if (g_aborting.exchange(true, std::memory_order_relaxed)) {
+    for (;;) sched_yield();
+  }
+}
+
 }  // namespace
 
 ErrorMode GetErrorMode() {
@@ -69,12 +79,7 @@ namespace {
 // <p>: <what>" without an op), then abort or count.
 void Report(const char* op, const void* p, const char* what) {
   const bool count = GetErrorMode() == ErrorMode::kCount;
-  // Abort mode prints one line: a second thread that meets an error while
-  // the first is reporting waits for the abort to end the process.
-  // Relaxed: the flag orders nothing else.
-  if (!count && g_aborting.exchange(true, std::memory_order_relaxed)) {
-    for (;;) sched_yield();
-  }
+  if (!count) ClaimTheAbortingReport();
   {
     FdWriter w(2);
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -97,10 +102,7 @@ void ReportInvalidFree(const void* p, const char* what, const char* op) { Report
 void ReportCorruption(const void* p, const char* what) { Report(nullptr, p, what); }
 
 void ReportFatal(const char* before, uint64_t n, const char* after) {
-  // Relaxed: as in Report().
-  if (g_aborting.exchange(true, std::memory_order_relaxed)) {
-    for (;;) sched_yield();
-  }
+  ClaimTheAbortingReport();
   {
     FdWriter w(2);
     w.Str("strata: ").Str(before).Uint(n).Str(after).Str("\n");

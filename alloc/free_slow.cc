@@ -203,10 +203,10 @@ namespace {
 // A block of another heap's arena (owner != self, read from the arena): the
 // fast path's checks, against a run we may only read the shape of (it does
 // not change while a block of it lives; a free pool has capacity 0, so
-// nothing in it passes), then batched to its owner. Only tail calls. Apart
-// from FreeUncached: the inlined push needs callee-saved registers, whose
-// saving the local path must not pay.
-// FreeUncached's arguments first, in their registers: no moves on the way.
+// nothing in it passes), then batched to its owner. Only tail calls. A
+// function apart from FreeUncached, whose local path must not pay for the
+// callee-saved registers the inlined push needs; FreeUncached's arguments
+// come first, in the same registers, so the call moves none of them.
 ABSL_ATTRIBUTE_NOINLINE void FreeToOwner(Heap* self, void* p, size_t max_size, const char* op,
                                          Heap* owner, ArenaHeader* arena) noexcept {
   const uintptr_t desc_offset = DescOffset(p);

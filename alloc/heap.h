@@ -80,6 +80,10 @@ inline constexpr size_t kArenaCacheEntries = 256;
 // An arena cache slot holding no arena (no arena lives at address 1).
 inline constexpr uintptr_t kNoArena = 1;
 
+// The second word of a block in a remote batch (blocks of 16 bytes or
+// more): the skip link (see Heap::kSkipAhead), linked as a block of its own.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* SkipWord(FreeBlock* b) { return b + 1; }
+
 // Batch-size histogram: bucket b counts batches of [2^b, 2^(b+1)) blocks,
 // the last bucket everything larger.
 inline constexpr size_t kBatchBuckets = 10;
@@ -227,7 +231,8 @@ class alignas(kCacheLine) Heap {
   // Any heap, g_empty_heap included (p then travels alone).
   ABSL_ATTRIBUTE_NOINLINE void FreeRemote(void* p, Heap* owner, size_t bytes);
 
-  // FreeRemote inlined: the remote free's common path, with no call. REQUIRES: this != &g_empty_heap, owner != this.
+  // FreeRemote inlined: the remote free's common path, with no call.
+  // REQUIRES: this != &g_empty_heap, owner != this.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void BatchRemote(void* p, Heap* owner, size_t bytes) {
     Outgoing& o = outgoing_[owner->id_ % kOutgoingSlots];
     if (ABSL_PREDICT_FALSE(o.target != owner)) return RetargetAndFree(o, p, owner, bytes);
@@ -235,7 +240,7 @@ class alignas(kCacheLine) Heap {
     FreeBlock* const head = o.head;
     SetLink(b, head, link_key_);
     FreeBlock*& recent = o.recent[o.Blocks() % kSkipAhead];
-    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(b + 1, recent, link_key_);  // the skip word
+    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), recent, link_key_);
     recent = b;
     if (head == nullptr) o.tail = b;
     o.head = b;

@@ -76,6 +76,17 @@ bool IsOurs(const void* p) {
   return dladdr(p, &theirs) != 0 && theirs.dli_fbase == mine.dli_fbase;
 }
 
+// Symbol `name` of library `lib` when that library is loaded already and the
+// symbol is not strata's own; else null.
+void* ForeignSymbolOf(const char* lib, const char* name) {
+  // RTLD_NOLOAD: a handle only to a library already loaded.
+  void* h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return nullptr;
+  void* f = dlsym(h, name);
+  dlclose(h);
+  return f != nullptr && !IsOurs(f) ? f : nullptr;
+}
+
 // An operator new of a C++ runtime loaded after strata, by mangled name:
 // in the global scope (a C program that dlopened C++ code), in a shared
 // runtime a local dlopen brought in, or in any loaded object that exports
@@ -85,20 +96,11 @@ void* FindForeignNew(const char* name) {
   if (void* f = dlsym(RTLD_DEFAULT, name); f != nullptr && !IsOurs(f)) return f;
   static constexpr const char* kRuntimes[] = {"libstdc++.so.6", "libc++.so.1"};
   for (const char* lib : kRuntimes) {
-    // RTLD_NOLOAD: a handle only to a library already loaded.
-    if (void* h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD)) {
-      void* f = dlsym(h, name);
-      dlclose(h);
-      if (f != nullptr && !IsOurs(f)) return f;
-    }
+    if (void* f = ForeignSymbolOf(lib, name)) return f;
   }
   char path[512];
   for (size_t i = 0; i < 4096 && LoadedObject(i, path); ++i) {
-    if (void* h = dlopen(path, RTLD_LAZY | RTLD_NOLOAD)) {
-      void* f = dlsym(h, name);
-      dlclose(h);
-      if (f != nullptr && !IsOurs(f)) return f;
-    }
+    if (void* f = ForeignSymbolOf(path, name)) return f;
   }
   return nullptr;
 }

@@ -20,10 +20,6 @@ namespace strata::internal {
 
 namespace {
 
-// The second word of a block in a remote batch (blocks of 16 bytes or more),
-// linked as a block of its own.
-FreeBlock* SkipWord(FreeBlock* b) { return b + 1; }
-
 size_t BatchBucket(size_t blocks) {
   size_t b = 0;
   while (b + 1 < kBatchBuckets && (blocks >> (b + 1)) != 0) ++b;
