@@ -18,7 +18,6 @@ namespace {
 std::atomic<uint64_t> g_errors{0};
 std::atomic<ForeignFreeHook> g_foreign_hook{nullptr};
 std::atomic<uint64_t> g_foreign_returned{0};
-std::atomic<uint64_t> g_foreign_ignored{0};
 std::atomic<bool> g_aborting{false};  // abort mode: a report is being written
 
 // Called before a report that aborts: the first one prints its line; any
@@ -53,19 +52,14 @@ ForeignFreeHook GetForeignFreeHook() {
   return g_foreign_hook.load(std::memory_order_acquire);
 }
 
-void CountForeignFree(bool returned) {
+void CountForeignFree() {
   // Relaxed: statistics only.
-  (returned ? g_foreign_returned : g_foreign_ignored).fetch_add(1, std::memory_order_relaxed);
+  g_foreign_returned.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t ForeignFreesReturned() {
   // Relaxed: statistics only.
   return g_foreign_returned.load(std::memory_order_relaxed);
-}
-
-uint64_t ForeignFreesIgnored() {
-  // Relaxed: statistics only.
-  return g_foreign_ignored.load(std::memory_order_relaxed);
 }
 
 uint64_t ErrorCount() {

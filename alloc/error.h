@@ -26,18 +26,16 @@ void SetErrorMode(ErrorMode mode);
 uint64_t ErrorCount();
 
 // Frees of pointers strata does not own go first to this hook when one is
-// installed (the malloc override installs one that hands memory glibc gave
-// out before strata took over back to glibc). It returns true when it took
-// care of p; false lets the free be reported as invalid.
+// installed (the malloc override installs one that hands glibc's own
+// blocks back to glibc, foreign.h). It returns true when it took care of p;
+// false lets the free be reported as invalid.
 using ForeignFreeHook = bool (*)(void* p);
 void SetForeignFreeHook(ForeignFreeHook hook);
 ForeignFreeHook GetForeignFreeHook();
 
-// Counts a free the foreign-free hook took care of: returned to glibc, or
-// left alone (memory of the dynamic loader). Statistics.
-void CountForeignFree(bool returned);
+// Counts a free the foreign-free hook returned to glibc. Statistics.
+void CountForeignFree();
 uint64_t ForeignFreesReturned();
-uint64_t ForeignFreesIgnored();
 
 // `what` is a fixed message such as "double free"; `op` the entry point.
 // Returns only in count mode.

@@ -92,7 +92,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
   d = d->Head();
   if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->carved) ||
-                         (max_size != SIZE_MAX && max_size > d->size))) {
+                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }
   // A block on a free list, or travelling back from another thread, looks

@@ -11,6 +11,7 @@
 #include "alloc/fast_path.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
+#include "alloc/os.h"
 #include "alloc/page_map.h"
 
 namespace strata::internal {
@@ -33,7 +34,10 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
     ReportInvalidFree(p, "double free of a large block", op);
     return;
   }
-  LargeFree(h);
+  // A cached mapping is released by the policy's clock: the global pass
+  // (and the background thread, started here on first need) must know,
+  // or an idle program would keep it resident.
+  if (LargeFree(h)) RunGlobalDecay(os::NowMs(), /*released=*/true);
 }
 
 // True when block p (of `size` bytes) holds the words of a free block, on a
@@ -213,7 +217,7 @@ ABSL_ATTRIBUTE_NOINLINE void FreeToOwner(Heap* self, void* p, size_t max_size, c
   if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
   if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
-                         (max_size != SIZE_MAX && max_size > d->size))) {
+                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }
   // Every heap but g_empty_heap holds the owner's key.
@@ -242,9 +246,11 @@ void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
   const Resolved r = Resolve(p, op);
   if (!r.ok()) return;
   // A sized free: the size must be one the block could have been
-  // allocated with.
-  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && max_size > UsableResolved(r))) {
-    ReportInvalidFree(p, "size does not match the block", op);
+  // allocated with (size_class.h, SizedFreeFits).
+  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && !SizedFreeFits(UsableResolved(r), max_size))) {
+    ReportInvalidFree(p, max_size > UsableResolved(r) ? "size is larger than the block"
+                                                       : "size is too small for the block",
+                      op);
     return;
   }
   FreeResolved(r, p, op);

@@ -536,6 +536,11 @@ uint64_t CachedPoolBytesAllHeaps();
 using GlobalDecayHook = void (*)(uint64_t now, bool released);
 void SetGlobalDecayHook(GlobalDecayHook hook);
 
+// Runs the hook (if set): for frees outside a heap, such as a large block
+// entering the large cache, whose release must not wait for the next
+// allocation (the hook starts the background thread on the first).
+void RunGlobalDecay(uint64_t now, bool released);
+
 // The thread-exit hook: abandons the exiting thread's heap.
 void OnThreadExit(void* value);
 

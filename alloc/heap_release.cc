@@ -223,6 +223,10 @@ void Heap::MaybeDecay(uint64_t now, bool released) {
   }
   // Every time: the hook rate-limits its own work with one relaxed load, and
   // must see each release (it starts the background thread on the first).
+  RunGlobalDecay(now, released);
+}
+
+void RunGlobalDecay(uint64_t now, bool released) {
   // Acquire pairs with the release store in SetGlobalDecayHook().
   if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
 }
@@ -241,7 +245,7 @@ uint64_t CachedPoolBytesAllHeaps() {
 }
 
 void SetGlobalDecayHook(GlobalDecayHook hook) {
-  // Release pairs with the acquire load in MaybeDecay().
+  // Release pairs with the acquire load in RunGlobalDecay().
   g_decay_hook.store(hook, std::memory_order_release);
 }
 

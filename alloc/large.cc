@@ -90,6 +90,8 @@ void UnmapLarge(LargeHeader* h, size_t reserved) {
 }
 
 bool PutInCache(LargeHeader* h) {
+  // purge_delay_ms 0 means "at once": nothing waits in the cache.
+  if (GetOption(Option::kPurgeDelayMs) == 0) return false;
   const auto limit = static_cast<uint64_t>(GetOption(Option::kLargeCacheBytes));
   if (h->reserved > limit / 2 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
   h->cached_at = static_cast<uint32_t>(os::NowMs());
@@ -160,12 +162,13 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
   return h->Block();
 }
 
-void LargeFree(LargeHeader* h) {
+bool LargeFree(LargeHeader* h) {
   // Relaxed: statistics only.
   g_live_count.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(h->usable, std::memory_order_relaxed);
-  if (PutInCache(h)) return;
+  if (PutInCache(h)) return true;
   UnmapLarge(h, h->reserved);
+  return false;
 }
 
 size_t LargeReleaseCache() {
@@ -212,8 +215,9 @@ size_t LargeDecay(uint64_t now, int64_t delay_ms) {
 bool LargeResizeInPlace(LargeHeader* h, size_t new_size) {
   const size_t room = h->reserved - h->offset;
   if (new_size > room) return false;
-  // Shrinking below half: let the caller move it so the tail can be freed.
-  if (new_size < h->usable / 2) return false;
+  // Shrinking to half or less: let the caller move it so the tail can be
+  // freed (the same rule as small blocks; sized frees rely on it).
+  if (new_size <= h->usable / 2) return false;
   size_t usable = RoundUp(h->offset + new_size, kPoolSize) - h->offset;
   if (usable > room) usable = room;
   if (usable < h->usable) usable = h->usable;  // never shrink the usable size

@@ -44,9 +44,12 @@ static_assert(sizeof(LargeHeader) <= kLargeHeaderSize);
 // REQUIRES: align is a power of two.
 void* LargeAllocate(size_t size, size_t align, bool zero);
 
-// Frees the block of h. REQUIRES: IsLargeBlock(h, p) was true and the state
-// CAS succeeded (see LargeTryBeginFree).
-void LargeFree(LargeHeader* h);
+// Frees the block of h: its mapping enters the cache or is unmapped.
+// Returns true when it was cached (then the release policy must run later,
+// also if the program never calls strata again: the caller's job).
+// REQUIRES: IsLargeBlock(h, p) was true and the state CAS succeeded (see
+// LargeTryBeginFree).
+bool LargeFree(LargeHeader* h);
 
 // True when p is exactly the live block of h (not an interior pointer).
 inline bool IsLargeBlock(LargeHeader* h, const void* p) { return h->Block() == p; }

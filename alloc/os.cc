@@ -10,13 +10,19 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 namespace strata::internal::os {
 namespace {
 
+// No MAP_NORESERVE: the kernel's overcommit policy (vm.overcommit_memory)
+// then judges every mapping as it judges glibc's, so a request the system
+// could never back (malloc(64 TiB) on a 24 GiB machine under the default
+// heuristic) fails with ENOMEM instead of succeeding and being OOM-killed
+// on first touch. Arenas are reserved 4 MiB at a time, so strict
+// accounting (mode 2) charges at most that much beyond what is carved.
 void* RealMap(void* hint, size_t size) {
-  void* p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void* p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
@@ -130,6 +136,86 @@ size_t ReadSmallFile(const char* path, char* buf, size_t cap) {
   buf[len] = '\0';
   errno = saved_errno;
   return len;
+}
+
+namespace {
+
+// Parses "start-end perms offset dev inode [path]" (one line, no newline).
+bool ParseMapsLine(const char* s, const char* e, Mapping* out) {
+  auto hex = [&](uintptr_t* v) {
+    *v = 0;
+    bool any = false;
+    while (s < e) {
+      const char c = *s;
+      const int d = c >= '0' && c <= '9' ? c - '0' : (c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1);
+      if (d < 0) break;
+      *v = *v * 16 + static_cast<uintptr_t>(d);
+      any = true;
+      ++s;
+    }
+    return any;
+  };
+  if (!hex(&out->start) || s >= e || *s++ != '-' || !hex(&out->end)) return false;
+  if (s >= e || *s++ != ' ') return false;
+  out->writable = s + 1 < e && s[1] == 'w';
+  // Skip perms, offset, dev, inode: four fields.
+  for (int field = 0; field < 4 && s < e; ++field) {
+    while (s < e && *s != ' ') ++s;
+    while (s < e && *s == ' ') ++s;
+  }
+  out->has_path = s < e;
+  out->is_heap = e - s >= 6 && memcmp(s, "[heap]", 6) == 0;
+  return true;
+}
+
+}  // namespace
+
+bool FindMapping(uintptr_t a, Mapping* out) {
+  const int saved_errno = errno;
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) {
+    errno = saved_errno;
+    return false;
+  }
+  char buf[4096];
+  size_t len = 0;
+  bool found = false, done = false;
+  bool skipping = false;  // inside the tail of a line longer than buf
+  while (!done) {
+    const ssize_t n = syscall(SYS_read, fd, buf + len, sizeof(buf) - len);
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+    size_t consumed = 0;
+    for (;;) {
+      char* nl = static_cast<char*>(memchr(buf + consumed, '\n', len - consumed));
+      // A line that fills the buffer (a very long path): its addresses come
+      // first, so its prefix is parsed as the line; the rest is skipped.
+      const bool overlong = nl == nullptr && consumed == 0 && len == sizeof(buf);
+      if (nl == nullptr && !overlong) break;
+      char* line_end = overlong ? buf + len : nl;
+      Mapping m;
+      if (!skipping && ParseMapsLine(buf + consumed, line_end, &m)) {
+        // Lines are sorted by address: past a, nothing further can hold it.
+        if (a < m.start) {
+          done = true;
+          break;
+        }
+        if (a < m.end) {
+          *out = m;
+          found = done = true;
+          break;
+        }
+      }
+      skipping = overlong;
+      consumed = overlong ? len : static_cast<size_t>(nl + 1 - buf);
+      if (overlong) break;
+    }
+    memmove(buf, buf + consumed, len - consumed);
+    len -= consumed;
+  }
+  syscall(SYS_close, fd);
+  errno = saved_errno;
+  return found;
 }
 
 uint64_t ResidentBytes() {

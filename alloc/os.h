@@ -38,6 +38,20 @@ uint64_t NowMs();
 // Never allocates; errno is preserved.
 size_t ReadSmallFile(const char* path, char* buf, size_t cap);
 
+// One line of /proc/self/maps: the mapping that holds an address.
+struct Mapping {
+  uintptr_t start = 0, end = 0;  // [start, end)
+  bool writable = false;
+  bool has_path = false;  // a file, or a named region ([stack], [vdso], ...)
+  bool is_heap = false;   // "[heap]": the brk area (glibc's main arena)
+};
+
+// Finds the mapping that holds address a in /proc/self/maps, read with raw
+// syscalls into a stack buffer. False when a is not mapped (or the file
+// cannot be read). Never allocates; errno is preserved. Slow (a syscall per
+// 4 KiB of the file): for rare paths only.
+bool FindMapping(uintptr_t a, Mapping* out);
+
 // Bytes of this process resident in RAM (from /proc/self/statm, read with
 // raw syscalls into a stack buffer), or 0 if unknown. Never allocates.
 uint64_t ResidentBytes();

@@ -3,23 +3,13 @@
 // Linked into a program (Bazel `malloc = "//alloc:malloc"`, the static
 // archive) or preloaded (libstrata.so), it replaces glibc's allocator.
 //
-// Memory strata does not own: glibc may have handed out blocks before strata
-// took over (or a program may get some through dlsym(RTLD_NEXT, "malloc")).
-// Such pointers are classified from /proc/self/maps, read with raw syscalls
-// into a stack buffer: glibc heap memory goes back to glibc's own free;
-// other anonymous memory (the dynamic loader's early allocations) is left
-// alone and counted; the stack, files and unmapped addresses are invalid
-// frees, reported like any other.
-#include <dlfcn.h>
+// Memory strata does not own: only glibc's own blocks are accepted, and go
+// back to glibc (foreign.h); any other pointer is reported.
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -28,7 +18,7 @@
 #include "alloc/config.h"
 #include "alloc/error.h"
 #include "alloc/fast_path.h"
-#include "alloc/fd_writer.h"
+#include "alloc/foreign.h"
 #include "alloc/fork.h"
 #include "alloc/new_failure.h"
 #include "alloc/page_map.h"
@@ -37,132 +27,6 @@
 
 namespace strata::internal {
 namespace {
-
-// ---- Memory from before strata took over --------------------------------
-
-enum class Region { kGlibcHeap, kAnonymous, kInvalid };
-
-struct MapsLine {
-  uintptr_t start = 0, end = 0;
-  bool writable = false;
-  bool has_path = false;
-  bool is_heap = false;
-};
-
-// Parses "start-end perms offset dev inode [path]".
-bool ParseMapsLine(const char* s, const char* e, MapsLine* out) {
-  auto hex = [&](uintptr_t* v) {
-    *v = 0;
-    bool any = false;
-    while (s < e) {
-      const char c = *s;
-      int d = c >= '0' && c <= '9' ? c - '0' : (c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1);
-      if (d < 0) break;
-      *v = *v * 16 + static_cast<uintptr_t>(d);
-      any = true;
-      ++s;
-    }
-    return any;
-  };
-  if (!hex(&out->start) || s >= e || *s++ != '-' || !hex(&out->end)) return false;
-  if (s >= e || *s++ != ' ') return false;
-  out->writable = s + 1 < e && s[1] == 'w';
-  // Skip perms, offset, dev, inode: four fields.
-  for (int field = 0; field < 4 && s < e; ++field) {
-    while (s < e && *s != ' ') ++s;
-    while (s < e && *s == ' ') ++s;
-  }
-  out->has_path = s < e;
-  out->is_heap = e - s >= 6 && memcmp(s, "[heap]", 6) == 0;
-  return true;
-}
-
-Region Classify(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return Region::kInvalid;
-  char buf[4096];
-  size_t len = 0;
-  Region result = Region::kInvalid;
-  bool done = false;
-  while (!done) {
-    const ssize_t n = syscall(SYS_read, fd, buf + len, sizeof(buf) - len);
-    if (n <= 0) break;
-    len += static_cast<size_t>(n);
-    size_t consumed = 0;
-    for (;;) {
-      char* nl = static_cast<char*>(memchr(buf + consumed, '\n', len - consumed));
-      if (nl == nullptr) break;
-      MapsLine line;
-      if (ParseMapsLine(buf + consumed, nl, &line) && a >= line.start && a < line.end) {
-        if (line.is_heap) {
-          result = Region::kGlibcHeap;
-        } else if (line.writable && !line.has_path) {
-          result = Region::kAnonymous;
-        }
-        done = true;
-        break;
-      }
-      consumed = static_cast<size_t>(nl + 1 - buf);
-    }
-    memmove(buf, buf + consumed, len - consumed);
-    len -= consumed;
-  }
-  syscall(SYS_close, fd);
-  return result;
-}
-
-// glibc's own entry points, found on first need (dlsym may call our malloc:
-// fine, it never frees foreign memory).
-using FreeFn = void (*)(void*);
-using UsableFn = size_t (*)(void*);
-std::atomic<FreeFn> g_glibc_free{nullptr};
-std::atomic<UsableFn> g_glibc_usable{nullptr};
-
-FreeFn GlibcFree() {
-  // Relaxed: a function pointer; dlsym's result is the same for every thread.
-  FreeFn f = g_glibc_free.load(std::memory_order_relaxed);
-  if (f == nullptr) {
-    f = reinterpret_cast<FreeFn>(dlsym(RTLD_NEXT, "free"));
-    g_glibc_free.store(f, std::memory_order_relaxed);
-  }
-  return f;
-}
-
-UsableFn GlibcUsable() {
-  // Relaxed: as GlibcFree().
-  UsableFn f = g_glibc_usable.load(std::memory_order_relaxed);
-  if (f == nullptr) {
-    f = reinterpret_cast<UsableFn>(dlsym(RTLD_NEXT, "malloc_usable_size"));
-    g_glibc_usable.store(f, std::memory_order_relaxed);
-  }
-  return f;
-}
-
-bool ForeignFree(void* p) {
-  switch (Classify(p)) {
-    case Region::kGlibcHeap:
-      if (FreeFn f = GlibcFree()) {
-        f(p);
-        CountForeignFree(/*returned=*/true);
-        return true;
-      }
-      [[fallthrough]];
-    case Region::kAnonymous:
-      CountForeignFree(/*returned=*/false);
-      return true;
-    case Region::kInvalid:
-      break;
-  }
-  return false;
-}
-
-// Usable bytes of a foreign block, or 0 when unknown.
-size_t ForeignUsable(void* p) {
-  if (Classify(p) != Region::kGlibcHeap) return 0;
-  UsableFn f = GlibcUsable();
-  return f != nullptr ? f(p) : 0;
-}
 
 bool IsOurs(const void* p) { return GetPageMap().Lookup(p) != nullptr; }
 
@@ -200,15 +64,22 @@ inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
 
 // ---- Start-up and exit ---------------------------------------------------
 
+// The foreign-free hook: glibc's blocks go back to glibc.
+bool FreeForeign(void* p) {
+  if (!FreeGlibcBlock(p)) return false;
+  CountForeignFree();
+  return true;
+}
+
 __attribute__((constructor(101))) void InstallOverride() {
-  SetForeignFreeHook(&ForeignFree);
+  SetForeignFreeHook(&FreeForeign);
   InstallForkHandlers();
 }
 
 }  // namespace
 }  // namespace strata::internal
 
-using strata::internal::ForeignUsable;
+using strata::internal::GlibcUsableSize;
 using strata::internal::IsOurs;
 
 extern "C" {
@@ -223,15 +94,21 @@ void* calloc(size_t count, size_t size) noexcept {
 
 void* realloc(void* p, size_t size) noexcept {
   if (p != nullptr && !IsOurs(p)) {
-    // A foreign block (from before strata): move it into strata.
-    const size_t old = ForeignUsable(p);
+    // Only a block of glibc's moves into strata, its contents intact (then
+    // glibc frees it); anything else is an invalid pointer.
+    const size_t old = GlibcUsableSize(p);
+    if (old == 0) {
+      strata::internal::ReportInvalidFree(p, "pointer was not allocated by strata", "realloc");
+      errno = EINVAL;  // count mode: the pointer is left alone
+      return nullptr;
+    }
     if (size == 0) {
       free(p);
       return nullptr;
     }
     void* q = strata::Allocate(size);
-    if (q == nullptr) return nullptr;
-    if (old != 0) memcpy(q, p, old < size ? old : size);
+    if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
+    memcpy(q, p, old < size ? old : size);
     free(p);
     return q;
   }
@@ -281,7 +158,7 @@ void* pvalloc(size_t size) noexcept {
 
 size_t malloc_usable_size(void* p) noexcept {
   if (p == nullptr) return 0;
-  if (!IsOurs(p)) return ForeignUsable(p);
+  if (!IsOurs(p)) return GlibcUsableSize(p);
   return strata::UsableSize(p);
 }
 

@@ -244,6 +244,38 @@ constexpr bool BlockStartTestIsExact() {
   return true;
 }
 }  // namespace size_class_internal
+// ---- The sized-free contract ---------------------------------------------
+//
+// free_sized(p, n) and sized operator delete pass n, the size p was
+// requested with (C23), or last resized to by realloc. A block of `usable`
+// bytes holds such an n only when usable / 2 - 4 <= n <= usable:
+//  - malloc(n) picks the smallest class >= n, and each class is at most
+//    twice the one below it (checked below);
+//  - realloc keeps a block in place only while the new size is above half
+//    of it (strata.cc, large.cc);
+//  - the aligned entry points pass n rounded up to the alignment (up to a
+//    page), and an aligned class is at most the next power of two, itself a
+//    class (checked below);
+//  - the 4 bytes of slack let the smallest class (8 B) take every request
+//    of 0..8 bytes, and cost one less instruction than an exception for it.
+// One unsigned compare: 2n + 8 - usable wraps when 2n + 8 < usable, and
+// n > usable makes it exceed usable + 8. (2n wraps only for n >= 2^63, a
+// size no request can have.)
+inline bool SizedFreeFits(size_t usable, size_t n) { return 2 * n + 8 - usable <= usable + 8; }
+
+namespace size_class_internal {
+constexpr bool ClassesAtMostDouble() {
+  for (size_t c = 2; c < kNumClasses; ++c) {
+    if (kClasses[c].size > 2 * kClasses[c - 1].size) return false;
+  }
+  for (size_t p = kSmallStep; p <= kMaxMediumSize; p *= 2) {
+    if (kClasses[FirstClassAtLeast(p)].size != p) return false;  // powers of two are classes
+  }
+  return true;
+}
+}  // namespace size_class_internal
+static_assert(size_class_internal::ClassesAtMostDouble());
+
 static_assert(kMaxMediumSize <= (size_t{1} << 16), "magic division covers 64 KiB runs");
 static_assert(size_class_internal::MagicDivisionIsExact());
 static_assert(size_class_internal::BlockStartTestIsExact());

@@ -271,8 +271,8 @@ void WriteTable(int fd, const Stats& s) {
   } else if (r.free_pools_cached + r.free_pools_orphaned + r.empty_arenas_resident > 0) {
     w.Str("#   resident free memory: purge_delay_ms < 0, purged only on ReleaseMemory\n");
   }
-  w.Str("# foreign frees: ").Uint(s.foreign_returned).Str(" returned to glibc, ")
-      .Uint(s.foreign_ignored).Str(" left alone; errors counted: ").Uint(s.errors).Char('\n');
+  w.Str("# foreign frees: ").Uint(s.foreign_returned).Str(" returned to glibc; errors counted: ")
+      .Uint(s.errors).Char('\n');
   WriteOptionsTable(w);
 }
 
@@ -433,7 +433,6 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   w.Str("},");
   Field(w, "errors", s.errors, false);
   Field(w, "foreign_returned", s.foreign_returned);
-  Field(w, "foreign_ignored", s.foreign_ignored);
   w.Char(',');
   WriteOptionsJson(w);
   if (arena_map) WriteArenaMapJson(w);
@@ -657,7 +656,6 @@ void GetStats(Stats* out) {
   out->slow_path_passes = bg.slow_passes;
   out->errors = internal::ErrorCount();
   out->foreign_returned = internal::ForeignFreesReturned();
-  out->foreign_ignored = internal::ForeignFreesIgnored();
 }
 
 void WriteStats(int fd, StatsFormat format, const Stats* stats, bool arena_map) {

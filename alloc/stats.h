@@ -133,8 +133,7 @@ struct Stats {
   uint64_t slow_path_passes;
 
   uint64_t errors;               // invalid frees counted (error_mode=count)
-  uint64_t foreign_returned;     // frees of glibc's blocks (from before strata) given back to it
-  uint64_t foreign_ignored;      // frees of other foreign memory left alone
+  uint64_t foreign_returned;     // frees of glibc's own blocks given back to it (foreign.h)
 };
 
 // Fills *out. Never allocates. Thread-safety: any thread.

@@ -133,11 +133,20 @@ void DeallocateAligned(void* p, size_t alignment) noexcept {
 }
 
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
+  if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0)) {
+    internal::ReportInvalidFree(p, "alignment is not a power of two", "free_aligned_sized");
+    return;
+  }
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned_sized");
     return;
   }
-  internal::FreeFast(p, size, "free_aligned_sized");
+  // An aligned request was served rounded up to its alignment (up to a
+  // page; see AlignedClass): the size is judged rounded the same way.
+  const size_t unit = alignment < internal::kPoolSize ? alignment : internal::kPoolSize;
+  const size_t n = size == 0 ? 1 : size;
+  const size_t rounded = n + (unit - 1) < n ? size : (n + unit - 1) & ~(unit - 1);
+  internal::FreeFast(p, rounded, "free_aligned_sized");
 }
 
 void* Reallocate(void* p, size_t size) noexcept {

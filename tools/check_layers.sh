@@ -13,7 +13,7 @@ rank() {
     fd_writer|options|error|page_map|meta_alloc) echo 1 ;;
     arena|large) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
-    release|fork|stats|fast_path|free_slow|strata) echo 4 ;;
+    release|fork|stats|fast_path|free_slow|strata|foreign) echo 4 ;;
     override|new_failure|flags) echo 5 ;;
     *) echo 9 ;;  # future top-level pieces (override, flags): may include all
   esac

@@ -1,6 +1,7 @@
 #include "alloc/size_class.h"
 
 #include <cstddef>
+#include <cstdint>
 
 #include "gtest/gtest.h"
 
@@ -94,6 +95,33 @@ TEST(SizeClassTest, BlockStartTestIsExactAtEveryOffset) {
       ASSERT_EQ(product >> 32, off / size) << "class " << c << " offset " << off;
     }
   }
+}
+
+}  // namespace
+}  // namespace strata::internal
+
+namespace strata::internal {
+namespace {
+
+// The sized-free contract (size_class.h): every size malloc maps to a class
+// fits it; the window is usable / 2 - 4 <= n <= usable; absurd sizes fail.
+TEST(SizeClassTest, SizedFreeContractHoldsForEveryClass) {
+  for (size_t n = 0; n <= kMaxMediumSize; ++n) {
+    const size_t usable = ClassSize(SizeToClass(n));
+    ASSERT_TRUE(SizedFreeFits(usable, n)) << n;
+  }
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    const size_t s = ClassSize(c);
+    for (size_t n = 0; n <= 2 * s + 8; ++n) {
+      ASSERT_EQ(SizedFreeFits(s, n), n <= s && 2 * n + 8 >= s) << s << " " << n;
+    }
+    for (size_t n : {SIZE_MAX, SIZE_MAX - 7, size_t{PTRDIFF_MAX}, size_t{1} << 62}) {
+      EXPECT_FALSE(SizedFreeFits(s, n)) << s << " " << n;
+    }
+  }
+  // Large blocks: page-granular usable sizes.
+  EXPECT_TRUE(SizedFreeFits((size_t{1} << 20) + 4032, size_t{1} << 20));
+  EXPECT_FALSE(SizedFreeFits((size_t{1} << 20) + 4032, 4096));
 }
 
 }  // namespace

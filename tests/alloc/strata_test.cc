@@ -5,11 +5,14 @@
 #include <malloc.h>
 #include <stdint.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "alloc/config.h"
+#include "alloc/error.h"
 #include "alloc/heap.h"
 #include "alloc/size_class.h"
 #include "gtest/gtest.h"
@@ -157,6 +160,40 @@ TEST(StrataTest, ImpossibleSizesAreEnomem) {
   EXPECT_EQ(errno, ENOMEM);
 }
 
+// A size the system's overcommit policy refuses: 64 TiB, more than the RAM
+// and swap of any machine this runs on. Under the kernel's heuristic (mode
+// 0) and strict (2) policies the mapping is refused, as glibc's would be;
+// only mode 1 ("always overcommit") grants it.
+TEST(StrataTest, SizesTheSystemCannotBackAreEnomem) {
+  char mode = '0';
+  if (FILE* f = fopen("/proc/sys/vm/overcommit_memory", "r")) {
+    mode = static_cast<char>(fgetc(f));
+    fclose(f);
+  }
+  const size_t huge = size_t{64} << 40;
+  for (int zeroed = 0; zeroed < 2; ++zeroed) {
+    errno = 0;
+    void* p = zeroed ? AllocateZeroed(1, huge) : Allocate(huge);
+    if (mode == '1') {
+      // The kernel promises it: strata must not refuse more than glibc.
+      ASSERT_NE(p, nullptr) << "overcommit_memory=1";
+      Deallocate(p);
+    } else {
+      EXPECT_EQ(p, nullptr) << "overcommit_memory=" << mode;
+      EXPECT_EQ(errno, ENOMEM);
+    }
+  }
+  if (mode != '1') {
+    auto* p = static_cast<char*>(Allocate(1000));
+    Fill(p, 1000);
+    errno = 0;
+    EXPECT_EQ(Reallocate(p, huge), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_TRUE(Check(p, 1000));  // the block stays, intact
+    Deallocate(p);
+  }
+}
+
 TEST(StrataTest, FailedReallocKeepsTheBlock) {
   auto* p = static_cast<char*>(Allocate(100));
   Fill(p, 100);
@@ -284,8 +321,85 @@ TEST(StrataDeathTest, FreeingForeignOrInteriorPointersAborts) {
   Deallocate(big);
   // The freed mapping sits in the large cache (double free) or is gone.
   EXPECT_DEATH(Deallocate(big), "double free of a large block|not allocated by strata");
-  EXPECT_DEATH(DeallocateSized(p, 4096), "size does not match the block");
+  EXPECT_DEATH(DeallocateSized(p, 4096), "size is larger than the block");
   Deallocate(p);
+}
+
+// C23's sized free: the size must be the one requested (or last given to
+// realloc). Too large and too small are both reported, on every path: the
+// local fast path, a remote free, medium and large blocks.
+TEST(StrataDeathTest, SizedFreeWithAWrongSizeAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  void* small = Allocate(100);
+  EXPECT_DEATH(DeallocateSized(small, 8), "free_sized\\(0x[0-9a-f]+\\): size is too small for the block");
+  EXPECT_DEATH(DeallocateSized(small, 200), "size is larger than the block");
+  void* medium = Allocate(4000);
+  EXPECT_DEATH(DeallocateSized(medium, 1), "size is too small for the block");
+  void* large = Allocate(1 << 20);
+  EXPECT_DEATH(DeallocateSized(large, 4096), "size is too small for the block");
+  void* aligned = AllocateAligned(64, 3000);
+  EXPECT_DEATH(DeallocateAlignedSized(aligned, 100, 64), "size is too small for the block");
+  EXPECT_DEATH(DeallocateAlignedSized(aligned, 3000, 24), "alignment is not a power of two");
+  // A block another thread frees goes through the remote path's check.
+  EXPECT_DEATH(
+      {
+        std::thread t([small] { DeallocateSized(small, 8); });
+        t.join();
+      },
+      "size is too small for the block");
+  DeallocateSized(small, 100);
+  DeallocateSized(medium, 4000);
+  DeallocateSized(large, 1 << 20);
+  DeallocateAlignedSized(aligned, 3000, 64);
+}
+
+// Every size that a correct program passes is accepted: each request size,
+// the sizes realloc leaves a block in place with, malloc(0), and aligned
+// requests rounded up to their alignment.
+TEST(StrataTest, SizedFreeAcceptsEveryRequestedSize) {
+  for (size_t n = 0; n <= 70000; n += (n < 1100 ? 1 : 61)) {
+    void* p = Allocate(n);
+    ASSERT_NE(p, nullptr);
+    DeallocateSized(p, n);
+  }
+  for (size_t n : {size_t{70000}, size_t{1} << 20, (size_t{3} << 20) + 5}) {
+    void* p = Allocate(n);
+    DeallocateSized(p, n);
+  }
+  // realloc in place: a shrink to just above half keeps the block.
+  for (size_t n : {size_t{104}, size_t{4096}, size_t{1} << 20}) {
+    void* p = Allocate(n);
+    const size_t half = UsableSize(p) / 2 + 1;
+    void* q = Reallocate(p, half);
+    ASSERT_EQ(q, p) << n;
+    DeallocateSized(q, half);
+  }
+  for (size_t align : {size_t{16}, size_t{64}, size_t{256}, size_t{4096}, size_t{1} << 20}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{8}, size_t{300}, size_t{5000}, size_t{70000}}) {
+      void* p = AllocateAligned(align, n);
+      ASSERT_NE(p, nullptr);
+      DeallocateAlignedSized(p, n, align);
+    }
+  }
+  EXPECT_TRUE(internal::tls_heap->IsValid());
+}
+
+TEST(StrataTest, SizedFreeWithAWrongSizeCountedLeavesTheBlockLive) {
+  internal::SetErrorMode(internal::ErrorMode::kCount);
+  const uint64_t before = internal::ErrorCount();
+  auto* p = static_cast<char*>(Allocate(100));
+  memset(p, 0x5a, 100);
+  DeallocateSized(p, 8);  // ignored: p stays live
+  EXPECT_EQ(internal::ErrorCount(), before + 1);
+  void* others[64];
+  for (void*& o : others) {
+    o = Allocate(100);
+    EXPECT_NE(o, p);  // never handed out while live
+  }
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(p[i], 0x5a);
+  for (void* o : others) Deallocate(o);
+  DeallocateSized(p, 100);
+  internal::SetErrorMode(internal::ErrorMode::kAbort);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ constexpr size_t kSlots = 64;
 struct Slot {
   unsigned char* p;
   size_t size;
+  size_t align;  // AllocateAligned's alignment until realloc'd, else 0
   unsigned char tag;
 };
 
@@ -72,6 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           s.p = static_cast<unsigned char*>(strata::AllocateAligned(align, n));
           if (s.p != nullptr && reinterpret_cast<uintptr_t>(s.p) % align != 0) abort();
         }
+        s.align = op == 2 ? size_t{16} << (data[i + 3] % 9) : 0;
         if (s.p == nullptr) abort();  // every size here is servable
         s.size = n;
         s.tag = static_cast<unsigned char>(data[i + 3] | 1);
@@ -89,6 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         s.p = q;
         s.size = n == 0 ? 1 : n;
+        s.align = 0;  // a realloc result: freed as malloc's
         Fill(s);
         break;
       }
@@ -98,6 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(s);
         if (op == 4) {
           strata::Deallocate(s.p);
+        } else if (s.align != 0) {
+          strata::DeallocateAlignedSized(s.p, s.size, s.align);  // C23: aligned_alloc's
         } else {
           strata::DeallocateSized(s.p, s.size);
         }

@@ -1,0 +1,255 @@
+// Hostile probes of the preloaded library, one per command-line case (see
+// hostile_test.sh, which checks how each ends):
+//   bss, mmap, stack          free() of memory strata never handed out: one
+//                             line and SIGABRT (count mode: counted, go on)
+//   sized_small, sized_medium free_sized() with a size below the request
+//   glibc                     glibc's own blocks (from libc's malloc, small
+//                             and mmap-backed) pass through realloc and free
+//                             intact, and the big one is unmapped
+//   huge                      malloc(64 TiB) and new of it fail cleanly
+//   idle_large                512 freed 1 MiB blocks leave RSS while the
+//                             program sleeps, with no further call
+//   count                     every misuse above in count mode; the process
+//                             goes on and no live block is handed out twice
+// Built against glibc alone; strata arrives by LD_PRELOAD.
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <new>
+
+namespace {
+
+#define CHECK(c)                                                     \
+  do {                                                               \
+    if (!(c)) {                                                      \
+      fprintf(stderr, "hostile: check failed line %d: %s\n", __LINE__, #c); \
+      exit(2);                                                       \
+    }                                                                \
+  } while (0)
+
+using FreeSizedFn = void (*)(void*, size_t);
+using MallocFn = void* (*)(size_t);
+
+FreeSizedFn FreeSized() {
+  auto f = reinterpret_cast<FreeSizedFn>(dlsym(RTLD_DEFAULT, "free_sized"));
+  CHECK(f != nullptr);  // strata provides it; glibc 2.36 does not
+  return f;
+}
+
+char g_bss[256];
+
+void FreeBss() { free(g_bss + 64); }
+
+void FreeMmap() {
+  void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  free(static_cast<char*>(m) + 64);
+}
+
+// Another thread's stack: a local of a thread that waits while main frees it.
+struct StackProbe {
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+  void* local = nullptr;
+  bool done = false;
+};
+
+void* HoldStack(void* arg) {
+  auto* s = static_cast<StackProbe*>(arg);
+  volatile char buf[256];
+  memset(const_cast<char*>(buf), 0, sizeof(buf));
+  pthread_mutex_lock(&s->mu);
+  s->local = const_cast<char*>(buf) + 64;
+  pthread_cond_broadcast(&s->cv);
+  while (!s->done) pthread_cond_wait(&s->cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+  return nullptr;
+}
+
+void FreeStack() {
+  StackProbe s;
+  pthread_t t;
+  CHECK(pthread_create(&t, nullptr, &HoldStack, &s) == 0);
+  pthread_mutex_lock(&s.mu);
+  while (s.local == nullptr) pthread_cond_wait(&s.cv, &s.mu);
+  pthread_mutex_unlock(&s.mu);
+  free(s.local);
+  pthread_mutex_lock(&s.mu);
+  s.done = true;
+  pthread_cond_broadcast(&s.cv);
+  pthread_mutex_unlock(&s.mu);
+  pthread_join(t, nullptr);
+}
+
+void SizedSmall() { FreeSized()(malloc(100), 8); }
+void SizedMedium() { FreeSized()(malloc(4000), 1); }
+
+void Fill(unsigned char* p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i * 31 + seed);
+}
+bool Holds(const unsigned char* p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != static_cast<unsigned char>(i * 31 + seed)) return false;
+  }
+  return true;
+}
+
+bool Mapped(void* p) {
+  unsigned char v;
+  const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
+  return mincore(reinterpret_cast<void*>(page), 4096, &v) == 0;
+}
+
+void Glibc() {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  CHECK(libc != nullptr);
+  auto glibc_malloc = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
+  CHECK(glibc_malloc != nullptr && reinterpret_cast<void*>(glibc_malloc) != reinterpret_cast<void*>(&malloc));
+  // Small (main arena) and mmap-backed blocks keep their contents through
+  // realloc into strata.
+  const size_t sizes[] = {200, 5000, size_t{1} << 20, size_t{3} << 20};
+  for (size_t n : sizes) {
+    auto* g = static_cast<unsigned char*>(glibc_malloc(n));
+    CHECK(g != nullptr);
+    Fill(g, n, static_cast<unsigned>(n));
+    CHECK(malloc_usable_size(g) >= n);
+    auto* q = static_cast<unsigned char*>(realloc(g, 2 * n));
+    CHECK(q != nullptr && q != g);
+    CHECK(Holds(q, n, static_cast<unsigned>(n)));
+    free(q);
+  }
+  // An 8 MiB glibc block given to free() goes back to glibc, which unmaps it.
+  auto* big = static_cast<unsigned char*>(glibc_malloc(size_t{8} << 20));
+  CHECK(big != nullptr);
+  memset(big, 1, size_t{8} << 20);
+  unsigned char* middle = big + (size_t{4} << 20);
+  CHECK(Mapped(middle));
+  free(big);
+  CHECK(!Mapped(middle));
+  // A small one too (glibc keeps it; it must not be reported).
+  free(glibc_malloc(64));
+  puts("glibc: ok");
+}
+
+void Huge() {
+  FILE* f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  CHECK(f != nullptr);
+  const int mode = fgetc(f);
+  fclose(f);
+  const size_t huge = size_t{64} << 40;
+  errno = 0;
+  void* p = malloc(huge);
+  if (mode == '1') {
+    CHECK(p != nullptr);  // "always overcommit": the kernel grants it, as to glibc
+    free(p);
+    puts("huge: granted (overcommit_memory=1)");
+    return;
+  }
+  CHECK(p == nullptr && errno == ENOMEM);
+  errno = 0;
+  CHECK(calloc(1, huge) == nullptr && errno == ENOMEM);
+  bool threw = false;
+  try {
+    volatile char* v = new char[huge];
+    v[0] = 1;
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHECK(threw);
+  puts("huge: ENOMEM");
+}
+
+size_t ResidentKib() {
+  FILE* f = fopen("/proc/self/statm", "r");
+  CHECK(f != nullptr);
+  unsigned long size = 0, resident = 0;
+  CHECK(fscanf(f, "%lu %lu", &size, &resident) == 2);
+  fclose(f);
+  return resident * 4;
+}
+
+double NowS() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// 512 x 1 MiB, touched and freed; then no allocator call while RSS is
+// polled (the polling itself uses only syscalls and stdio on a buffer made
+// before). Bounded: gives up after 60 s.
+void IdleLarge() {
+  char line[160];
+  const size_t before = ResidentKib();
+  static void* blocks[512];
+  for (void*& b : blocks) {
+    b = malloc(size_t{1} << 20);
+    CHECK(b != nullptr);
+    memset(b, 7, size_t{1} << 20);
+  }
+  const size_t peak = ResidentKib();
+  for (void* b : blocks) free(b);
+  const double start = NowS();
+  size_t now = ResidentKib();
+  while (now > before + 5 * 1024 && NowS() - start < 60) {
+    usleep(50 * 1000);
+    now = ResidentKib();
+  }
+  snprintf(line, sizeof(line), "idle_large: before=%zu KiB peak=%zu KiB after=%zu KiB in %.1f s\n",
+           before, peak, now, NowS() - start);
+  fputs(line, stdout);
+  CHECK(peak > before + 400 * 1024);
+  CHECK(now <= before + 5 * 1024);
+}
+
+// In count mode every misuse is one line and a count; the process goes on,
+// and a block whose wrong free was ignored is never handed out again while
+// it is live.
+void Count() {
+  FreeBss();
+  FreeMmap();
+  FreeStack();
+  auto* p = static_cast<unsigned char*>(malloc(100));
+  Fill(p, 100, 9);
+  FreeSized()(p, 8);  // ignored: p stays live
+  auto* m = static_cast<unsigned char*>(malloc(4000));
+  Fill(m, 4000, 11);
+  FreeSized()(m, 1);
+  void* others[256];
+  for (void*& o : others) {
+    o = malloc(100);
+    CHECK(o != p && o != m);
+  }
+  CHECK(Holds(p, 100, 9) && Holds(m, 4000, 11));
+  for (void* o : others) free(o);
+  FreeSized()(p, 100);
+  FreeSized()(m, 4000);
+  puts("count: ok");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const char* c = argv[1];
+  if (strcmp(c, "bss") == 0) FreeBss();
+  else if (strcmp(c, "mmap") == 0) FreeMmap();
+  else if (strcmp(c, "stack") == 0) FreeStack();
+  else if (strcmp(c, "sized_small") == 0) SizedSmall();
+  else if (strcmp(c, "sized_medium") == 0) SizedMedium();
+  else if (strcmp(c, "glibc") == 0) Glibc();
+  else if (strcmp(c, "huge") == 0) Huge();
+  else if (strcmp(c, "idle_large") == 0) IdleLarge();
+  else if (strcmp(c, "count") == 0) Count();
+  else return 2;
+  printf("%s: returned\n", c);
+  return 0;
+}

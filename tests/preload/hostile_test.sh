@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Hostile probes (hostile.cc), each run alone with libstrata.so preloaded
+# and default options: a misuse ends with one "strata:" line naming the
+# address and the error, then SIGABRT; glibc's own blocks go back to glibc
+# intact; malloc(64 TiB) fails; freed large blocks leave RSS while the
+# program idles; in count mode the process goes on.
+source "$(dirname "$0")/lib.sh"
+PROBE="$(dirname "$0")/hostile"
+
+# dies CASE REGEX: the case aborts (SIGABRT) after exactly one strata line,
+# which matches REGEX.
+dies() {
+  local case=$1 want=$2 rc=0
+  # (.death, not .err: served() below fails on any report in $TMP/*.err)
+  LD_PRELOAD="$LIB" "$PROBE" "$case" >"$TMP/$case.out" 2>"$TMP/$case.death" || rc=$?
+  if [ "$rc" -ne 134 ]; then
+    echo "FAIL: $case: exit $rc, expected SIGABRT (134)"; cat "$TMP/$case.out" "$TMP/$case.death"; exit 1
+  fi
+  local lines
+  lines=$(grep -c '^strata: ' "$TMP/$case.death" || true)
+  if [ "$lines" -ne 1 ] || ! grep -Eq "$want" "$TMP/$case.death"; then
+    echo "FAIL: $case: expected one line matching '$want', got:"; cat "$TMP/$case.death"; exit 1
+  fi
+  echo "ok: $case: $(grep '^strata: ' "$TMP/$case.death")"
+}
+
+dies bss 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
+dies mmap 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
+dies stack 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
+dies sized_small 'strata: free_sized\(0x[0-9a-f]+\): size is too small for the block'
+dies sized_medium 'strata: free_sized\(0x[0-9a-f]+\): size is too small for the block'
+
+strata "$PROBE" glibc >"$TMP/glibc.out" 2>"$TMP/glibc.err" || { cat "$TMP/glibc.out" "$TMP/glibc.err"; exit 1; }
+grep -q "glibc: ok" "$TMP/glibc.out"
+served "$STATS"
+grep -q "foreign frees: [1-9][0-9]* returned to glibc" "$STATS" || { echo "FAIL: glibc's blocks were not returned"; cat "$STATS"; exit 1; }
+echo "ok: glibc's blocks kept their contents and went back to glibc"
+
+strata "$PROBE" huge >"$TMP/huge.out" 2>"$TMP/huge.err" || { cat "$TMP/huge.out" "$TMP/huge.err"; exit 1; }
+echo "ok: $(head -1 "$TMP/huge.out")"
+
+strata "$PROBE" idle_large >"$TMP/idle.out" 2>"$TMP/idle.err" || { cat "$TMP/idle.out" "$TMP/idle.err"; exit 1; }
+echo "ok: $(head -1 "$TMP/idle.out")"
+# Also with purge_delay_ms=0: nothing waits in the large cache.
+STRATA_PURGE_DELAY_MS=0 strata "$PROBE" idle_large >"$TMP/idle0.out" 2>"$TMP/idle0.err" || {
+  cat "$TMP/idle0.out" "$TMP/idle0.err"; exit 1; }
+echo "ok (purge_delay_ms=0): $(head -1 "$TMP/idle0.out")"
+
+STRATA_ERROR_MODE=count strata "$PROBE" count >"$TMP/count.out" 2>"$TMP/count.death" || {
+  cat "$TMP/count.out" "$TMP/count.death"; exit 1; }
+grep -q "count: ok" "$TMP/count.out"
+n=$(grep -c '^strata: ' "$TMP/count.death" || true)
+[ "$n" -eq 5 ] || { echo "FAIL: count mode printed $n lines, expected 5"; cat "$TMP/count.death"; exit 1; }
+grep -q "errors counted: 5" "$STATS" || { echo "FAIL: count mode did not count 5 errors"; cat "$STATS"; exit 1; }
+echo "ok: count mode reported 5 misuses and went on"
+echo PASS
