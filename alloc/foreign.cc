@@ -7,14 +7,24 @@
 // glibc's only when its header, its neighbour and its mapping agree:
 //  - mapped alone (flags exactly IS_MMAPPED): the mapping starts at a page
 //    boundary `prev_size` before the chunk, spans whole pages, and lies in
-//    one anonymous writable region of /proc/self/maps;
+//    anonymous writable memory;
 //  - main arena (no flag but PREV_INUSE): the chunk lies in [heap], and the
 //    next chunk's header says this one is in use;
-//  - a thread arena (NON_MAIN_ARENA): as the main arena, in an anonymous
-//    region whose 64 MiB-aligned start holds the heap's header (heap_info:
-//    arena, previous heap, size) that covers the chunk.
-// Program data that passes all of this by chance is then judged by glibc's
-// own free, which checks its chunks again.
+//  - a thread arena (NON_MAIN_ARENA): as the main arena, in anonymous memory
+//    whose 64 MiB-aligned start holds the heap's header (heap_info: arena,
+//    previous heap, size) that covers the chunk.
+// Every word is read with os::ReadMemory, which cannot fault: a pointer into
+// a guard page, a PROT_NONE or pkey-protected region, or a file mapping past
+// its end is simply not glibc's. The maps lines are merged where the kernel
+// split one mapping (madvise, mlock). Where /proc/self/maps cannot be read,
+// the headers alone decide.
+//
+// What this cannot tell (foreign.h's callers document it): a glibc block
+// that glibc itself already freed (its tcache and fastbins keep the header
+// of a block in use; glibc's own free then judges the double free), a
+// pointer inside a glibc block preceded by words that happen to form a
+// chunk header, and a main arena that glibc had to place outside [heap]
+// (when brk is refused), whose blocks are reported as not glibc's.
 #include "alloc/foreign.h"
 
 #include <dlfcn.h>
@@ -34,29 +44,65 @@ constexpr uintptr_t kChunkAlign = 16;
 constexpr uintptr_t kPage = 4096;
 constexpr uintptr_t kThreadHeapMax = uintptr_t{64} << 20;  // glibc's HEAP_MAX_SIZE
 
-uintptr_t Word(uintptr_t a) { return *reinterpret_cast<const uintptr_t*>(a); }
-
-bool IsMappedChunk(uintptr_t chunk, uintptr_t size, const os::Mapping& m) {
-  if (m.has_path || !m.writable) return false;
-  const uintptr_t offset = Word(chunk);  // prev_size: the chunk's offset in its mapping
-  if (offset > chunk - m.start || size < kPage) return false;
-  const uintptr_t base = chunk - offset;
-  return base % kPage == 0 && (offset + size) % kPage == 0 && size <= m.end - chunk;
+bool ReadWords(uintptr_t a, uintptr_t* words, size_t n) {
+  return os::ReadMemory(reinterpret_cast<const void*>(a), words, n * sizeof(uintptr_t));
 }
 
-bool IsArenaChunk(uintptr_t chunk, uintptr_t size, bool main_arena, const os::Mapping& m) {
-  if (size < kMinChunk || size % kChunkAlign != 0) return false;
-  if (size > m.end - chunk || m.end - chunk - size < kChunkHeader) return false;
+// Finds the memory [chunk, through) lies in; false when it is not one
+// writable stretch of `kind`. Unknown (no /proc) passes: headers decide.
+bool InMemoryOf(uintptr_t chunk, uintptr_t through, os::Mapping::Kind kind) {
+  os::Mapping m;
+  switch (os::FindMapping(chunk, through, &m)) {
+    case os::FindResult::kUnknown:
+      return true;
+    case os::FindResult::kNotMapped:
+      return false;
+    case os::FindResult::kFound:
+      break;
+  }
+  return m.kind == kind && m.writable && m.end >= through;
+}
+
+bool IsMappedChunk(uintptr_t chunk, uintptr_t offset, uintptr_t size) {
+  // prev_size is the chunk's offset in its own mapping.
+  if (size < kPage || offset > chunk || (chunk - offset) % kPage != 0 || (offset + size) % kPage != 0) {
+    return false;
+  }
+  if (size > ~uintptr_t{0} - chunk) return false;
+  return InMemoryOf(chunk - offset, chunk + size, os::Mapping::kAnonymous);
+}
+
+bool IsArenaChunk(uintptr_t chunk, uintptr_t size, bool main_arena) {
+  if (size < kMinChunk || size % kChunkAlign != 0 || size > ~uintptr_t{0} - chunk - kChunkHeader) {
+    return false;
+  }
   // The next chunk's header records that this one is in use.
-  if ((Word(chunk + size + sizeof(size_t)) & kPrevInUse) == 0) return false;
-  if (main_arena) return m.is_heap;
-  if (m.has_path || !m.writable) return false;
+  uintptr_t next_size;
+  if (!ReadWords(chunk + size + sizeof(size_t), &next_size, 1) || (next_size & kPrevInUse) == 0) {
+    return false;
+  }
+  const uintptr_t through = chunk + size + kChunkHeader;
+  if (main_arena) return InMemoryOf(chunk, through, os::Mapping::kHeap);
+  // heap_info, at the heap's 64 MiB-aligned start: arena, previous heap,
+  // size (bytes of the heap in use).
   const uintptr_t heap = chunk & ~(kThreadHeapMax - 1);
-  if (heap < m.start) return false;
-  // heap_info: arena, previous heap, size (bytes of the heap in use).
-  const uintptr_t arena = Word(heap), heap_size = Word(heap + 2 * sizeof(size_t));
-  return arena != 0 && heap_size <= kThreadHeapMax && heap_size % kPage == 0 &&
-         chunk + size <= heap + heap_size;
+  uintptr_t info[3];
+  if (!ReadWords(heap, info, 3)) return false;
+  const uintptr_t arena = info[0], heap_size = info[2];
+  if (arena == 0 || heap_size > kThreadHeapMax || heap_size % kPage != 0 || through > heap + heap_size) {
+    return false;
+  }
+  return InMemoryOf(heap, through, os::Mapping::kAnonymous);
+}
+
+// glibc's own entry points: looked up in libc itself (RTLD_NEXT could find
+// another allocator preloaded after strata).
+void* GlibcSymbol(const char* name) {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  if (libc == nullptr) return nullptr;  // a static program: no glibc allocator
+  void* f = dlsym(libc, name);
+  dlclose(libc);  // RTLD_NOLOAD took a reference; libc stays loaded
+  return f;
 }
 
 template <typename Fn>
@@ -64,9 +110,9 @@ Fn GlibcFunction(std::atomic<Fn>& cache, const char* name) {
   // Relaxed: a function pointer; dlsym gives every thread the same one.
   Fn f = cache.load(std::memory_order_relaxed);
   if (f == nullptr) {
-    // The next definition after ours: libc's. (dlsym may call our malloc;
-    // that is fine, it never reaches foreign memory.)
-    f = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+    // (dlsym may call our malloc; that is fine, it never reaches foreign
+    // memory.)
+    f = reinterpret_cast<Fn>(GlibcSymbol(name));
     cache.store(f, std::memory_order_relaxed);
   }
   return f;
@@ -83,13 +129,12 @@ bool IsGlibcBlock(const void* p) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   if (a % kChunkAlign != 0 || a < kChunkHeader) return false;
   const uintptr_t chunk = a - kChunkHeader;
-  os::Mapping m;
-  if (!os::FindMapping(chunk, &m) || a >= m.end) return false;
-  const uintptr_t word = Word(chunk + sizeof(size_t));
-  const uintptr_t size = word & ~kFlags;
-  if ((word & kFlags) == kIsMmapped) return IsMappedChunk(chunk, size, m);
-  if ((word & kIsMmapped) != 0) return false;
-  return IsArenaChunk(chunk, size, (word & kNonMainArena) == 0, m);
+  uintptr_t header[2];  // prev_size, size | flags
+  if (!ReadWords(chunk, header, 2)) return false;
+  const uintptr_t size = header[1] & ~kFlags;
+  if ((header[1] & kFlags) == kIsMmapped) return IsMappedChunk(chunk, header[0], size);
+  if ((header[1] & kIsMmapped) != 0) return false;
+  return IsArenaChunk(chunk, size, (header[1] & kNonMainArena) == 0);
 }
 
 bool FreeGlibcBlock(void* p) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,19 +164,24 @@ bool ParseMapsLine(const char* s, const char* e, Mapping* out) {
     while (s < e && *s != ' ') ++s;
     while (s < e && *s == ' ') ++s;
   }
-  out->has_path = s < e;
-  out->is_heap = e - s >= 6 && memcmp(s, "[heap]", 6) == 0;
+  if (s == e || (e - s >= 6 && memcmp(s, "[anon:", 6) == 0)) {
+    out->kind = Mapping::kAnonymous;
+  } else if (e - s >= 6 && memcmp(s, "[heap]", 6) == 0) {
+    out->kind = Mapping::kHeap;
+  } else {
+    out->kind = Mapping::kOther;
+  }
   return true;
 }
 
 }  // namespace
 
-bool FindMapping(uintptr_t a, Mapping* out) {
+FindResult FindMapping(uintptr_t a, uintptr_t through, Mapping* out) {
   const int saved_errno = errno;
   const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
   if (fd < 0) {
     errno = saved_errno;
-    return false;
+    return FindResult::kUnknown;
   }
   char buf[4096];
   size_t len = 0;
@@ -195,16 +201,22 @@ bool FindMapping(uintptr_t a, Mapping* out) {
       char* line_end = overlong ? buf + len : nl;
       Mapping m;
       if (!skipping && ParseMapsLine(buf + consumed, line_end, &m)) {
-        // Lines are sorted by address: past a, nothing further can hold it.
-        if (a < m.start) {
+        if (!found) {
+          // Lines are sorted by address: past a, nothing further can hold it.
+          if (a < m.start) {
+            done = true;
+          } else if (a < m.end) {
+            *out = m;
+            found = true;
+            done = out->end >= through;
+          }
+        } else if (m.start == out->end && m.kind == out->kind && m.writable == out->writable) {
+          out->end = m.end;
+          done = out->end >= through;
+        } else {
           done = true;
-          break;
         }
-        if (a < m.end) {
-          *out = m;
-          found = done = true;
-          break;
-        }
+        if (done) break;
       }
       skipping = overlong;
       consumed = overlong ? len : static_cast<size_t>(nl + 1 - buf);
@@ -215,7 +227,25 @@ bool FindMapping(uintptr_t a, Mapping* out) {
   }
   syscall(SYS_close, fd);
   errno = saved_errno;
-  return found;
+  return found ? FindResult::kFound : FindResult::kNotMapped;
+}
+
+bool ReadMemory(const void* src, void* dst, size_t len) {
+  const int saved_errno = errno;
+  struct iovec local = {dst, len};
+  struct iovec remote = {const_cast<void*>(src), len};
+  ssize_t n = syscall(SYS_process_vm_readv, syscall(SYS_getpid), &local, 1UL, &remote, 1UL, 0UL);
+  if (n < 0 && errno != EFAULT) {
+    // Refused (a seccomp filter, an old kernel): the same read through
+    // /proc/self/mem, which fails with EIO where memory cannot be read.
+    const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC));
+    if (fd >= 0) {
+      n = syscall(SYS_pread64, fd, dst, len, reinterpret_cast<uintptr_t>(src));
+      syscall(SYS_close, fd);
+    }
+  }
+  errno = saved_errno;
+  return n == static_cast<ssize_t>(len);
 }
 
 uint64_t ResidentBytes() {

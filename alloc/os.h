@@ -38,19 +38,34 @@ uint64_t NowMs();
 // Never allocates; errno is preserved.
 size_t ReadSmallFile(const char* path, char* buf, size_t cap);
 
-// One line of /proc/self/maps: the mapping that holds an address.
+// A stretch of /proc/self/maps: consecutive lines of one kind, merged (the
+// kernel splits one mapping into several lines where madvise or mlock
+// changed part of it).
 struct Mapping {
+  enum Kind { kAnonymous, kHeap, kOther };
   uintptr_t start = 0, end = 0;  // [start, end)
-  bool writable = false;
-  bool has_path = false;  // a file, or a named region ([stack], [vdso], ...)
-  bool is_heap = false;   // "[heap]": the brk area (glibc's main arena)
+  bool writable = false;         // every line of it
+  // kAnonymous: no path, or a name given with prctl(PR_SET_VMA) ("[anon:
+  // ...]", as glibc's decorated arenas); kHeap: "[heap]", the brk area;
+  // kOther: a file, the stack, [vdso], ...
+  Kind kind = kOther;
 };
 
-// Finds the mapping that holds address a in /proc/self/maps, read with raw
-// syscalls into a stack buffer. False when a is not mapped (or the file
-// cannot be read). Never allocates; errno is preserved. Slow (a syscall per
-// 4 KiB of the file): for rare paths only.
-bool FindMapping(uintptr_t a, Mapping* out);
+enum class FindResult { kFound, kNotMapped, kUnknown };
+
+// Finds the mapping that holds address a, extended over the lines that
+// follow it without a gap, of the same kind and writability, until it
+// reaches `through` (or they stop). Reads /proc/self/maps with raw syscalls
+// into a stack buffer; kUnknown when it cannot be read (no /proc, no file
+// descriptor left). Never allocates; errno is preserved. Slow (a syscall
+// per 4 KiB of the file): for rare paths only.
+FindResult FindMapping(uintptr_t a, uintptr_t through, Mapping* out);
+
+// Copies len bytes at src (in this process) to dst without faulting: false
+// when any of them cannot be read (unmapped, PROT_NONE, a file mapping past
+// its end). Uses process_vm_readv, or /proc/self/mem where that is refused.
+// Never allocates; errno is preserved.
+bool ReadMemory(const void* src, void* dst, size_t len);
 
 // Bytes of this process resident in RAM (from /proc/self/statm, read with
 // raw syscalls into a stack buffer), or 0 if unknown. Never allocates.

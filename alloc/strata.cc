@@ -133,6 +133,7 @@ void DeallocateAligned(void* p, size_t alignment) noexcept {
 }
 
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
+  if (p == nullptr) return;  // as free(NULL), whatever the size and alignment
   if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0)) {
     internal::ReportInvalidFree(p, "alignment is not a power of two", "free_aligned_sized");
     return;

@@ -2,6 +2,7 @@
 #include "alloc/os.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <cstring>
@@ -66,4 +67,42 @@ TEST(OsTest, RefusingOsGivesEnomem) {
 }
 
 }  // namespace
+// ReadMemory never faults: unreadable memory is a false, not a signal.
+TEST(OsTest, ReadMemoryRefusesUnreadableMemory) {
+  const uint64_t word = 0x1234567890abcdefULL;
+  uint64_t got = 0;
+  ASSERT_TRUE(os::ReadMemory(&word, &got, sizeof(got)));
+  EXPECT_EQ(got, word);
+  void* none = mmap(nullptr, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(none, MAP_FAILED);
+  EXPECT_FALSE(os::ReadMemory(none, &got, sizeof(got)));
+  EXPECT_FALSE(os::ReadMemory(reinterpret_cast<void*>(uintptr_t{16}), &got, sizeof(got)));
+  munmap(none, 8192);
+}
+
+// FindMapping merges the lines the kernel split one mapping into (madvise)
+// and stops where the kind or the writability changes (mprotect).
+TEST(OsTest, FindMappingMergesSplitLines) {
+  constexpr size_t kLen = 16 * 4096;
+  auto* m = static_cast<char*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(m, MAP_FAILED);
+  const auto start = reinterpret_cast<uintptr_t>(m);
+  ASSERT_EQ(madvise(m + 4 * 4096, 4096, MADV_DONTDUMP), 0);  // splits it in three
+  os::Mapping found;
+  ASSERT_EQ(os::FindMapping(start + 100, start + kLen, &found), os::FindResult::kFound);
+  EXPECT_LE(found.start, start);
+  EXPECT_GE(found.end, start + kLen);
+  EXPECT_EQ(found.kind, os::Mapping::kAnonymous);
+  EXPECT_TRUE(found.writable);
+  ASSERT_EQ(mprotect(m + 8 * 4096, 4096, PROT_READ), 0);
+  ASSERT_EQ(os::FindMapping(start + 100, start + kLen, &found), os::FindResult::kFound);
+  EXPECT_EQ(found.end, start + 8 * 4096);  // the read-only page ends it
+  munmap(m, kLen);
+  EXPECT_EQ(os::FindMapping(start + 100, start + 200, &found), os::FindResult::kNotMapped);
+  int on_stack = 0;
+  const auto a = reinterpret_cast<uintptr_t>(&on_stack);
+  ASSERT_EQ(os::FindMapping(a, a + 1, &found), os::FindResult::kFound);
+  EXPECT_NE(found.kind, os::Mapping::kHeap);
+}
+
 }  // namespace strata::internal::os

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -18,21 +19,27 @@ uint64_t Next(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-constexpr int kInputs = 200;
+constexpr long kInputs = 200;
 constexpr size_t kMaxInput = 256;  // up to 64 operations per input
+constexpr size_t kLongestInput = 1 << 16;
 
 }  // namespace
 
-int main() {
-  uint64_t state = 20261125;
-  uint8_t input[kMaxInput];
+// Optional arguments, for soak runs by hand: INPUTS [MAX_INPUT_BYTES [SEED]].
+int main(int argc, char** argv) {
+  const long inputs = argc > 1 ? atol(argv[1]) : kInputs;
+  size_t max_input = argc > 2 ? static_cast<size_t>(atol(argv[2])) : kMaxInput;
+  if (max_input > kLongestInput) max_input = kLongestInput;
+  uint64_t state = argc > 3 ? static_cast<uint64_t>(atoll(argv[3])) : 20261125;
+  static uint8_t input[kLongestInput];
   size_t bytes = 0;
-  for (int i = 0; i < kInputs; ++i) {
-    const size_t len = Next(state) % (kMaxInput + 1);
+  for (long i = 0; i < inputs; ++i) {
+    const size_t len = Next(state) % (max_input + 1);
     for (size_t k = 0; k < len; ++k) input[k] = static_cast<uint8_t>(Next(state));
     LLVMFuzzerTestOneInput(input, len);
     bytes += len;
   }
-  printf("alloc_fuzz_smoke: %d inputs, %zu bytes, no mismatch\n", kInputs, bytes);
+  printf("alloc_fuzz_smoke: %ld inputs, %zu bytes (%zu operations), no mismatch\n", inputs, bytes,
+         bytes / 4);
   return 0;
 }

@@ -1,11 +1,13 @@
 // Hostile probes of the preloaded library, one per command-line case (see
 // hostile_test.sh, which checks how each ends):
-//   bss, mmap, stack          free() of memory strata never handed out: one
-//                             line and SIGABRT (count mode: counted, go on)
+//   bss, mmap, stack,         free() of memory strata never handed out (also
+//   protnone, file_eof        memory that cannot be read): one line and
+//                             SIGABRT (count mode: counted, go on)
 //   sized_small, sized_medium free_sized() with a size below the request
 //   glibc                     glibc's own blocks (from libc's malloc, small
 //                             and mmap-backed) pass through realloc and free
-//                             intact, and the big one is unmapped
+//                             intact, and the big one is unmapped, also
+//                             when madvise split their mapping
 //   huge                      malloc(64 TiB) and new of it fail cleanly
 //   idle_large                512 freed 1 MiB blocks leave RSS while the
 //                             program sleeps, with no further call
@@ -24,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <new>
 
 namespace {
@@ -90,6 +93,22 @@ void FreeStack() {
   pthread_join(t, nullptr);
 }
 
+// A page no one may read, and a file mapping past the file's end (a read
+// there is SIGBUS): checking the pointer must not fault.
+void FreeProtNone() {
+  void* m = mmap(nullptr, 1 << 16, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  free(static_cast<char*>(m) + 64);
+}
+
+void FreeFileEof() {
+  FILE* f = tmpfile();
+  CHECK(f != nullptr);
+  void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(f), 0);
+  CHECK(m != MAP_FAILED);
+  free(static_cast<char*>(m) + 64);
+}
+
 void SizedSmall() { FreeSized()(malloc(100), 8); }
 void SizedMedium() { FreeSized()(malloc(4000), 1); }
 
@@ -137,6 +156,17 @@ void Glibc() {
   CHECK(!Mapped(middle));
   // A small one too (glibc keeps it; it must not be reported).
   free(glibc_malloc(64));
+  // madvise on a page inside a block splits its mapping in /proc/self/maps.
+  for (size_t n : {size_t{200000}, size_t{2} << 20}) {
+    auto* g = static_cast<unsigned char*>(glibc_malloc(n));
+    CHECK(g != nullptr);
+    Fill(g, n, 5);
+    auto page = (reinterpret_cast<uintptr_t>(g) + n / 2) & ~uintptr_t{4095};
+    CHECK(madvise(reinterpret_cast<void*>(page), 4096, MADV_DONTDUMP) == 0);
+    auto* q = static_cast<unsigned char*>(realloc(g, n + 1));
+    CHECK(q != nullptr && Holds(q, n, 5));
+    free(q);
+  }
   puts("glibc: ok");
 }
 
@@ -217,6 +247,7 @@ void Count() {
   FreeBss();
   FreeMmap();
   FreeStack();
+  FreeProtNone();
   auto* p = static_cast<unsigned char*>(malloc(100));
   Fill(p, 100, 9);
   FreeSized()(p, 8);  // ignored: p stays live
@@ -243,6 +274,8 @@ int main(int argc, char** argv) {
   if (strcmp(c, "bss") == 0) FreeBss();
   else if (strcmp(c, "mmap") == 0) FreeMmap();
   else if (strcmp(c, "stack") == 0) FreeStack();
+  else if (strcmp(c, "protnone") == 0) FreeProtNone();
+  else if (strcmp(c, "file_eof") == 0) FreeFileEof();
   else if (strcmp(c, "sized_small") == 0) SizedSmall();
   else if (strcmp(c, "sized_medium") == 0) SizedMedium();
   else if (strcmp(c, "glibc") == 0) Glibc();
