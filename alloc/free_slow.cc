@@ -37,7 +37,8 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
   // A cached mapping is released by the policy's clock: the global pass
   // (and the background thread, started here on first need) must know,
   // or an idle program would keep it resident.
-  if (LargeFree(h)) RunGlobalDecay(os::NowMs(), /*released=*/true);
+  const uint64_t now = os::NowMs();
+  if (LargeFree(h, now)) RunGlobalDecay(now, /*released=*/true);
 }
 
 // True when block p (of `size` bytes) holds the words of a free block, on a

@@ -89,12 +89,12 @@ void UnmapLarge(LargeHeader* h, size_t reserved) {
   g_mapped_bytes.fetch_sub(reserved, std::memory_order_relaxed);
 }
 
-bool PutInCache(LargeHeader* h) {
+bool PutInCache(LargeHeader* h, uint64_t now) {
   // purge_delay_ms 0 means "at once": nothing waits in the cache.
   if (GetOption(Option::kPurgeDelayMs) == 0) return false;
   const auto limit = static_cast<uint64_t>(GetOption(Option::kLargeCacheBytes));
   if (h->reserved > limit / 2 || (h->reserved >> kArenaShift) > kMaxCachedArenas) return false;
-  h->cached_at = static_cast<uint32_t>(os::NowMs());
+  h->cached_at = static_cast<uint32_t>(now);
   // Relaxed: reserving room; the slot CAS publishes the mapping.
   if (g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed) + h->reserved > limit) {
     g_cached_bytes.fetch_sub(h->reserved, std::memory_order_relaxed);
@@ -162,11 +162,11 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
   return h->Block();
 }
 
-bool LargeFree(LargeHeader* h) {
+bool LargeFree(LargeHeader* h, uint64_t now) {
   // Relaxed: statistics only.
   g_live_count.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(h->usable, std::memory_order_relaxed);
-  if (PutInCache(h)) return true;
+  if (PutInCache(h, now)) return true;
   UnmapLarge(h, h->reserved);
   return false;
 }

@@ -49,7 +49,8 @@ void* LargeAllocate(size_t size, size_t align, bool zero);
 // also if the program never calls strata again: the caller's job).
 // REQUIRES: IsLargeBlock(h, p) was true and the state CAS succeeded (see
 // LargeTryBeginFree).
-bool LargeFree(LargeHeader* h);
+// `now` is os::NowMs(), read once by the caller for both.
+bool LargeFree(LargeHeader* h, uint64_t now);
 
 // True when p is exactly the live block of h (not an interior pointer).
 inline bool IsLargeBlock(LargeHeader* h, const void* p) { return h->Block() == p; }

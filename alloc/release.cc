@@ -188,9 +188,10 @@ void* BackgroundMain(void*) {
 // called where allocating is safe (pthread_create allocates): never with a
 // strata lock held.
 void MaybeStartBackground(uint64_t now) {
-  if (!BackgroundWanted()) return;
-  // Relaxed: a hint; the CAS below decides.
+  // Relaxed: a hint; the CAS below decides. (First: once the thread runs,
+  // this one load is all a caller pays.)
   if (g_bg_state.load(std::memory_order_relaxed) != 0) return;
+  if (!BackgroundWanted()) return;
   if (now < g_bg_retry_ms.load(std::memory_order_relaxed)) return;
   int expected = 0;
   // Relaxed: the CAS only elects the creator (see g_bg_state).
