@@ -11,6 +11,12 @@
 //   huge                      malloc(64 TiB) and new of it fail cleanly
 //   idle_large                512 freed 1 MiB blocks leave RSS while the
 //                             program sleeps, with no further call
+//   xdf_exited, xdf_qpp,      blocks freed twice across threads (issue 10,
+//   xdf_batch, xdf_twice,     point 1): after the freer exited, q p p from
+//   xdf_two_threads           one thread, while in another thread's batch,
+//                             twice by one thread, by two threads
+//   overflow1, overflow8      1 or 8 bytes written past a block into its free
+//                             neighbour: reported before the link is followed
 //   count                     every misuse above in count mode; the process
 //                             goes on and no live block is handed out twice
 // Built against glibc alone; strata arrives by LD_PRELOAD.
@@ -27,7 +33,10 @@
 #include <unistd.h>
 
 #include <initializer_list>
+#include <condition_variable>
+#include <mutex>
 #include <new>
+#include <thread>
 
 namespace {
 
@@ -107,6 +116,103 @@ void FreeFileEof() {
   void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(f), 0);
   CHECK(m != MAP_FAILED);
   free(static_cast<char*>(m) + 64);
+}
+
+// ---- Double frees across threads, and overflows into free links --------
+
+template <typename Fn>
+void OnThread(Fn fn) {
+  std::thread t(fn);
+  t.join();
+}
+
+// A thread frees p and exits; the owner frees p again while p's run still
+// holds another live block.
+void DoubleFreeAfterFreerExited() {
+  void* keep = malloc(64);
+  void* p = malloc(64);
+  OnThread([p] { free(p); });
+  free(p);
+  free(keep);
+}
+
+void DoubleFreeQpp() {
+  void* q = malloc(64);
+  void* p = malloc(64);
+  OnThread([p, q] {
+    free(q);
+    free(p);
+    free(p);
+  });
+}
+
+// p waits in B's outgoing batch while B is alive; the owner frees it too.
+void DoubleFreeInABatch() {
+  void* p = malloc(64);
+  std::mutex mu;
+  std::condition_variable cv;
+  int stage = 0;
+  std::thread b([&] {
+    free(p);
+    std::unique_lock<std::mutex> lock(mu);
+    stage = 1;
+    cv.notify_all();
+    cv.wait(lock, [&] { return stage == 2; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return stage == 1; });
+  }
+  free(p);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stage = 2;
+  }
+  cv.notify_all();
+  b.join();
+}
+
+void DoubleFreeTwiceByOneThread() {
+  void* p = malloc(64);
+  OnThread([p] {
+    free(p);
+    free(p);
+  });
+}
+
+void DoubleFreeByTwoThreads() {
+  void* p = malloc(64);
+  OnThread([p] { free(p); });
+  OnThread([p] { free(p); });
+}
+
+// Two neighbouring 64 B blocks; the second is freed and `len` bytes are
+// written past the first, into the second's link. The next allocations of
+// the class pop it: the damage must be reported, and no pointer into a live
+// block handed out.
+void OverflowIntoFreeNeighbour(size_t len) {
+  unsigned char* a = nullptr;
+  unsigned char* b = nullptr;
+  for (int tries = 0; tries < 1000; ++tries) {  // two neighbours of the current run
+    a = static_cast<unsigned char*>(malloc(64));
+    b = static_cast<unsigned char*>(malloc(64));
+    if (b == a + 64) break;
+  }
+  CHECK(b == a + 64);
+  memset(a, 7, 64);
+  free(b);  // b heads its run's free list
+  // A NUL (the classic off-by-one), unless the byte is NUL already: the
+  // stored link is random per process, and the write must change it.
+  if (len == 1) {
+    a[64] = a[64] == 0 ? 1 : 0;
+  } else {
+    memset(a + 64, 0x41, len);
+  }
+  for (int k = 0; k < 4; ++k) {
+    auto* n = static_cast<unsigned char*>(malloc(64));
+    CHECK(n < a || n >= a + 64);  // never a pointer into the live block
+  }
+  for (int i = 0; i < 64; ++i) CHECK(a[i] == 7);
 }
 
 void SizedSmall() { FreeSized()(malloc(100), 8); }
@@ -263,6 +369,18 @@ void Count() {
   for (void* o : others) free(o);
   FreeSized()(p, 100);
   FreeSized()(m, 4000);
+  // The cross-thread double frees: each counted, none handed out twice.
+  DoubleFreeAfterFreerExited();
+  DoubleFreeQpp();
+  DoubleFreeInABatch();
+  DoubleFreeTwiceByOneThread();
+  DoubleFreeByTwoThreads();
+  static void* live[2048];
+  for (void*& l : live) l = malloc(64);
+  for (size_t i = 0; i < 2048; ++i) {
+    for (size_t j = i + 1; j < 2048; ++j) CHECK(live[i] != live[j]);
+  }
+  for (void* l : live) free(l);
   puts("count: ok");
 }
 
@@ -275,6 +393,13 @@ int main(int argc, char** argv) {
   else if (strcmp(c, "mmap") == 0) FreeMmap();
   else if (strcmp(c, "stack") == 0) FreeStack();
   else if (strcmp(c, "protnone") == 0) FreeProtNone();
+  else if (strcmp(c, "xdf_exited") == 0) DoubleFreeAfterFreerExited();
+  else if (strcmp(c, "xdf_qpp") == 0) DoubleFreeQpp();
+  else if (strcmp(c, "xdf_batch") == 0) DoubleFreeInABatch();
+  else if (strcmp(c, "xdf_twice") == 0) DoubleFreeTwiceByOneThread();
+  else if (strcmp(c, "xdf_two_threads") == 0) DoubleFreeByTwoThreads();
+  else if (strcmp(c, "overflow1") == 0) OverflowIntoFreeNeighbour(1);
+  else if (strcmp(c, "overflow8") == 0) OverflowIntoFreeNeighbour(8);
   else if (strcmp(c, "file_eof") == 0) FreeFileEof();
   else if (strcmp(c, "sized_small") == 0) SizedSmall();
   else if (strcmp(c, "sized_medium") == 0) SizedMedium();
