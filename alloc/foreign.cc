@@ -31,6 +31,7 @@
 
 #include <atomic>
 
+#include "alloc/error.h"
 #include "alloc/os.h"
 
 namespace strata::internal {
@@ -137,13 +138,15 @@ bool IsGlibcBlock(const void* p) {
   return IsArenaChunk(chunk, size, (header[1] & kNonMainArena) == 0);
 }
 
-bool FreeGlibcBlock(void* p) {
-  if (!IsGlibcBlock(p)) return false;
+bool ReturnGlibcBlock(void* p) {
   FreeFn f = GlibcFunction(g_glibc_free, "free");
   if (f == nullptr) return false;  // no glibc allocator to give it to
   f(p);
+  CountForeignFree();
   return true;
 }
+
+bool FreeGlibcBlock(void* p) { return IsGlibcBlock(p) && ReturnGlibcBlock(p); }
 
 size_t GlibcUsableSize(void* p) {
   if (!IsGlibcBlock(p)) return 0;

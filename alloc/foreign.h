@@ -26,11 +26,16 @@ namespace strata::internal {
 bool IsGlibcBlock(const void* p);
 
 // The foreign-free hook of the drop-in (error.h): frees p with glibc's free
-// when it is glibc's, and returns whether it was.
+// when it is glibc's (ReturnGlibcBlock), and returns whether it was.
 bool FreeGlibcBlock(void* p);
 
 // Usable bytes of glibc block p, or 0 when p is not one.
 size_t GlibcUsableSize(void* p);
+
+// Frees p with glibc's own free and counts it (stats' foreign frees);
+// false when there is no glibc allocator to give it to.
+// REQUIRES: IsGlibcBlock(p) (or GlibcUsableSize(p) != 0) just said so.
+bool ReturnGlibcBlock(void* p);
 
 }  // namespace strata::internal
 

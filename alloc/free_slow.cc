@@ -248,10 +248,10 @@ void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
   if (!r.ok()) return;
   // A sized free: the size must be one the block could have been
   // allocated with (size_class.h, SizedFreeFits).
-  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && !SizedFreeFits(UsableResolved(r), max_size))) {
-    ReportInvalidFree(p, max_size > UsableResolved(r) ? "size is larger than the block"
-                                                       : "size is too small for the block",
-                      op);
+  const size_t usable = UsableResolved(r);
+  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && !SizedFreeFits(usable, max_size))) {
+    ReportInvalidFree(
+        p, max_size > usable ? "size is larger than the block" : "size is too small for the block", op);
     return;
   }
   FreeResolved(r, p, op);

@@ -64,15 +64,8 @@ inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
 
 // ---- Start-up and exit ---------------------------------------------------
 
-// The foreign-free hook: glibc's blocks go back to glibc.
-bool FreeForeign(void* p) {
-  if (!FreeGlibcBlock(p)) return false;
-  CountForeignFree();
-  return true;
-}
-
 __attribute__((constructor(101))) void InstallOverride() {
-  SetForeignFreeHook(&FreeForeign);
+  SetForeignFreeHook(&FreeGlibcBlock);  // glibc's blocks go back to glibc
   InstallForkHandlers();
 }
 
@@ -95,21 +88,20 @@ void* calloc(size_t count, size_t size) noexcept {
 void* realloc(void* p, size_t size) noexcept {
   if (p != nullptr && !IsOurs(p)) {
     // Only a block of glibc's moves into strata, its contents intact (then
-    // glibc frees it); anything else is an invalid pointer.
+    // glibc frees it, recognised once); anything else is an invalid pointer.
     const size_t old = GlibcUsableSize(p);
     if (old == 0) {
       strata::internal::ReportInvalidFree(p, "pointer was not allocated by strata", "realloc");
       errno = EINVAL;  // count mode: the pointer is left alone
       return nullptr;
     }
-    if (size == 0) {
-      free(p);
-      return nullptr;
+    void* q = nullptr;  // realloc(p, 0) frees p
+    if (size != 0) {
+      q = strata::Allocate(size);
+      if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
+      memcpy(q, p, old < size ? old : size);
     }
-    void* q = strata::Allocate(size);
-    if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
-    memcpy(q, p, old < size ? old : size);
-    free(p);
+    strata::internal::ReturnGlibcBlock(p);
     return q;
   }
   return strata::Reallocate(p, size);
