@@ -384,30 +384,45 @@ void Count() {
   puts("count: ok");
 }
 
+void OverflowByOne() { OverflowIntoFreeNeighbour(1); }
+void OverflowByEight() { OverflowIntoFreeNeighbour(8); }
+
+struct Case {
+  const char* name;
+  void (*run)();
+};
+
+constexpr Case kCases[] = {
+    {"bss", &FreeBss},
+    {"mmap", &FreeMmap},
+    {"stack", &FreeStack},
+    {"protnone", &FreeProtNone},
+    {"file_eof", &FreeFileEof},
+    {"xdf_exited", &DoubleFreeAfterFreerExited},
+    {"xdf_qpp", &DoubleFreeQpp},
+    {"xdf_batch", &DoubleFreeInABatch},
+    {"xdf_twice", &DoubleFreeTwiceByOneThread},
+    {"xdf_two_threads", &DoubleFreeByTwoThreads},
+    {"overflow1", &OverflowByOne},
+    {"overflow8", &OverflowByEight},
+    {"sized_small", &SizedSmall},
+    {"sized_medium", &SizedMedium},
+    {"glibc", &Glibc},
+    {"huge", &Huge},
+    {"idle_large", &IdleLarge},
+    {"count", &Count},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
-  const char* c = argv[1];
-  if (strcmp(c, "bss") == 0) FreeBss();
-  else if (strcmp(c, "mmap") == 0) FreeMmap();
-  else if (strcmp(c, "stack") == 0) FreeStack();
-  else if (strcmp(c, "protnone") == 0) FreeProtNone();
-  else if (strcmp(c, "xdf_exited") == 0) DoubleFreeAfterFreerExited();
-  else if (strcmp(c, "xdf_qpp") == 0) DoubleFreeQpp();
-  else if (strcmp(c, "xdf_batch") == 0) DoubleFreeInABatch();
-  else if (strcmp(c, "xdf_twice") == 0) DoubleFreeTwiceByOneThread();
-  else if (strcmp(c, "xdf_two_threads") == 0) DoubleFreeByTwoThreads();
-  else if (strcmp(c, "overflow1") == 0) OverflowIntoFreeNeighbour(1);
-  else if (strcmp(c, "overflow8") == 0) OverflowIntoFreeNeighbour(8);
-  else if (strcmp(c, "file_eof") == 0) FreeFileEof();
-  else if (strcmp(c, "sized_small") == 0) SizedSmall();
-  else if (strcmp(c, "sized_medium") == 0) SizedMedium();
-  else if (strcmp(c, "glibc") == 0) Glibc();
-  else if (strcmp(c, "huge") == 0) Huge();
-  else if (strcmp(c, "idle_large") == 0) IdleLarge();
-  else if (strcmp(c, "count") == 0) Count();
-  else return 2;
-  printf("%s: returned\n", c);
-  return 0;
+  for (const Case& c : kCases) {
+    if (strcmp(argv[1], c.name) == 0) {
+      c.run();
+      printf("%s: returned\n", c.name);
+      return 0;
+    }
+  }
+  return 2;
 }

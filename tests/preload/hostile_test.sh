@@ -24,6 +24,14 @@ dies() {
   echo "ok: $case: $(grep '^strata: ' "$TMP/$case.death")"
 }
 
+# passes NAME CASE [VAR=VALUE...]: the case runs to its end under the preload
+# (with the variables set), its output in $TMP/NAME.out and .err.
+passes() {
+  local name=$1 case=$2; shift 2
+  strata env "$@" "$PROBE" "$case" >"$TMP/$name.out" 2>"$TMP/$name.err" || {
+    cat "$TMP/$name.out" "$TMP/$name.err"; exit 1; }
+}
+
 dies bss 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
 dies mmap 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
 dies stack 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
@@ -37,20 +45,19 @@ dies overflow8 'strata: heap corruption at 0x[0-9a-f]+: free list corrupted'
 dies sized_small 'strata: free_sized\(0x[0-9a-f]+\): size is too small for the block'
 dies sized_medium 'strata: free_sized\(0x[0-9a-f]+\): size is too small for the block'
 
-strata "$PROBE" glibc >"$TMP/glibc.out" 2>"$TMP/glibc.err" || { cat "$TMP/glibc.out" "$TMP/glibc.err"; exit 1; }
+passes glibc glibc
 grep -q "glibc: ok" "$TMP/glibc.out"
 served "$STATS"
 grep -q "foreign frees: [1-9][0-9]* returned to glibc" "$STATS" || { echo "FAIL: glibc's blocks were not returned"; cat "$STATS"; exit 1; }
 echo "ok: glibc's blocks kept their contents and went back to glibc"
 
-strata "$PROBE" huge >"$TMP/huge.out" 2>"$TMP/huge.err" || { cat "$TMP/huge.out" "$TMP/huge.err"; exit 1; }
+passes huge huge
 echo "ok: $(head -1 "$TMP/huge.out")"
 
-strata "$PROBE" idle_large >"$TMP/idle.out" 2>"$TMP/idle.err" || { cat "$TMP/idle.out" "$TMP/idle.err"; exit 1; }
+passes idle idle_large
 echo "ok: $(head -1 "$TMP/idle.out")"
 # Also with purge_delay_ms=0: nothing waits in the large cache.
-STRATA_PURGE_DELAY_MS=0 strata "$PROBE" idle_large >"$TMP/idle0.out" 2>"$TMP/idle0.err" || {
-  cat "$TMP/idle0.out" "$TMP/idle0.err"; exit 1; }
+passes idle0 idle_large STRATA_PURGE_DELAY_MS=0
 echo "ok (purge_delay_ms=0): $(head -1 "$TMP/idle0.out")"
 
 STRATA_ERROR_MODE=count strata "$PROBE" count >"$TMP/count.out" 2>"$TMP/count.death" || {
