@@ -70,9 +70,18 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 }
 
 // Describes one pool; for a run, the head's descriptor describes the run.
-// 64 bytes: the descriptor of pool i sits at arena base + 64 * i (pool 0's
-// slot holds the ArenaHeader's own fields), so the free fast path finds it
-// with a shift and a mask.
+// 128 bytes, two cache lines: the descriptor of pool i sits at arena base +
+// 128 * i (pool 0's slot holds the ArenaHeader's own fields, pool 1's is a
+// zero descriptor: pools 0 and 1 hold the descriptors), so the free fast
+// path finds it with a shift and a mask.
+//  - The first line is the run's shape. Once the run is made it is only
+//    read, by the owner and by every thread that frees one of its blocks.
+//  - The second line is the owner's: the free list, the counts and the
+//    list links, written on every allocation and local free.
+// A remote freer reads only the first line, so the owner's stores to the
+// second, one per allocation, do not take the line from it (and its reads
+// do not take the line from the owner): producer/consumer programs paid a
+// coherence miss on both sides per block when the two shared a line.
 // Invariants (head, owner's view; Used() is the count of blocks in use):
 //   Used() + length(free) + (capacity - carved) == capacity
 //   list == kPartial  =>  free is not the end || carved < capacity
@@ -92,12 +101,8 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // holding it; anyone may also read the shape of a run holding a live block
 // they own, which does not change while it lives. `used` has one writer (the
 // owner) and racy readers (stats).
-struct alignas(64) PoolDesc {
-  FreeBlock* free = nullptr;  // head of the free list (decoded), ending at the arena base
-                              // (links: free_link.h)
-  // Blocks handed out (or in flight back), less `bias` (see kCurrentBias).
-  threading::SingleWriter<uint32_t> used;
-  uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
+struct alignas(2 * kCacheLine) PoolDesc {
+  // ---- The shape (first line) ----
   uint32_t size = 0;          // block size (head)
   uint32_t div_magic = 0;     // ceil(2^32 / size): offset / size without a divide
   uint32_t start = 0;         // offset of the run's first block from the arena base
@@ -105,21 +110,28 @@ struct alignas(64) PoolDesc {
   uint8_t size_class = 0;     // class of the run (0 when free)
   uint8_t run_pools = 0;      // pools in the run (head only)
   PoolState state = PoolState::kFree;
-  PoolList list = PoolList::kNone;
   uint8_t index = 0;          // pool index in its arena
+  // kTail: bytes back to the head's descriptor (128 per pool); 0 otherwise.
+  // A byte count, so that finding the head is one load and one subtract on
+  // the free fast path.
+  uint16_t head_bytes = 0;
+
+  // ---- The owner's (second line) ----
+  alignas(kCacheLine) FreeBlock* free = nullptr;  // head of the free list (decoded), ending at
+                                                  // the arena base (links: free_link.h)
+  // Blocks handed out (or in flight back), less `bias` (see kCurrentBias).
+  threading::SingleWriter<uint32_t> used;
+  uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
+  // What `used` leaves out of the count (see kCurrentBias). One writer (the
+  // owner), racy readers (stats).
+  threading::SingleWriter<uint32_t> bias;
+  PoolList list = PoolList::kNone;
+  bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
+  bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
   uint32_t free_since = 0;    // kFree, or a kEmpty head: low 32 bits of os::NowMs() when
                               // it became free (or empty)
   PoolDesc* prev = nullptr;   // owner's partial or empty list
   PoolDesc* next = nullptr;
-  bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
-  bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
-  // kTail: bytes back to the head's descriptor (64 per pool); 0 otherwise. A
-  // byte count, so that finding the head is one load and one subtract on
-  // the free fast path.
-  uint16_t head_bytes = 0;
-  // What `used` leaves out of the count (see kCurrentBias). One writer (the
-  // owner), racy readers (stats).
-  threading::SingleWriter<uint32_t> bias;
 
   constexpr PoolDesc() = default;
   PoolDesc(const PoolDesc&) = delete;
@@ -165,7 +177,8 @@ struct alignas(64) PoolDesc {
   // True when p is on this run's free list (a walk of at most capacity).
   bool HasFreeBlock(const void* p) const;
 };
-static_assert(sizeof(PoolDesc) == 64, "descriptor i lives at arena + 64 * i");
+static_assert(sizeof(PoolDesc) == 2 * kCacheLine, "descriptor i lives at arena + 128 * i");
+static_assert(offsetof(PoolDesc, free) == kCacheLine, "the owner's fields start the second line");
 
 // True when p is the start of block k < limit of run d: one multiply (see
 // IsBlockStart) against the run's start, block size and count. d is the
@@ -196,24 +209,26 @@ struct alignas(kPoolSize) ArenaHeader {
   uint32_t kind;               // kArenaKind (shared prefix with LargeHeader)
   uint32_t used_pools;         // pools that are part of runs
   std::atomic<Heap*> owner;    // heap whose pools these are (null: empty)
-  uint64_t free_mask;          // bit i set <=> pool i is free; bit 0 never
+  uint64_t free_mask;          // bit i set <=> pool i is free; bits 0 and 1 never
   uint64_t dirty_mask;         // free pools whose pages may be resident (not purged)
   ArenaHeader* prev;           // owner's arena lists
   ArenaHeader* next;
   ArenaRecord* record;         // type-stable record (global stacks, stats)
   bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
-  // Descriptors of pools 1..63 (pool 0 is this header).
-  PoolDesc descs[kPoolsPerArena - kFirstUsablePool];
+  // Descriptors of pools 1..63. Pool 1's stays zero (a free pool with no
+  // blocks, so nothing validates against it): pools 0 and 1 are this header.
+  PoolDesc descs[kPoolsPerArena - 1];
 
   char* Base() { return reinterpret_cast<char*>(this); }
   // Descriptor of pool i. REQUIRES: kFirstUsablePool <= i < kPoolsPerArena.
-  PoolDesc* pool(size_t i) { return &descs[i - kFirstUsablePool]; }
-  const PoolDesc* pool(size_t i) const { return &descs[i - kFirstUsablePool]; }
+  PoolDesc* pool(size_t i) { return &descs[i - 1]; }
+  const PoolDesc* pool(size_t i) const { return &descs[i - 1]; }
   bool IsValid() const;
 };
-static_assert(sizeof(ArenaHeader) == kPoolSize * kFirstUsablePool, "header is pool 0");
-static_assert(offsetof(ArenaHeader, descs) == sizeof(PoolDesc) * kFirstUsablePool,
-              "descriptor i at base + 64 * i");
+static_assert(sizeof(ArenaHeader) == kPoolSize * kFirstUsablePool, "the header is pools 0 and 1");
+static_assert(offsetof(ArenaHeader, descs) == sizeof(PoolDesc), "descriptor i at base + 128 * i");
+static_assert(kFirstUsablePool * kPoolSize == (kPoolsPerArena * sizeof(PoolDesc)),
+              "the descriptors fill the header pools");
 
 // Where an arena's record says the arena is (for stats; relaxed).
 enum class ArenaState : uint8_t {
@@ -241,13 +256,20 @@ inline ArenaHeader* ArenaOf(const void* p) {
   return reinterpret_cast<ArenaHeader*>(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1));
 }
 
-// Byte offset of the descriptor of p's pool from its arena base: 64 * pool
-// index (0 for the header pool, which holds no blocks).
+// Byte offset of the descriptor of p's pool from its arena base: 128 * pool
+// index (0 for pool 0; pool 1's descriptor is a zero one: neither holds
+// blocks).
 inline uintptr_t DescOffset(const void* p) {
-  constexpr int kDescShift = 6;  // log2(sizeof(PoolDesc))
+  constexpr int kDescShift = 7;  // log2(sizeof(PoolDesc))
+  static_assert(sizeof(PoolDesc) == size_t{1} << kDescShift);
   return (reinterpret_cast<uintptr_t>(p) >> (kPoolShift - kDescShift)) &
          ((kPoolsPerArena - 1) << kDescShift);
 }
+
+// True when p lies in a pool that may hold blocks (not in the header's two).
+// The fast paths test DescOffset(p) == 0 alone, one instruction less: pool
+// 1's descriptor is zero, so no pointer into it validates as a block.
+inline bool InBlockPool(const void* p) { return DescOffset(p) >= kFirstUsablePool * sizeof(PoolDesc); }
 
 // The run head describing the block at p. REQUIRES: p lies in a usable pool.
 inline PoolDesc* RunOf(ArenaHeader* arena, const void* p) {

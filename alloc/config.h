@@ -14,11 +14,12 @@ inline constexpr size_t kPoolShift = 12;
 inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 4 KiB
 
 // An arena: 64 pools, aligned to its size so that masking a pointer finds the
-// arena header. Pool 0 holds the header, pools 1..63 hold blocks.
+// arena header. Pools 0 and 1 hold the header and the pool descriptors
+// (128 bytes each, arena.h), pools 2..63 hold blocks.
 inline constexpr size_t kArenaShift = 18;
 inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;  // 256 KiB
 inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;
-inline constexpr size_t kFirstUsablePool = 1;
+inline constexpr size_t kFirstUsablePool = 2;
 inline constexpr size_t kUsablePools = kPoolsPerArena - kFirstUsablePool;
 
 // Small classes: 8..512 bytes in steps of 8 (the seed's pymalloc classes).

@@ -19,7 +19,7 @@
 //
 //   FreeFast(p)
 //     page map: is p in an arena?                               [page_map.h]
-//     descriptor of p's pool -> its run head (arena + 64 * pool, head_bytes)
+//     descriptor of p's pool -> its run head (arena + 128 * pool, head_bytes)
 //     owner == tls_heap, p is a carved block start, p does not look free
 //       -> Heap::FreeLocal: push (encoded link, free_link.h), --used  fast path
 //     anything else -> FreeSlow (free_slow.cc): null, foreign memory, large
@@ -87,7 +87,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateZeroedFast(size_t count, size_
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t max_size,
                                                    const char* op) noexcept {
   const uintptr_t desc_offset = DescOffset(p);
-  // Pool 0 is the arena header: never a block.
+  // Pool 0 is the arena header (and pool 1's zero descriptor validates
+  // nothing, see InBlockPool): never a block.
   if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
   d = d->Head();

@@ -170,7 +170,7 @@ Resolved Resolve(const void* p, const char* op) {
     }
     return {nullptr, nullptr, large};
   }
-  if (DescOffset(p) == 0) {
+  if (!InBlockPool(p)) {
     ReportInvalidFree(p, "pointer is not the start of a block", op);
     return {nullptr, nullptr, nullptr};
   }

@@ -33,7 +33,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LinkTargetIsStrata(const FreeBlock* nex
   if ((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0) return false;
   // A block of an arena (not its header). The page map is safe to read from
   // any thread; nothing of the target itself is read.
-  return GetPageMap().InArena(next) && DescOffset(next) != 0;
+  return GetPageMap().InArena(next) && InBlockPool(next);
 }
 
 }  // namespace
@@ -110,7 +110,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, Arena
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Heap::InKnownArena(const FreeBlock* b, const FreeBlock* next) {
   const uintptr_t n = reinterpret_cast<uintptr_t>(next);
   if (!SameArena(b, next) && ArenaCacheSlot(n) != (n & ~(kArenaSize - 1))) return false;
-  return DescOffset(next) != 0;  // a header (or null) is never a block
+  return InBlockPool(next);  // a header (or null) is never a block
 }
 
 bool Heap::InOutgoing(const Heap* owner, const void* p) const {

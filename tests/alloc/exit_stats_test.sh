@@ -42,7 +42,7 @@ assert parts == r["total"], (parts, r["total"])
 a = json.load(open(sys.argv[2]))
 assert a["arenas"], "no arenas in the map"
 pools = a["arenas"][0]["pools"]
-assert len(pools) == 63, len(pools)
+assert len(pools) == 62, len(pools)
 print("ok: JSON parses; retention parts add up to", r["total"])
 PYEOF
 

@@ -5,7 +5,7 @@
 The picture has three parts:
   * the arena x pool occupancy map: one row per 256 KiB arena (sorted by
     heap, then address; empty arenas of the shared stack last), a header
-    cell showing the arena's state, then its 63 pools of 4 KiB. A run is one
+    cell showing the arena's state, then its 62 pools of 4 KiB. A run is one
     cell (a multi-pool run one wide cell) coloured by its size class, filled
     from the bottom as far as its blocks are in use; free pools, purged pools
     and empty arenas are neutral. Thousands of arenas are wrapped into
@@ -31,7 +31,7 @@ import math
 import os
 import sys
 
-POOLS = 63            # usable pools per arena; pool 0 is the arena's header
+POOLS = 62            # usable pools per arena (2..63); pools 0 and 1 are the arena's header
 POOL_BYTES = 4096
 ARENA_STATES = ("owned", "orphaned", "empty", "empty-purged")
 
@@ -210,7 +210,7 @@ def parse_arenas(d, where):
             arenas.append(arena)
             continue
         if len(pools) != POOLS:
-            raise InputError(f"{w}: {len(pools)} pools listed, expected {POOLS} (pools 1..63)")
+            raise InputError(f"{w}: {len(pools)} pools listed, expected {POOLS} (pools 2..63)")
         run = None
         tail_left = 0
         for p, entry in enumerate(pools):
@@ -322,7 +322,7 @@ class Layout:
 
     GUTTER = 84       # px left of each column for heap labels
     COLUMN_GAP = 14   # px between a column and the next column's gutter
-    HEADER_GAP = 3    # px between the header cell and pool 1
+    HEADER_GAP = 3    # px between the header cell and pool 2
 
     def __init__(self, rows, per_row, columns, row_h, pool_w):
         self.rows, self.per_row, self.columns = rows, per_row, columns
@@ -459,7 +459,7 @@ def paint_arena_row(img, lay, y0, arena, colors):
 
 def paint_summary_row(img, lay, y0, group, colors):
     """One row for several arenas: their pools sorted (runs by class, then
-    free, purged, empty), resampled to the row's 63 cells, each painted by
+    free, purged, empty), resampled to the row's 62 cells, each painted by
     its most common kind (a run's class: the median; its fill: the mean)."""
     y1 = y0 + lay.row_h - lay.row_gap
     items = []  # (sort key, kind, class, fill)
@@ -627,7 +627,7 @@ def draw_key(cv, x, y, w, d, colors, lay):
     for s in cax.spines.values():
         s.set_visible(False)
     if lay is None or lay.per_row == 1:
-        note = ("one row per 256 KiB arena: its header cell, then pools 1-63 (4 KiB each);\n"
+        note = ("one row per 256 KiB arena: its header cell (pools 0-1), then pools 2-63 (4 KiB each);\n"
                 "a run of several pools is one wide cell; an empty arena, one small square")
     else:
         note = (f"each row summarises {lay.per_row} arenas (too many for one row each): their\n"

@@ -92,7 +92,7 @@ json.dump(d, open(sys.argv[2], "w"))
 PY
 }
 mutate short 'owned[0]["pools"].pop()'
-expect_error "62 pools" "62 pools listed, expected 63" "$tmp/short.json" --out="$tmp/x.png"
+expect_error "61 pools" "61 pools listed, expected 62" "$tmp/short.json" --out="$tmp/x.png"
 mutate state 'owned[0]["state"] = "lost"'
 expect_error "unknown state" "unknown state 'lost'" "$tmp/state.json" --out="$tmp/x.png"
 mutate overfull 'a, i = runs[0]; a["pools"][i][2] = a["pools"][i][3] + 1'
