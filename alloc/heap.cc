@@ -384,13 +384,10 @@ bool Heap::IsValid() const {
     if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }
-    const PoolDesc* last = nullptr;
-    for (const PoolDesc* d = partial_[cls]; d != nullptr; last = d, d = d->next) {
+    for (const PoolDesc* d = partial_[cls]; d != nullptr; d = d->next) {
       if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
       if (IsListEnd(d->free) && d->carved == d->capacity) return false;
-      if (d->prev != last) return false;
     }
-    if (partial_tail_[cls] != last) return false;
     threading::SpinLockHolder hold(&meta_lock_);
     for (const PoolDesc* d = empty_[cls]; d != nullptr; d = d->next) {
       if (d->list != PoolList::kEmpty || d->size_class != cls || d->Used() != 0) return false;

@@ -11,7 +11,7 @@
 // releasing runs and arenas, purging, decay).
 //
 // SYNCHRONIZATION
-//  - current_, runs_, partial_, partial_tail_, outgoing_ (but each slot's `count`: one
+//  - current_, runs_, partial_, outgoing_ (but each slot's `count`: one
 //    writer, racy stats readers, through threading::SingleWriter), and the
 //    free lists, carving and list links of every run of the heap's arenas:
 //    owner thread only (empty runs excepted, below).

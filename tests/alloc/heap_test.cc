@@ -175,62 +175,6 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
   t.join();
 }
 
-// Woken runs wait on the partial list in the order they woke, and a refill
-// takes the one that woke first: it has gathered frees the longest. (Taking
-// the last one, as before, served a refill the WakeFrees blocks that had just
-// woken it while older partial runs held more.)
-TEST(HeapTest, RefillTakesThePartialRunThatWokeFirst) {
-  std::thread t([] {
-    constexpr size_t kSize = 64;
-    const uint32_t capacity = kClasses[SizeToClass(kSize)].blocks;
-    const uint32_t wake = WakeFrees(capacity);
-    std::vector<void*> blocks;
-    for (uint32_t i = 0; i < 4 * capacity; ++i) blocks.push_back(strata::Allocate(kSize));
-    // The first two runs that filled up, and the blocks of each we hold.
-    PoolDesc* first = nullptr;
-    PoolDesc* second = nullptr;
-    std::vector<void*> of_first, of_second;
-    for (void* p : blocks) {
-      PoolDesc* d = RunOf(ArenaOf(p), p);
-      if (first == nullptr && d->Asleep()) first = d;
-      if (second == nullptr && d != first && d->Asleep()) second = d;
-      if (d == first) of_first.push_back(p);
-      if (d == second) of_second.push_back(p);
-    }
-    ASSERT_NE(first, nullptr);
-    ASSERT_NE(second, nullptr);
-    ASSERT_EQ(of_first.size(), capacity);
-    ASSERT_EQ(of_second.size(), capacity);
-    // Wake `first`, then `second`.
-    for (uint32_t i = 0; i < wake; ++i) strata::Deallocate(of_first[i]);
-    for (uint32_t i = 0; i < wake; ++i) strata::Deallocate(of_second[i]);
-    ASSERT_EQ(first->list, PoolList::kPartial);
-    ASSERT_EQ(second->list, PoolList::kPartial);
-    // Allocate until one of them serves a block (runs that woke before ours,
-    // left by an earlier heap this thread may have taken over, come first).
-    PoolDesc* served = nullptr;
-    std::vector<void*> more;
-    for (uint32_t i = 0; i < 64 * capacity && served == nullptr; ++i) {
-      void* p = strata::Allocate(kSize);
-      ASSERT_NE(p, nullptr);
-      more.push_back(p);
-      PoolDesc* d = RunOf(ArenaOf(p), p);
-      if (d == first || d == second) served = d;
-    }
-    EXPECT_EQ(served, first) << "the run that woke second was taken first";
-    EXPECT_TRUE(tls_heap->IsValid());
-    for (uint32_t i = wake; i < capacity; ++i) strata::Deallocate(of_first[i]);
-    for (uint32_t i = wake; i < capacity; ++i) strata::Deallocate(of_second[i]);
-    for (void* p : blocks) {
-      PoolDesc* d = RunOf(ArenaOf(p), p);
-      if (d != first && d != second) strata::Deallocate(p);
-    }
-    for (void* p : more) strata::Deallocate(p);
-    EXPECT_TRUE(tls_heap->IsValid());
-  });
-  t.join();
-}
-
 // Random-order churn (frees scattered over every run of a class) is served
 // by the fast path: the runs a refill takes hold batches of free blocks.
 // Before runs slept, 40% of these allocations took the slow path.
