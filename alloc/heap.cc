@@ -330,14 +330,10 @@ PoolDesc* Heap::TakeEmpty(size_t cls) {
 void Heap::LinkPartial(PoolDesc* d) {
   const size_t cls = d->size_class;
   d->list = PoolList::kPartial;
-  d->next = nullptr;
-  d->prev = partial_tail_[cls];
-  if (d->prev != nullptr) {
-    d->prev->next = d;
-  } else {
-    partial_[cls] = d;
-  }
-  partial_tail_[cls] = d;
+  d->prev = nullptr;
+  d->next = partial_[cls];
+  if (d->next != nullptr) d->next->prev = d;
+  partial_[cls] = d;
 }
 
 void Heap::UnlinkPartial(PoolDesc* d) {
@@ -346,11 +342,7 @@ void Heap::UnlinkPartial(PoolDesc* d) {
   } else {
     partial_[d->size_class] = d->next;
   }
-  if (d->next != nullptr) {
-    d->next->prev = d->prev;
-  } else {
-    partial_tail_[d->size_class] = d->prev;
-  }
+  if (d->next != nullptr) d->next->prev = d->prev;
   d->prev = d->next = nullptr;
   d->list = PoolList::kNone;
 }

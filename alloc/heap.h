@@ -473,7 +473,6 @@ class alignas(kCacheLine) Heap {
   PoolDesc* current_[kNumClasses];
   PoolDesc* runs_[kNumClasses];
   PoolDesc* partial_[kNumClasses] = {};
-  PoolDesc* partial_tail_[kNumClasses] = {};  // runs wake onto the tail; refills take the head
   PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)
   size_t empty_run_pools_ = 0;           // pools in empty_ runs (under meta_lock_)
   ArenaHeader* avail_arenas_ = nullptr;  // arenas with free pools
