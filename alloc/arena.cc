@@ -133,6 +133,13 @@ bool ArenaHeader::IsValid() const {
   if (kind != kArenaKind) return false;
   if (free_mask & ~kAllUsablePools) return false;
   if (dirty_mask & ~free_mask) return false;  // only free pools are dirty
+  // Pool 1's descriptor (the header's second page) stays zero: the fast
+  // paths rely on it validating no pointer (see InBlockPool).
+  static_assert(kFirstUsablePool == 2, "one zero descriptor, for pool 1");
+  const auto* zero = reinterpret_cast<const unsigned char*>(pool(1));
+  for (size_t i = 0; i < sizeof(PoolDesc); ++i) {
+    if (zero[i] != 0) return false;
+  }
   uint32_t in_runs = 0;
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     const bool free_bit = (free_mask >> i) & 1;
@@ -143,6 +150,7 @@ bool ArenaHeader::IsValid() const {
 }
 
 bool PoolDesc::IsValid() const {
+  if (own_start != start || own_div_magic != div_magic || own_head_bytes != head_bytes) return false;
   if (state != PoolState::kHead) {
     return (state == PoolState::kFree && carved == 0) || (state == PoolState::kTail && head_bytes != 0);
   }

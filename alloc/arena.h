@@ -1,8 +1,8 @@
 // Arenas and pools: strata's memory layout for small and medium blocks.
 //
-// An arena is 256 KiB aligned to 256 KiB. Its first pool holds the
+// An arena is 256 KiB aligned to 256 KiB. Its first two pools hold the
 // ArenaHeader (found by masking any interior pointer) with one PoolDesc per
-// pool; the other 63 pools hold blocks. A run is 1..16 contiguous pools that
+// pool; the other 62 pools hold blocks. A run is 1..16 contiguous pools that
 // serve one size class; small classes use one-pool runs (the seed's pools).
 //
 // Arenas come from the process-wide source below: a lock-free stack of empty
@@ -94,9 +94,10 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
 // alone (the heap that owns the arena), but for kEmpty runs, whose list
 // links and `free`, `carved`, `purged` and `free_since` change only under
-// the owner's metadata lock (the purger purges them in place). The run-shape fields (`state`,
-// `size_class`, `size`, `div_magic`, `start`, `capacity`, `run_pools`,
-// `head_bytes`, `free_since`) change only under the owner's metadata lock
+// the owner's metadata lock (the purger purges them in place). The run-shape
+// fields (`state`, `size_class`, `size`, `div_magic`, `start`, `capacity`,
+// `run_pools`, `head_bytes`, all in the first line) and `free_since` (in the
+// second, with the owner's other fields) change only under the owner's metadata lock
 // (Heap::meta_lock_), so the purger and the stats reader may read them
 // holding it; anyone may also read the shape of a run holding a live block
 // they own, which does not change while it lives. `used` has one writer (the
@@ -125,6 +126,13 @@ struct alignas(2 * kCacheLine) PoolDesc {
   // What `used` leaves out of the count (see kCurrentBias). One writer (the
   // owner), racy readers (stats).
   threading::SingleWriter<uint32_t> bias;
+  // Copies of start, div_magic and head_bytes, for the owner's free path:
+  // with them a local free reads and writes this line alone (a cold
+  // descriptor costs one miss, not two). Written with the shape, under the
+  // same lock; IsValid checks that they agree.
+  uint32_t own_start = 0;
+  uint32_t own_div_magic = 0;
+  uint16_t own_head_bytes = 0;
   PoolList list = PoolList::kNone;
   bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
   bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
@@ -162,6 +170,9 @@ struct alignas(2 * kCacheLine) PoolDesc {
     size_class = 0;
     run_pools = 0;
     head_bytes = 0;
+    own_start = 0;
+    own_div_magic = 0;
+    own_head_bytes = 0;
     state = PoolState::kFree;
     list = PoolList::kNone;
     prev = next = nullptr;
@@ -169,8 +180,15 @@ struct alignas(2 * kCacheLine) PoolDesc {
     cached_empty = false;
   }
 
-  // The run head this descriptor belongs to (itself for a head or a free pool).
+  // The run head this descriptor belongs to (itself for a head or a free
+  // pool). Head() reads the shape's line, OwnHead() the owner's (the same
+  // value: the owner's free path uses it to stay on one line).
   PoolDesc* Head() { return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - head_bytes); }
+  PoolDesc* OwnHead() {
+    return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - own_head_bytes);
+  }
+  // Sets head_bytes and its copy.
+  void SetHeadBytes(uint16_t bytes) { head_bytes = own_head_bytes = bytes; }
 
   char* Start() const;
   bool IsValid() const;
@@ -179,6 +197,7 @@ struct alignas(2 * kCacheLine) PoolDesc {
 };
 static_assert(sizeof(PoolDesc) == 2 * kCacheLine, "descriptor i lives at arena + 128 * i");
 static_assert(offsetof(PoolDesc, free) == kCacheLine, "the owner's fields start the second line");
+static_assert(offsetof(PoolDesc, head_bytes) + sizeof(uint16_t) <= kCacheLine, "the shape is one line");
 
 // True when p is the start of block k < limit of run d: one multiply (see
 // IsBlockStart) against the run's start, block size and count. d is the
@@ -186,12 +205,18 @@ static_assert(offsetof(PoolDesc, free) == kCacheLine, "the owner's fields start 
 // capacity are 0, so nothing validates against it. Callers pass d->carved
 // (the owner: blocks carved so far) or d->capacity (anyone: fixed while a
 // block of the run lives). The one block-start check of every free path.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const void* p, uint32_t limit) {
-  const uint32_t offset =
-      static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - d->start;
-  const uint32_t magic = d->div_magic;
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsBlockOfRun(const void* p, uint32_t start, uint32_t magic,
+                                                      uint32_t limit) {
+  const uint32_t offset = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - start;
   const uint64_t product = uint64_t{offset} * magic;
   return IsBlockStart(product, magic) && static_cast<uint32_t>(product >> 32) < limit;
+}
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const void* p, uint32_t limit) {
+  return IsBlockOfRun(p, d->start, d->div_magic, limit);
+}
+// The owner's check, against blocks carved so far, from the owner's line.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateOwnBlock(const PoolDesc* d, const void* p) {
+  return IsBlockOfRun(p, d->own_start, d->own_div_magic, d->carved);
 }
 
 // SYNCHRONIZATION
@@ -215,12 +240,14 @@ struct alignas(kPoolSize) ArenaHeader {
   ArenaHeader* next;
   ArenaRecord* record;         // type-stable record (global stacks, stats)
   bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
-  // Descriptors of pools 1..63. Pool 1's stays zero (a free pool with no
-  // blocks, so nothing validates against it): pools 0 and 1 are this header.
+  // descs[i - 1] describes pool i. Pools 0 and 1 are this header: pool 0
+  // has no slot here (these fields take it), and pool 1's, descs[0], stays
+  // zero (a free pool with no blocks, so nothing validates against it).
   PoolDesc descs[kPoolsPerArena - 1];
 
   char* Base() { return reinterpret_cast<char*>(this); }
-  // Descriptor of pool i. REQUIRES: kFirstUsablePool <= i < kPoolsPerArena.
+  // Descriptor of pool i. REQUIRES: 1 <= i < kPoolsPerArena (pool 1's is the
+  // zero one; blocks live from kFirstUsablePool).
   PoolDesc* pool(size_t i) { return &descs[i - 1]; }
   const PoolDesc* pool(size_t i) const { return &descs[i - 1]; }
   bool IsValid() const;

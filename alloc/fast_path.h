@@ -91,8 +91,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   // nothing, see InBlockPool): never a block.
   if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
-  d = d->Head();
-  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->carved) ||
+  // The owner's line only (see PoolDesc::own_start).
+  d = d->OwnHead();
+  if (ABSL_PREDICT_FALSE(!ValidateOwnBlock(d, p) ||
                          (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }

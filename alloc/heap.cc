@@ -212,19 +212,19 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   head->bias.Set(0);
   head->carved = 0;
   head->size = kClasses[cls].size;
-  head->div_magic = kClasses[cls].div_magic;
-  head->start = static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize);
+  head->div_magic = head->own_div_magic = kClasses[cls].div_magic;
+  head->start = head->own_start = static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize);
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
   head->size_class = static_cast<uint8_t>(cls);
   head->run_pools = static_cast<uint8_t>(n);
-  head->head_bytes = 0;
+  head->SetHeadBytes(0);
   head->state = PoolState::kHead;
   head->list = PoolList::kNone;
   head->prev = head->next = nullptr;
   for (uint32_t i = 1; i < n; ++i) {
     PoolDesc* t = head + i;
     t->state = PoolState::kTail;
-    t->head_bytes = static_cast<uint16_t>(i * sizeof(PoolDesc));
+    t->SetHeadBytes(static_cast<uint16_t>(i * sizeof(PoolDesc)));
     t->size_class = static_cast<uint8_t>(cls);
   }
   counters_.runs_created.Add(1);

@@ -22,8 +22,8 @@
 //    pop order the old owner's last writes before the new owner's first reads.
 //  - meta_lock_ guards what other threads may inspect: the arena lists,
 //    every ArenaHeader field but owner (free_mask, dirty_mask, used_pools,
-//    links) and the run-shape fields of PoolDesc (state, size_class,
-//    capacity, run_pools, head_bytes, free_since). The owner takes it only
+//    links), the run-shape fields of PoolDesc (state, size_class,
+//    capacity, run_pools, head_bytes) and its free_since. The owner takes it only
 //    on slow paths that change them (claiming or releasing a run, moving an
 //    arena); the purger (release engine) takes it with TryLock to purge free
 //    pools of idle heaps; the stats reader takes it to walk the arenas.

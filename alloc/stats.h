@@ -55,7 +55,7 @@ struct RetentionStats {
   uint64_t free_pools_purged;      // free pools in heaps, purged (mapped, not resident)
   uint64_t empty_arenas_resident;  // pools of empty arenas, waiting for purge
   uint64_t empty_arenas_purged;    // pools of empty arenas, purged
-  uint64_t arena_headers;          // pool 0 of every mapped arena (its metadata)
+  uint64_t arena_headers;          // pools 0 and 1 of every mapped arena (its metadata)
   uint64_t reserve_untouched;      // reserved for arenas, never used yet
   uint64_t large_overhead;         // large mappings: header, alignment, page rounding
   uint64_t large_cached;           // freed large mappings kept for reuse

@@ -358,6 +358,30 @@ TEST(MisuseTest, DamagedTravellingLinkIsNotFollowed) {
   strata::Deallocate(keep);
 }
 
+// --- Pointers into an arena's header: pool 0 (the header's fields and the
+// first descriptors) and pool 1 (the rest of the descriptors; its own slot
+// is a zero descriptor that the fast paths rely on to validate nothing). ---
+
+TEST(MisuseTest, PointersIntoTheArenaHeaderAreReportedCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  char* base = reinterpret_cast<char*>(ArenaOf(keep));
+  const size_t offsets[] = {0, 8, 64, 128, 256, 4000, kPoolSize, kPoolSize + 128,
+                            kPoolSize + 1024, 2 * kPoolSize - 8};
+  uint64_t expected = 0;
+  for (size_t off : offsets) {
+    void* p = base + off;
+    strata::Deallocate(p);  // the owner's path (its arena cache holds the arena)
+    EXPECT_EQ(count.Errors(), ++expected) << "free at header offset " << off;
+    std::thread([p] { strata::Deallocate(p); }).join();  // another heap's path
+    EXPECT_EQ(count.Errors(), ++expected) << "remote free at header offset " << off;
+    EXPECT_EQ(strata::Reallocate(p, 32), nullptr) << "realloc at header offset " << off;
+    EXPECT_EQ(count.Errors(), ++expected) << "realloc at header offset " << off;
+  }
+  EXPECT_TRUE(ArenaOf(keep)->IsValid());  // pool 1's descriptor is still zero
+  ExpectSoundAfterMisuse(keep);
+}
+
 // --- Another thread frees a block that sits on its owner's free list: it
 // is reported by that thread, without waiting for the owner's next drain. ---
 

@@ -31,7 +31,8 @@ import math
 import os
 import sys
 
-POOLS = 62            # usable pools per arena (2..63); pools 0 and 1 are the arena's header
+FIRST_POOL = 2        # pools 0 and 1 are the arena's header (alloc/config.h kFirstUsablePool)
+POOLS = 64 - FIRST_POOL  # usable pools per arena, listed in the JSON map
 POOL_BYTES = 4096
 ARENA_STATES = ("owned", "orphaned", "empty", "empty-purged")
 
@@ -214,10 +215,10 @@ def parse_arenas(d, where):
         run = None
         tail_left = 0
         for p, entry in enumerate(pools):
-            pw = f"{w}, pool {p + 1}"
+            pw = f"{w}, pool {p + FIRST_POOL}"
             if tail_left:
                 if entry != "t":
-                    raise InputError(f"{pw}: expected \"t\" (pool {p + 1 - run.pools + tail_left} "
+                    raise InputError(f"{pw}: expected \"t\" (pool {p + FIRST_POOL - run.pools + tail_left} "
                                      f"starts a run of {run.pools} pools), found "
                                      f"{json.dumps(entry)}")
                 arena.pools.append(run)
