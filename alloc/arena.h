@@ -129,7 +129,8 @@ struct alignas(2 * kCacheLine) PoolDesc {
   // Copies of start, div_magic and head_bytes, for the owner's free path:
   // with them a local free reads and writes this line alone (a cold
   // descriptor costs one miss, not two). Written with the shape, under the
-  // same lock; IsValid checks that they agree.
+  // same lock, only through SetOrigin and SetHeadBytes; IsValid checks that
+  // they agree.
   uint32_t own_start = 0;
   uint32_t own_div_magic = 0;
   uint16_t own_head_bytes = 0;
@@ -164,15 +165,11 @@ struct alignas(2 * kCacheLine) PoolDesc {
     bias.Set(0);
     carved = 0;
     size = 0;
-    div_magic = 0;
-    start = 0;
+    SetOrigin(0, 0);
     capacity = 0;
     size_class = 0;
     run_pools = 0;
-    head_bytes = 0;
-    own_start = 0;
-    own_div_magic = 0;
-    own_head_bytes = 0;
+    SetHeadBytes(0);
     state = PoolState::kFree;
     list = PoolList::kNone;
     prev = next = nullptr;
@@ -187,8 +184,12 @@ struct alignas(2 * kCacheLine) PoolDesc {
   PoolDesc* OwnHead() {
     return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - own_head_bytes);
   }
-  // Sets head_bytes and its copy.
+  // The writers of the copied fields: each sets the field and its copy.
   void SetHeadBytes(uint16_t bytes) { head_bytes = own_head_bytes = bytes; }
+  void SetOrigin(uint32_t run_start, uint32_t magic) {
+    start = own_start = run_start;
+    div_magic = own_div_magic = magic;
+  }
 
   char* Start() const;
   bool IsValid() const;

@@ -19,7 +19,7 @@
 //
 //   FreeFast(p)
 //     page map: is p in an arena?                               [page_map.h]
-//     descriptor of p's pool -> its run head (arena + 128 * pool, head_bytes)
+//     descriptor of p's pool -> its run head (arena + 128 * pool, own_head_bytes)
 //     owner == tls_heap, p is a carved block start, p does not look free
 //       -> Heap::FreeLocal: push (encoded link, free_link.h), --used  fast path
 //     anything else -> FreeSlow (free_slow.cc): null, foreign memory, large

@@ -212,8 +212,7 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   head->bias.Set(0);
   head->carved = 0;
   head->size = kClasses[cls].size;
-  head->div_magic = head->own_div_magic = kClasses[cls].div_magic;
-  head->start = head->own_start = static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize);
+  head->SetOrigin(static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize), kClasses[cls].div_magic);
   head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
   head->size_class = static_cast<uint8_t>(cls);
   head->run_pools = static_cast<uint8_t>(n);

@@ -211,7 +211,7 @@ def parse_arenas(d, where):
             arenas.append(arena)
             continue
         if len(pools) != POOLS:
-            raise InputError(f"{w}: {len(pools)} pools listed, expected {POOLS} (pools 2..63)")
+            raise InputError(f"{w}: {len(pools)} pools listed, expected {POOLS} (pools {FIRST_POOL}..63)")
         run = None
         tail_left = 0
         for p, entry in enumerate(pools):
