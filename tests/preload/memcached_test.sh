@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # memcached (4 worker threads) under strata on loopback: the memccapable
 # protocol conformance suite, then a multithreaded SET/GET load whose every
-# GET is checked against what was SET.
+# GET is checked against what was SET. -m 1024: the load's 40,000 keys of up
+# to 20 KB (about 400 MB) must fit, or memcached may evict a key between its
+# SET and GET, which the client would report as a lost value.
 source "$(dirname "$0")/lib.sh"
 CLIENT="$(dirname "$0")/memcached_client.py"
 
@@ -10,7 +12,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 STATS="$TMP/memcached.stats"
 : >"$STATS"
 LD_PRELOAD="$LIB" STRATA_STATS_ON_EXIT="$STATS" \
-  memcached -u "$(id -un)" -l 127.0.0.1 -p "$PORT" -U 0 -t 4 -m 256 -c 64 2>"$TMP/memcached.err" &
+  memcached -u "$(id -un)" -l 127.0.0.1 -p "$PORT" -U 0 -t 4 -m 1024 -c 64 2>"$TMP/memcached.err" &
 MC=$!
 trap 'kill $MC 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
