@@ -177,6 +177,12 @@ class alignas(kCacheLine) Heap {
     // before it is followed; a plain return keeps the fast path free of calls.
     if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return nullptr;
     d->free = next;
+    // The next pop reads next's link: start that load now, so that a list
+    // whose blocks are cold (freed in random order, long ago) costs the
+    // program's time between two allocations instead of a stall in the
+    // next one. A prefetch never faults, so the list end (an arena's base)
+    // needs no test.
+    __builtin_prefetch(next);
     // The link must not survive in a block handed out: if the program frees
     // it untouched, it must not look like a block already on a free list.
     b->next = nullptr;
