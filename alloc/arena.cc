@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "absl/base/thread_annotations.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -26,8 +27,8 @@ constinit threading::TaggedStack<ArenaRecord, &ArenaRecord::stack_next> g_empty;
 constinit threading::TaggedStack<ArenaRecord, &ArenaRecord::stack_next> g_spare;
 std::atomic<ArenaRecord*> g_all{nullptr};
 constinit threading::SpinLock g_reserve_lock;
-char* g_reserve_next = nullptr;
-char* g_reserve_end = nullptr;
+char* g_reserve_next ABSL_GUARDED_BY(g_reserve_lock) = nullptr;
+char* g_reserve_end ABSL_GUARDED_BY(g_reserve_lock) = nullptr;
 std::atomic<uint64_t> g_arenas_mapped{0};
 std::atomic<uint64_t> g_arenas_mapped_peak{0};
 std::atomic<uint64_t> g_arenas_unmapped{0};
@@ -57,8 +58,8 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->owner.store(owner, std::memory_order_release);
 }
 
-// Maps a fresh arena from the current reservation. Called with the lock held.
-ArenaHeader* CarveFreshLocked() {
+// Maps a fresh arena from the current reservation.
+ArenaHeader* CarveFreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_reserve_lock) {
   if (g_reserve_next == g_reserve_end) {
     const size_t bytes = kArenasPerReservation * kArenaSize;
     char* base = static_cast<char*>(os::MapAligned(bytes, kArenaSize));
@@ -192,8 +193,10 @@ bool PoolDesc::HasFreeBlock(const void* p) const {
   return false;
 }
 
-void LockArenaSourceForFork() { g_reserve_lock.Lock(); }
-void UnlockArenaSourceForFork() { g_reserve_lock.Unlock(); }
+// Held from the prepare handler to the parent's or child's (fork.cc): a
+// hand-over the analysis cannot follow across functions.
+void LockArenaSourceForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_reserve_lock.Lock(); }
+void UnlockArenaSourceForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_reserve_lock.Unlock(); }
 
 ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retained, bool force) {
   ArenaDecayResult result{0, 0};

@@ -69,7 +69,7 @@ void* Heap::Refill(size_t cls) {
     if (!IsListEnd(d->free)) return PopFree(d);
   }
   // 3. A partial run of this class, then an empty one kept whole.
-  PoolDesc* p = partial_[cls];
+  PoolDesc* p = partial_[cls].front();
   if (p != nullptr) {
     UnlinkPartial(p);
   } else {
@@ -86,12 +86,12 @@ void* Heap::Refill(size_t cls) {
   ArenaHeader* arena = nullptr;
   int start = FindFreeRun(pools, &arena);
   // Empty runs of other classes give their pools back before we take more.
-  if (start < 0 && empty_run_pools_ != 0 && ReleaseEmptyRuns(os::NowMs()) != 0) {
+  if (start < 0 && EmptyRunPoolsOwner() != 0 && ReleaseEmptyRuns(os::NowMs()) != 0) {
     start = FindFreeRun(pools, &arena);
   }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
-    if (PoolDesc* q = partial_[cls]) {
+    if (PoolDesc* q = partial_[cls].front()) {
       UnlinkPartial(q);
       SetCurrent(cls, q);
       return !IsListEnd(q->free) ? PopFree(q) : PopCarving(q);
@@ -110,13 +110,9 @@ void* Heap::Refill(size_t cls) {
 }
 
 void* Heap::PopFree(PoolDesc* d) {
-  FreeBlock* b = d->free;
-  FreeBlock* next = NextOf(b, link_key_);
-  if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return DamagedFreeList(d);
-  d->free = next;
-  b->next = nullptr;
-  d->used.Add(1);
-  return b;
+  // The fast path's pop; d's list is not empty, so a refusal is damage.
+  if (void* b = TryAllocateFrom(d)) return b;
+  return DamagedFreeList(d);
 }
 
 void* Heap::DamagedFreeList(PoolDesc* d) noexcept {
@@ -169,7 +165,7 @@ void Heap::SetCurrent(size_t cls, PoolDesc* d) {
 }
 
 int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
-  ArenaHeader* a = avail_arenas_;
+  ArenaHeader* a = FirstAvailArenaOwner();
   for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
     const int start = FindRun(a->free_mask, n);
     if (start >= 0) {
@@ -289,22 +285,13 @@ void Heap::LinkEmptyLocked(PoolDesc* d, uint64_t now) {
   d->list = PoolList::kEmpty;
   d->cached_empty = true;
   d->free_since = static_cast<uint32_t>(now);
-  d->prev = nullptr;
-  d->next = empty_[cls];
-  if (d->next != nullptr) d->next->prev = d;
-  empty_[cls] = d;
+  empty_[cls].PushFront(d);
   empty_run_pools_ += d->run_pools;
   PublishCachedPools();
 }
 
 void Heap::UnlinkEmptyLocked(PoolDesc* d) {
-  if (d->prev != nullptr) {
-    d->prev->next = d->next;
-  } else {
-    empty_[d->size_class] = d->next;
-  }
-  if (d->next != nullptr) d->next->prev = d->prev;
-  d->prev = d->next = nullptr;
+  empty_[d->size_class].Remove(d);
   d->list = PoolList::kNone;
   d->cached_empty = false;
   empty_run_pools_ -= d->run_pools;
@@ -312,9 +299,11 @@ void Heap::UnlinkEmptyLocked(PoolDesc* d) {
 }
 
 PoolDesc* Heap::TakeEmpty(size_t cls) {
-  if (empty_[cls] == nullptr) return nullptr;  // owner's racy peek; checked below
+  // The owner's peek: only the owner adds to its empty lists (the purger
+  // may only take runs off), so an empty list stays empty unlocked.
+  if (NoEmptyRunOwner(cls)) return nullptr;
   threading::SpinLockHolder hold(&meta_lock_);
-  PoolDesc* d = empty_[cls];
+  PoolDesc* d = empty_[cls].front();
   if (d == nullptr) return nullptr;
   UnlinkEmptyLocked(d);
   if (d->purged) {
@@ -329,40 +318,21 @@ PoolDesc* Heap::TakeEmpty(size_t cls) {
 void Heap::LinkPartial(PoolDesc* d) {
   const size_t cls = d->size_class;
   d->list = PoolList::kPartial;
-  d->prev = nullptr;
-  d->next = partial_[cls];
-  if (d->next != nullptr) d->next->prev = d;
-  partial_[cls] = d;
+  partial_[cls].PushFront(d);
 }
 
 void Heap::UnlinkPartial(PoolDesc* d) {
-  if (d->prev != nullptr) {
-    d->prev->next = d->next;
-  } else {
-    partial_[d->size_class] = d->next;
-  }
-  if (d->next != nullptr) d->next->prev = d->prev;
-  d->prev = d->next = nullptr;
+  partial_[d->size_class].Remove(d);
   d->list = PoolList::kNone;
 }
 
 void Heap::LinkArena(ArenaHeader* a, bool avail) {
-  ArenaHeader*& head = avail ? avail_arenas_ : full_arenas_;
   a->on_avail_list = avail;
-  a->prev = nullptr;
-  a->next = head;
-  if (head != nullptr) head->prev = a;
-  head = a;
+  (avail ? avail_arenas_ : full_arenas_).PushFront(a);
 }
 
 void Heap::UnlinkArena(ArenaHeader* a) {
-  if (a->prev != nullptr) {
-    a->prev->next = a->next;
-  } else {
-    (a->on_avail_list ? avail_arenas_ : full_arenas_) = a->next;
-  }
-  if (a->next != nullptr) a->next->prev = a->prev;
-  a->prev = a->next = nullptr;
+  (a->on_avail_list ? avail_arenas_ : full_arenas_).Remove(a);
 }
 
 bool Heap::IsValid() const {
@@ -375,12 +345,12 @@ bool Heap::IsValid() const {
     if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }
-    for (const PoolDesc* d = partial_[cls]; d != nullptr; d = d->next) {
+    for (const PoolDesc* d = partial_[cls].front(); d != nullptr; d = d->next) {
       if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
       if (IsListEnd(d->free) && d->carved == d->capacity) return false;
     }
     threading::SpinLockHolder hold(&meta_lock_);
-    for (const PoolDesc* d = empty_[cls]; d != nullptr; d = d->next) {
+    for (const PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
       if (d->list != PoolList::kEmpty || d->size_class != cls || d->Used() != 0) return false;
       if (!d->purged && !d->IsValid()) return false;
     }
@@ -388,8 +358,8 @@ bool Heap::IsValid() const {
   // The purger may be updating dirty masks: read the arenas under the lock.
   threading::SpinLockHolder hold(&meta_lock_);
   size_t arenas = 0, empty = 0, free_pools = 0;
-  for (const ArenaHeader* list : {avail_arenas_, full_arenas_}) {
-    for (const ArenaHeader* a = list; a != nullptr; a = a->next) {
+  for (const ArenaList* list : {&avail_arenas_, &full_arenas_}) {
+    for (const ArenaHeader* a = list->front(); a != nullptr; a = a->next) {
       ++arenas;
       if (a->used_pools == 0) ++empty;
       free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));

@@ -57,11 +57,13 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
+#include "absl/base/thread_annotations.h"
 #include "alloc/arena.h"
 #include "alloc/config.h"
 #include "alloc/free_link.h"
 #include "alloc/options.h"
 #include "alloc/size_class.h"
+#include "threading/intrusive_list.h"
 #include "threading/mpsc_queue.h"
 #include "threading/single_writer.h"
 #include "threading/spin_lock.h"
@@ -316,16 +318,17 @@ class alignas(kCacheLine) Heap {
   // Calls fn(arena) for every arena the heap owns, holding meta_lock_.
   // fn must not allocate or take another heap's lock.
   template <typename Fn>
-  void ForEachArenaLocked(Fn fn) {
+  void ForEachArenaHoldingLock(Fn fn) {
     threading::SpinLockHolder hold(&meta_lock_);
-    for (ArenaHeader* list : {avail_arenas_, full_arenas_}) {
-      for (ArenaHeader* a = list; a != nullptr; a = a->next) fn(a);
+    for (const ArenaList* list : {&avail_arenas_, &full_arenas_}) {
+      for (ArenaHeader* a = list->front(); a != nullptr; a = a->next) fn(a);
     }
   }
 
-  // Returns every empty arena this heap owns to the shared stack (where the
-  // release policy purges and unmaps them). Owner thread only.
-  void ReturnEmptyArenas();
+  // Releases everything idle the heap holds: cached empty runs, current runs
+  // with no live block, and every empty arena (to the shared stack, where
+  // the release engine purges and unmaps them). Owner thread only.
+  void ReleaseIdle();
 
   // Follows the `stats` option: in detailed mode every allocation takes the
   // counting slow path. Each heap follows it on its next slow path; this
@@ -334,7 +337,7 @@ class alignas(kCacheLine) Heap {
 
   // Bytes this heap keeps for itself (owner view): free pools in its arenas
   // and empty runs kept whole. Bounded by the thread cache budget.
-  size_t CachedPoolBytes() const { return (free_pools_ + empty_run_pools_) * kPoolSize; }
+  size_t CachedPoolBytes() const { return (free_pools_ + EmptyRunPoolsOwner()) * kPoolSize; }
 
   uint32_t id() const { return id_; }
   // Relaxed: a hint for stats and tests (the stacks' push/pop order the
@@ -430,20 +433,20 @@ class alignas(kCacheLine) Heap {
   // start < 0, takes a new arena from the arena source first.
   PoolDesc* NewRun(size_t cls, ArenaHeader* a, int start);
   void ReleaseRun(PoolDesc* d);
-  void ReleaseRunLocked(PoolDesc* d, uint64_t now);
+  void ReleaseRunLocked(PoolDesc* d, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
   void LinkPartial(PoolDesc* d);
   void UnlinkPartial(PoolDesc* d);
   // Keeps an empty run (just unlinked from the partial list) on the empty
   // list, or releases it when the cache of empty runs is full.
   void KeepOrRelease(PoolDesc* d);
-  void LinkEmptyLocked(PoolDesc* d, uint64_t now);
-  void UnlinkEmptyLocked(PoolDesc* d);
+  void LinkEmptyLocked(PoolDesc* d, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
+  void UnlinkEmptyLocked(PoolDesc* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
   // Takes an empty run of class cls for reuse (re-carving it if purged).
   PoolDesc* TakeEmpty(size_t cls);
   // Releases every cached empty run. Returns the pools freed.
   size_t ReleaseEmptyRuns(uint64_t now);
-  void LinkArena(ArenaHeader* a, bool avail);
-  void UnlinkArena(ArenaHeader* a);
+  void LinkArena(ArenaHeader* a, bool avail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
+  void UnlinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
   // Frees block p (of `size` bytes, in run d of arena a) that was sent to
   // this heap: locally if the arena is still ours, else on to its owner.
   void FreeLocalOrForward(void* p, ArenaHeader* a, PoolDesc* d, size_t size);
@@ -457,12 +460,26 @@ class alignas(kCacheLine) Heap {
   // Releases the cached empty runs, the empty current runs, then empty
   // arenas while this heap caches more than `budget` bytes.
   void ReleaseIdleOverBudget(size_t budget, uint64_t now);
-  void TrimToBudget(uint64_t now);
+  void ReleaseToBudget(uint64_t now);
   void ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now);
   void ReleaseEmptyArenas(uint64_t now);
   void MoveArenaFrom(Heap* from, ArenaHeader* a);
   void PublishCachedPools();
-  size_t PurgeLocked(uint64_t now, int64_t delay_ms, bool force);
+  size_t PurgeLocked(uint64_t now, int64_t delay_ms, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
+
+  // The owner's unlocked reads of what meta_lock_ guards. While a heap has
+  // an owner, only the owner changes these lists and counts (the purger
+  // only purges runs and pools in place, under the lock), so the owner may
+  // read them without it: it reads its own writes. A caller that acts on
+  // what it read under the lock reads it again there (TakeEmpty). Every
+  // unlocked read is one of these three, and the analysis trusts them.
+  ArenaHeader* FirstAvailArenaOwner() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return avail_arenas_.front();
+  }
+  bool NoEmptyRunOwner(size_t cls) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return empty_[cls].empty();
+  }
+  size_t EmptyRunPoolsOwner() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return empty_run_pools_; }
 
   // Fast-path data first. by_size_ is current_ by request size (slot k
   // holds current_[kLowClassTable[k]]; see TryAllocateSmall): malloc's one
@@ -478,16 +495,18 @@ class alignas(kCacheLine) Heap {
   const uint32_t id_;
   PoolDesc* current_[kNumClasses];
   PoolDesc* runs_[kNumClasses];
-  PoolDesc* partial_[kNumClasses] = {};
-  PoolDesc* empty_[kNumClasses] = {};    // under meta_lock_ (see PoolDesc)
-  size_t empty_run_pools_ = 0;           // pools in empty_ runs (under meta_lock_)
-  ArenaHeader* avail_arenas_ = nullptr;  // arenas with free pools
-  ArenaHeader* full_arenas_ = nullptr;   // arenas without
+  using RunList = threading::IntrusiveList<PoolDesc, &PoolDesc::prev, &PoolDesc::next>;
+  using ArenaList = threading::IntrusiveList<ArenaHeader, &ArenaHeader::prev, &ArenaHeader::next>;
+  RunList partial_[kNumClasses];
+  RunList empty_[kNumClasses] ABSL_GUARDED_BY(meta_lock_);  // see PoolDesc
+  size_t empty_run_pools_ ABSL_GUARDED_BY(meta_lock_) = 0;  // pools in empty_ runs
+  ArenaList avail_arenas_ ABSL_GUARDED_BY(meta_lock_);      // arenas with free pools
+  ArenaList full_arenas_ ABSL_GUARDED_BY(meta_lock_);       // arenas without
   size_t empty_arenas_ = 0;              // owned arenas with used_pools == 0
   size_t arenas_ = 0;                    // owned arenas
   size_t free_pools_ = 0;                // usable pools of owned arenas in no run
   size_t published_free_pools_ = 0;      // our share of g_cached_pools
-  size_t next_trim_pools_ = 0;           // free_pools_ at which trimming is retried
+  size_t next_budget_check_pools_ = 0;   // free_pools_ at which ReleaseToBudget is retried
   uint64_t next_decay_ms_ = 0;           // when MaybeDecay next does its own purge
   bool stats_mode_ = false;
   Outgoing outgoing_[kOutgoingSlots] = {};

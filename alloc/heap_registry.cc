@@ -112,7 +112,7 @@ void Heap::Absorb(Heap* orphan) {
     ArenaHeader* a;
     {
       threading::SpinLockHolder hold(&orphan->meta_lock_);
-      a = orphan->avail_arenas_ != nullptr ? orphan->avail_arenas_ : orphan->full_arenas_;
+      a = !orphan->avail_arenas_.empty() ? orphan->avail_arenas_.front() : orphan->full_arenas_.front();
     }
     if (a == nullptr) break;
     MoveArenaFrom(orphan, a);
@@ -233,11 +233,13 @@ void SetThreadExitNotice(ThreadExitNotice notice) {
   g_exit_notice.store(notice, std::memory_order_release);
 }
 
-void LockAllHeapsForFork() {
+// Held from fork's prepare handler to the parent's or child's (fork.cc): a
+// hand-over the analysis cannot follow across functions.
+void LockAllHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (Heap* h = AllHeaps(); h != nullptr; h = h->all_next()) h->meta_lock_.Lock();
 }
 
-void UnlockAllHeapsForFork() {
+void UnlockAllHeapsForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (Heap* h = AllHeaps(); h != nullptr; h = h->all_next()) h->meta_lock_.Unlock();
 }
 

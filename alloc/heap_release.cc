@@ -32,7 +32,7 @@ size_t Heap::ReleaseEmptyRuns(uint64_t now) {
   size_t pools = 0;
   threading::SpinLockHolder hold(&meta_lock_);
   for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
-    while (PoolDesc* d = empty_[cls]) {
+    while (PoolDesc* d = empty_[cls].front()) {
       const bool purged = d->purged;
       const uint32_t since = d->free_since;
       const uint32_t n = d->run_pools;
@@ -85,7 +85,7 @@ void Heap::ReleaseRunLocked(PoolDesc* d, uint64_t now) {
 }
 
 void Heap::PublishCachedPools() {
-  const size_t now = free_pools_ + empty_run_pools_;
+  const size_t now = free_pools_ + EmptyRunPoolsOwner();
   const size_t was = published_free_pools_;
   if (now >= was + kPublishStep || was >= now + kPublishStep || (now == 0 && was != 0)) {
     // Relaxed: a budget heuristic and a statistic.
@@ -140,7 +140,7 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now) {
   // Empty arenas first: nothing pins them.
   if (empty_arenas_ == 0) return;
   threading::SpinLockHolder hold(&meta_lock_);
-  for (ArenaHeader* a = avail_arenas_; a != nullptr && CachedPoolBytes() > budget;) {
+  for (ArenaHeader* a = avail_arenas_.front(); a != nullptr && CachedPoolBytes() > budget;) {
     ArenaHeader* next = a->next;
     if (a->used_pools == 0) {
       UnlinkArena(a);
@@ -178,7 +178,7 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
   size_t bytes = 0;
   // Empty runs kept whole: purged in place (their list is rebuilt on reuse).
   for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
-    for (PoolDesc* d = empty_[cls]; d != nullptr; d = d->next) {
+    for (PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
       if (d->purged) continue;
       if (!force && static_cast<int32_t>(now - d->free_since) < delay_ms) continue;
       const size_t run_bytes = size_t{d->run_pools} * kPoolSize;
@@ -190,7 +190,7 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
     }
   }
   // Full arenas have no free pools: only the avail list matters.
-  for (ArenaHeader* a = avail_arenas_; a != nullptr; a = a->next) {
+  for (ArenaHeader* a = avail_arenas_.front(); a != nullptr; a = a->next) {
     uint64_t due = 0;
     for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
       const int i = __builtin_ctzll(m);

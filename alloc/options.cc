@@ -4,9 +4,11 @@
 #include "alloc/options.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstring>
 
+#include "absl/base/thread_annotations.h"
 #include "alloc/fd_writer.h"
 #include "threading/spin_lock.h"
 
@@ -38,7 +40,7 @@ static_assert(DefaultsAreInRange(), "every default lies in its accepted range");
 //    release store pairs with the acquire load of waiting threads.
 std::atomic<uint8_t> g_sources[kNumOptions] = {};
 constinit threading::SpinLock g_string_lock;
-char g_strings[kNumOptions][kMaxOptionString] = {};
+char g_strings[kNumOptions][kMaxOptionString] ABSL_GUARDED_BY(g_string_lock) = {};
 std::atomic<int> g_init_state{0};
 std::atomic<options_internal::ChangeHook> g_change_hook{nullptr};
 
@@ -352,8 +354,10 @@ void SetChangeHook(ChangeHook hook) {
   g_change_hook.store(hook, std::memory_order_release);
 }
 
-void LockForFork() { g_string_lock.Lock(); }
-void UnlockForFork() { g_string_lock.Unlock(); }
+// Held from fork's prepare handler to the parent's or child's (fork.cc): a
+// hand-over the analysis cannot follow across functions.
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_string_lock.Lock(); }
+void UnlockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_string_lock.Unlock(); }
 
 void ResetForTesting() {
   for (size_t i = 0; i < kNumOptions; ++i) {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 
+#include "absl/base/thread_annotations.h"
 #include "alloc/arena.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
@@ -66,13 +67,13 @@ struct OrphanWork {
   uint64_t purged;
 };
 
-void TidyOne(Heap* orphan, void* arg) {
+void DecayOne(Heap* orphan, void* arg) {
   auto* w = static_cast<OrphanWork*>(arg);
-  w->purged += orphan->TidyOrphan(w->now, w->delay, w->force);
+  w->purged += orphan->DecayOrphan(w->now, w->delay, w->force);
 }
 
-// The global pass. REQUIRES: g_pass_lock held.
-ReleaseTotals PassLocked(uint64_t now, bool force) {
+// The global pass.
+ReleaseTotals PassLocked(uint64_t now, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_pass_lock) {
   ReleaseTotals t{};
   const int64_t delay = GetOption(Option::kPurgeDelayMs);
   // Relaxed: statistics only.
@@ -297,9 +298,11 @@ void SetSampler(SampleFn fn) {
   g_sampler.store(fn, std::memory_order_release);
 }
 
-void LockReleaseForFork() { g_pass_lock.Lock(); }
+// Held from fork's prepare handler to the parent's or child's (fork.cc): a
+// hand-over the analysis cannot follow across functions.
+void LockReleaseForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_pass_lock.Lock(); }
 
-void UnlockReleaseForFork(bool in_child) {
+void UnlockReleaseForFork(bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Relaxed: the child has exactly one thread.
   if (in_child) g_bg_state.store(0, std::memory_order_relaxed);
   g_pass_lock.Unlock();

@@ -5,18 +5,20 @@
 
 #include <atomic>
 
+#include "absl/base/thread_annotations.h"
+
 #include "threading/backoff.h"
 
 namespace strata::threading {
 
 // Constant-initialisable so that it works before any constructor has run.
-class SpinLock {
+class ABSL_LOCKABLE SpinLock {
  public:
   constexpr SpinLock() = default;
   SpinLock(const SpinLock&) = delete;
   SpinLock& operator=(const SpinLock&) = delete;
 
-  void Lock() {
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     Backoff backoff;
     for (;;) {
       // Acquire pairs with the release store in Unlock(): the critical section
@@ -27,13 +29,13 @@ class SpinLock {
     }
   }
 
-  bool TryLock() {
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
     // Acquire: pairs with Unlock()'s release, as in Lock().
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
 
-  void Unlock() {
+  void Unlock() ABSL_UNLOCK_FUNCTION() {
     // Release pairs with the acquire exchange in Lock()/TryLock().
     locked_.store(false, std::memory_order_release);
   }
@@ -43,10 +45,12 @@ class SpinLock {
 };
 
 // Scoped holder.
-class SpinLockHolder {
+class ABSL_SCOPED_LOCKABLE SpinLockHolder {
  public:
-  explicit SpinLockHolder(SpinLock* lock) : lock_(lock) { lock_->Lock(); }
-  ~SpinLockHolder() { lock_->Unlock(); }
+  explicit SpinLockHolder(SpinLock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) {
+    lock_->Lock();
+  }
+  ~SpinLockHolder() ABSL_UNLOCK_FUNCTION() { lock_->Unlock(); }
   SpinLockHolder(const SpinLockHolder&) = delete;
   SpinLockHolder& operator=(const SpinLockHolder&) = delete;
 
