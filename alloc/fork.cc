@@ -2,8 +2,6 @@
 
 #include <pthread.h>
 
-#include <atomic>
-
 #include "alloc/arena.h"
 #include "alloc/heap.h"
 #include "alloc/meta_alloc.h"
@@ -12,9 +10,6 @@
 
 namespace strata::internal {
 namespace {
-
-// Relaxed: only decides who registers; exactly one caller wins the exchange.
-std::atomic<bool> g_installed{false};
 
 // Lock order (see fork.h): the order in which strata's paths nest them.
 // The pass lock is taken before heap locks by the release engine; a heap
@@ -42,7 +37,6 @@ void Child() { Unlock(/*in_child=*/true); }
 }  // namespace
 
 void InstallForkHandlers() {
-  if (g_installed.exchange(true, std::memory_order_relaxed)) return;
   pthread_atfork(&Prepare, &Parent, &Child);
 }
 

@@ -165,17 +165,41 @@ size_t FormatSigned(int64_t v, char* out) {
   return n;
 }
 
-// A string option's value is acceptable.
+// A string option's value is one of the forms its declaration accepts
+// (OptionInfo::choices: words, "/" for an absolute path, "" for empty).
 bool ValidString(Option o, const char* text) {
-  if (strlen(text) >= kMaxOptionString) return false;
-  switch (o) {
-    case Option::kStatsOnExit:
-      return text[0] == '\0' || text[0] == '/' || strcmp(text, "0") == 0 ||
-             strcmp(text, "1") == 0 || strcmp(text, "stderr") == 0;
-    case Option::kSampleFile:
-      return text[0] == '\0' || text[0] == '/';
-    default:
+  const size_t len = strlen(text);
+  if (len >= kMaxOptionString) return false;
+  const char* form = kInfo[static_cast<size_t>(o)].choices;
+  if (form == nullptr) return true;
+  for (;;) {
+    const char* bar = strchr(form, '|');
+    const size_t n = bar != nullptr ? static_cast<size_t>(bar - form) : strlen(form);
+    if (n == 1 && form[0] == '/') {
+      if (text[0] == '/') return true;
+    } else if (n == len && strncmp(form, text, n) == 0) {
       return true;
+    }
+    if (bar == nullptr) return false;
+    form = bar + 1;
+  }
+}
+
+// "empty, 0, 1, stderr or an absolute path": a string option's forms.
+void WriteStringForms(internal::FdWriter& w, const char* form) {
+  for (bool first = true;; first = false) {
+    const char* bar = strchr(form, '|');
+    const size_t n = bar != nullptr ? static_cast<size_t>(bar - form) : strlen(form);
+    if (!first) w.Str(bar == nullptr ? " or " : ", ");
+    if (n == 0) {
+      w.Str("empty");
+    } else if (n == 1 && form[0] == '/') {
+      w.Str("an absolute path");
+    } else {
+      for (size_t i = 0; i < n; ++i) w.Char(form[i]);
+    }
+    if (bar == nullptr) return;
+    form = bar + 1;
   }
 }
 
@@ -214,10 +238,9 @@ void WriteExpected(internal::FdWriter& w, Option o) {
       w.Int(info.max).Str("] (suffixes ms, s)");
       break;
     case OptionType::kString:
-      if (o == Option::kStatsOnExit) {
-        w.Str("expected empty, 0, 1, stderr or an absolute path");
-      } else if (o == Option::kSampleFile) {
-        w.Str("expected empty or an absolute path");
+      if (info.choices != nullptr) {
+        w.Str("expected ");
+        WriteStringForms(w, info.choices);
       } else {
         w.Str("expected text shorter than 256 bytes");
       }
@@ -334,6 +357,12 @@ void ReadEnvironmentForTesting() { ReadEnvironment(); }
 
 void EnsureInitialized() {
   if (InitDone()) return;
+  // Before libc has set environ up (a malloc from a program's
+  // .preinit_array runs before libc's own initializer), getenv finds
+  // nothing: marking the work done now would lose the environment for the
+  // whole process. Serve with the defaults, and read it on a later call
+  // (init.cc's constructor, step 1, at the latest).
+  if (environ == nullptr) return;
   int expected = 0;
   // Acquire on failure pairs with the final release store: a thread that
   // finds the work done (state 2) sees its results.
@@ -370,14 +399,18 @@ void ResetForTesting() {
   }
 }
 
-// The environment is read by a start-up constructor as well as on the first
-// slow path, so that knobs of a program that allocates nothing (or only
-// large blocks) before main still take effect.
-__attribute__((constructor(101))) void ReadEnvironmentAtStartUp() { EnsureInitialized(); }
-
 }  // namespace options_internal
 
 const OptionInfo& GetOptionInfo(Option o) { return kInfo[static_cast<size_t>(o)]; }
+
+bool ParseOptionValue(Option o, const char* text, int64_t* value) {
+  const OptionInfo& info = kInfo[static_cast<size_t>(o)];
+  int64_t v;
+  if (info.type == OptionType::kString || !ParseValue(info, text, &v)) return false;
+  if (v < info.min || v > info.max) return false;
+  *value = v;
+  return true;
+}
 
 bool FindOption(const char* name, Option* out) {
   if (strncmp(name, "strata_", 7) == 0) name += 7;

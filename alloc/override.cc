@@ -19,7 +19,8 @@
 #include "alloc/error.h"
 #include "alloc/fast_path.h"
 #include "alloc/foreign.h"
-#include "alloc/fork.h"
+#include "alloc/foreign_hook.h"
+#include "alloc/init.h"
 #include "alloc/new_failure.h"
 #include "alloc/page_map.h"
 #include "alloc/stats.h"
@@ -62,14 +63,11 @@ inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
   return p != nullptr ? p : NewFailed(size, static_cast<size_t>(align), true);
 }
 
-// ---- Start-up and exit ---------------------------------------------------
-
-__attribute__((constructor(101))) void InstallOverride() {
-  SetForeignFreeHook(&FreeGlibcBlock);  // glibc's blocks go back to glibc
-  InstallForkHandlers();
-}
-
 }  // namespace
+
+// Start-up step 2 (init.h): glibc's blocks go back to glibc.
+void InstallDropIn() { SetForeignFreeHook(&FreeGlibcBlock); }
+
 }  // namespace strata::internal
 
 using strata::internal::GlibcUsableSize;

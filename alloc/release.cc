@@ -39,7 +39,6 @@ std::atomic<uint64_t> g_bg_retry_ms{0};
 std::atomic<uint64_t> g_bg_passes{0};
 std::atomic<uint64_t> g_slow_passes{0};
 std::atomic<uint64_t> g_last_pass_ms{0};
-std::atomic<bool> g_installed{false};
 std::atomic<SampleFn> g_sampler{nullptr};
 // Relaxed: PauseRelease() then takes the pass lock, which orders any pass
 // that saw the old value before the caller's next step.
@@ -277,8 +276,6 @@ BackgroundState GetBackgroundState() {
 }
 
 void InstallReleaseEngine() {
-  // Relaxed: only elects the installer; the hooks publish themselves.
-  if (g_installed.exchange(true, std::memory_order_relaxed)) return;
   SetGlobalDecayHook(&GlobalDecay);
   SetThreadExitNotice(&WakeBackground);
   options_internal::SetChangeHook(&OnOptionChange);

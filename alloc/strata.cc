@@ -15,7 +15,6 @@
 #include "alloc/config.h"
 #include "alloc/error.h"
 #include "alloc/fast_path.h"
-#include "alloc/fork.h"
 #include "alloc/free_slow.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
@@ -55,17 +54,6 @@ size_t AlignedClass(size_t size, size_t align) {
   }
   return 0;
 }
-
-// Start-up: the release engine's hooks and the fork handlers. (The
-// environment is read by the options' own constructor, priority 101.)
-__attribute__((constructor(102))) void InstallRuntime() {
-  internal::InstallReleaseEngine();
-  internal::SetSampler(&internal::WriteSample);
-  internal::InstallForkHandlers();
-}
-
-// STRATA_STATS_ON_EXIT (the stats_on_exit option): statistics at exit.
-__attribute__((destructor(101))) void StatsOnExit() { internal::WriteStatsOnExit(); }
 
 }  // namespace
 
