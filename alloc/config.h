@@ -62,6 +62,11 @@ static_assert(kMaxMediumSize % kPoolSize == 0);
 static_assert(kMaxRunPools <= kUsablePools);
 static_assert(kLargeHeaderSize >= kMaxNaturalAlign && kLargeHeaderSize % kMaxNaturalAlign == 0);
 
+// Remote-free batch-size histogram (heap counters, and the public
+// Stats::batch_histogram, which takes its size from here): bucket b counts
+// batches of [2^b, 2^(b+1)) blocks, the last bucket everything larger.
+inline constexpr size_t kBatchBuckets = 10;
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_CONFIG_H_

@@ -14,10 +14,8 @@
 namespace strata::internal {
 namespace {
 
-// Relaxed counters and hook: see error.h.
+// Relaxed counter: see error.h.
 std::atomic<uint64_t> g_errors{0};
-std::atomic<ForeignFreeHook> g_foreign_hook{nullptr};
-std::atomic<uint64_t> g_foreign_returned{0};
 std::atomic<bool> g_aborting{false};  // abort mode: a report is being written
 
 // Called before a report that aborts: the first one prints its line; any
@@ -41,26 +39,6 @@ void SetErrorMode(ErrorMode mode) {
   SetOption(Option::kErrorMode, mode == ErrorMode::kCount ? 1 : 0);
 }
 
-void SetForeignFreeHook(ForeignFreeHook hook) {
-  // Release pairs with the acquire in GetForeignFreeHook(): whatever the
-  // hook needs was set up before it is installed.
-  g_foreign_hook.store(hook, std::memory_order_release);
-}
-
-ForeignFreeHook GetForeignFreeHook() {
-  // Acquire pairs with the release in SetForeignFreeHook().
-  return g_foreign_hook.load(std::memory_order_acquire);
-}
-
-void CountForeignFree() {
-  // Relaxed: statistics only.
-  g_foreign_returned.fetch_add(1, std::memory_order_relaxed);
-}
-
-uint64_t ForeignFreesReturned() {
-  // Relaxed: statistics only.
-  return g_foreign_returned.load(std::memory_order_relaxed);
-}
 
 uint64_t ErrorCount() {
   // Relaxed: statistics only.

@@ -25,18 +25,6 @@ void SetErrorMode(ErrorMode mode);
 // Errors reported so far (in count mode; abort mode never returns).
 uint64_t ErrorCount();
 
-// Frees of pointers strata does not own go first to this hook when one is
-// installed (the malloc override installs one that hands glibc's own
-// blocks back to glibc, foreign.h). It returns true when it took care of p;
-// false lets the free be reported as invalid.
-using ForeignFreeHook = bool (*)(void* p);
-void SetForeignFreeHook(ForeignFreeHook hook);
-ForeignFreeHook GetForeignFreeHook();
-
-// Counts a free the foreign-free hook returned to glibc. Statistics.
-void CountForeignFree();
-uint64_t ForeignFreesReturned();
-
 // `what` is a fixed message such as "double free"; `op` the entry point.
 // Returns only in count mode.
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p, const char* what,

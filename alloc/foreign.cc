@@ -32,6 +32,7 @@
 #include <atomic>
 
 #include "alloc/error.h"
+#include "alloc/foreign_hook.h"
 #include "alloc/os.h"
 
 namespace strata::internal {

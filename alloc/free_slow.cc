@@ -1,4 +1,5 @@
 // The free slow path; see free_slow.h.
+#include "alloc/foreign_hook.h"
 #include "alloc/free_slow.h"
 
 #include <cstdint>

@@ -86,9 +86,6 @@ inline constexpr uintptr_t kNoArena = 1;
 // more): the skip link (see Heap::kSkipAhead), linked as a block of its own.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* SkipWord(FreeBlock* b) { return b + 1; }
 
-// Batch-size histogram: bucket b counts batches of [2^b, 2^(b+1)) blocks,
-// the last bucket everything larger.
-inline constexpr size_t kBatchBuckets = 10;
 
 // How often (ms) purge work is looked at for a given purge delay: half the
 // delay, kept within [16, 1000] ms. Shared by a heap's own decay and the

@@ -46,6 +46,14 @@ inline constexpr size_t kMaxOptionString = 256;
 //            knobs are read once, at start-up, and only the environment can
 //            set them.
 //   choices: for kEnum, a "|"-separated list of names; default/min/max index it.
+//            For kString, the accepted forms, "|"-separated: a word stands
+//            for itself, "/" for an absolute path, an empty form for the
+//            empty text; nullptr accepts any text shorter than 256 bytes.
+// The statistics formats, by the one name each has: the stats_format
+// option's choices, strata_stats_write's names, and in this order the
+// values of strata::StatsFormat (stats.h checks the order).
+#define STRATA_STATS_FORMAT_NAMES "table|json|json-arenas|prometheus"
+
 #define STRATA_OPTION_LIST(X)                                                                     \
   X(kThreadCacheBytes, thread_cache_bytes, kBytes, int64_t{4} << 20, 0, int64_t{1} << 30, true,  \
     nullptr,                                                                                      \
@@ -80,16 +88,16 @@ inline constexpr size_t kMaxOptionString = 256;
   X(kStats, stats, kBool, 0, 0, 1, true, nullptr,                                                 \
     "Detailed statistics: count calls and requested bytes per size class (every allocation "    \
     "then takes the counting path; a few ns each).")                                             \
-  X(kStatsOnExit, stats_on_exit, kString, 0, 0, 0, true, nullptr,                                 \
+  X(kStatsOnExit, stats_on_exit, kString, 0, 0, 0, true, "|0|1|stderr|/",                         \
     "Print statistics at exit: empty or 0 (off), 1 or stderr, or an absolute path to append "    \
     "to.")                                                                                       \
-  X(kStatsFormat, stats_format, kEnum, 0, 0, 3, true, "table|json|json-arenas|prometheus",        \
+  X(kStatsFormat, stats_format, kEnum, 0, 0, 3, true, STRATA_STATS_FORMAT_NAMES,                  \
     "Format of the statistics printed at exit and by malloc_stats() (json-arenas adds the "     \
     "arena map that tools/stats_viewer draws).")                                                 \
   X(kSampleIntervalMs, sample_interval_ms, kMillis, 0, 0, 3600000, true, nullptr,                 \
     "Every this many ms the background thread appends one JSON line (time, RSS, live and "      \
     "mapped bytes) to sample_file; 0 turns sampling off.")                                       \
-  X(kSampleFile, sample_file, kString, 0, 0, 0, true, nullptr,                                    \
+  X(kSampleFile, sample_file, kString, 0, 0, 0, true, "|/",                                       \
     "Absolute path the samples are appended to (empty: stderr).")
 
 enum class Option : uint32_t {
@@ -154,6 +162,10 @@ inline bool SetRemoteBatchBytes(size_t bytes) {
 }
 inline bool SetPurgeDelayMs(int64_t ms) { return SetOption(Option::kPurgeDelayMs, ms); }
 inline bool SetBackgroundRelease(bool on) { return SetOption(Option::kBackgroundRelease, on); }
+
+// Parses text as a value of option o (the rules SetOption's text forms
+// use), without setting it. False when o would refuse it.
+bool ParseOptionValue(Option o, const char* text, int64_t* value);
 
 // Formats option o's current value as text (the inverse of parsing).
 // Returns the number of characters written (excluding the NUL).

@@ -1,17 +1,14 @@
-// Gathering (GetStats) and the three outputs: a human table, JSON and
-// Prometheus text exposition. All of it writes through FdWriter into a stack
-// buffer: nothing here allocates.
+// Gathering: GetStats() walks the heaps, arenas and large blocks into one
+// snapshot (Stats, stats.h). The outputs are in stats_format.cc. Nothing
+// here allocates.
 #include "alloc/stats.h"
 
-#include <fcntl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cstring>
+#include <iterator>
 
 #include "alloc/arena.h"
 #include "alloc/error.h"
-#include "alloc/fd_writer.h"
+#include "alloc/foreign_hook.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
 #include "alloc/meta_alloc.h"
@@ -19,11 +16,11 @@
 #include "alloc/os.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
+#include "alloc/retention_rows.h"
 
 namespace strata {
 
 using internal::ArenaHeader;
-using internal::FdWriter;
 using internal::Heap;
 using internal::kClasses;
 using internal::kPoolSize;
@@ -33,7 +30,6 @@ using internal::PoolState;
 namespace {
 
 constexpr uint64_t kUsableArenaBytes = internal::kUsablePools * kPoolSize;
-constexpr const char* kPinBucketNames[kPinBuckets] = {"1", "2-3", "4-15", "16-63", "64+"};
 
 size_t PinBucket(uint64_t live) {
   if (live <= 1) return 0;
@@ -116,436 +112,16 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
   }
 }
 
-// ---- Options, in each format ----------------------------------------------
-
-void WriteOptionsTable(FdWriter& w) {
-  w.Str("# options (value, from):\n");
-  for (size_t i = 0; i < kNumOptions; ++i) {
-    const auto o = static_cast<Option>(i);
-    char value[kMaxOptionString];
-    FormatOptionValue(o, value, sizeof(value));
-    w.Str("#   ").Pad(GetOptionInfo(o).name, 20).Str(" = ").Pad(value[0] ? value : "''", 12)
-        .Str(" (").Str(OptionSourceName(GetOptionSource(o))).Str(")\n");
-  }
-}
-
-// JSON string body: escapes quotes, backslashes and control characters.
-void JsonString(FdWriter& w, const char* s) {
-  w.Char('"');
-  for (; *s != '\0'; ++s) {
-    const char c = *s;
-    if (c == '"' || c == '\\') {
-      w.Char('\\').Char(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      w.Str("\\u00").Char(kHex[(c >> 4) & 15]).Char(kHex[c & 15]);
-    } else {
-      w.Char(c);
-    }
-  }
-  w.Char('"');
-}
-
-void WriteOptionsJson(FdWriter& w) {
-  w.Str("\"options\":{");
-  for (size_t i = 0; i < kNumOptions; ++i) {
-    const auto o = static_cast<Option>(i);
-    char value[kMaxOptionString];
-    FormatOptionValue(o, value, sizeof(value));
-    if (i > 0) w.Char(',');
-    JsonString(w, GetOptionInfo(o).name);
-    w.Str(":{\"value\":");
-    JsonString(w, value);
-    w.Str(",\"source\":\"").Str(OptionSourceName(GetOptionSource(o))).Str("\"}");
-  }
-  w.Char('}');
-}
-
-// ---- Table ----------------------------------------------------------------
-
-void Kib(FdWriter& w, uint64_t bytes, int width) { w.Uint(bytes >> 10, width).Str(" KiB"); }
-
-void WriteTable(int fd, const Stats& s) {
-  FdWriter w(fd);
-  w.Str("class  size  pools/run   in use     free   full partial  empty   bytes in use");
-  if (s.detailed) w.Str("     allocs   requested");
-  w.Char('\n');
-  uint64_t runs = 0;
-  for (size_t c = 1; c < kNumSizeClasses; ++c) {
-    const SizeClassStats& k = s.classes[c];
-    const uint64_t class_runs = k.runs_full + k.runs_partial + k.runs_empty;
-    if (class_runs == 0 && k.allocations == 0) continue;
-    runs += class_runs;
-    w.Uint(c, 5).Uint(k.block_size, 6).Uint(k.run_pools, 11).Uint(k.blocks_in_use, 9)
-        .Uint(k.blocks_free, 9).Uint(k.runs_full, 7).Uint(k.runs_partial, 8).Uint(k.runs_empty, 7)
-        .Uint(k.blocks_in_use * k.block_size, 15);
-    if (s.detailed) w.Uint(k.allocations, 11).Uint(k.requested_bytes, 12);
-    w.Char('\n');
-  }
-  if (runs == 0) w.Str("  (no runs in use)\n");
-  w.Str("# arenas: ").Uint(s.arenas_mapped).Str(" mapped (")
-      .Uint(s.arenas_mapped * internal::kArenaSize >> 10).Str(" KiB), ")
-      .Uint(s.arenas_owned).Str(" owned by heaps, ").Uint(s.arenas_empty).Str(" empty (")
-      .Uint(s.arenas_empty_purged).Str(" purged), ").Uint(s.arenas_unmapped)
-      .Str(" unmapped so far, at most ").Uint(s.arenas_mapped_peak).Str(" at once\n");
-  w.Str("# pools: ").Uint(s.pools_in_runs).Str(" in ").Uint(runs).Str(" runs, ")
-      .Uint(s.pools_free).Str(" free in owned arenas\n");
-  w.Str("# small/medium bytes in use: ").Uint(s.small_bytes_in_use).Str("; live bytes: ")
-      .Uint(s.live_bytes).Char('\n');
-  if (s.detailed) {
-    w.Str("# detailed: ").Uint(s.allocations).Str(" allocations asked for ")
-        .Uint(s.requested_bytes).Str(" bytes and were handed ").Uint(s.handed_out_bytes)
-        .Str(" (").Fixed1(s.handed_out_bytes > s.requested_bytes
-                              ? (s.handed_out_bytes - s.requested_bytes) * 100
-                              : 0,
-                          s.handed_out_bytes ? s.handed_out_bytes : 1)
-        .Str("% lost to rounding)\n");
-  }
-  w.Str("# large: ").Uint(s.large_blocks).Str(" blocks, ").Uint(s.large_bytes)
-      .Str(" bytes; cache ").Uint(s.large_cached).Str(" mappings, ")
-      .Uint(s.large_cached_bytes).Str(" bytes, ").Uint(s.large_cache_hits).Str(" hits\n");
-  w.Str("# OS: ").Uint(s.os_mapped_bytes).Str(" bytes mapped, ").Uint(s.os_maps)
-      .Str(" maps, ").Uint(s.os_unmaps).Str(" unmaps, ").Uint(s.os_purges).Str(" purges (")
-      .Uint(s.os_purged_bytes).Str(" bytes); process RSS ").Uint(s.resident_bytes).Char('\n');
-  w.Str("# heaps: ").Uint(s.heaps).Str(" created, ").Uint(s.heaps_active).Str(" active, ")
-      .Uint(s.heaps_orphaned).Str(" orphaned; ").Uint(s.orphans_absorbed)
-      .Str(" orphans absorbed; slow paths: ").Uint(s.refills).Str(" refills, ")
-      .Uint(s.runs_woken).Str(" runs woken\n");
-  w.Str("# cross-thread: ").Uint(s.remote_frees).Str(" frees (").Uint(s.remote_bytes)
-      .Str(" bytes) in ").Uint(s.remote_batches).Str(" batches, ").Uint(s.remote_received)
-      .Str(" received, ").Uint(s.remote_forwarded).Str(" forwarded; now ")
-      .Uint(s.outgoing_bytes).Str(" bytes outgoing, ").Uint(s.queued_bytes).Str(" queued\n");
-  w.Str("# batch sizes (blocks):");
-  for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
-    if (s.batch_histogram[b] == 0) continue;
-    w.Char(' ').Uint(uint64_t{1} << b);
-    if (b + 1 < kBatchHistogramBuckets) {
-      w.Char('-').Uint((uint64_t{2} << b) - 1);
-    } else {
-      w.Char('+');
-    }
-    w.Char(':').Uint(s.batch_histogram[b]);
-  }
-  w.Char('\n');
-  w.Str("# release: ").Uint(s.released_bytes).Str(" bytes given back so far, ")
-      .Uint(s.pools_purged).Str(" heap pools purged; background thread ")
-      .Str(s.background_running ? "running" : "not running").Str(" (")
-      .Uint(s.background_passes).Str(" passes), ").Uint(s.slow_path_passes)
-      .Str(" passes from slow paths\n");
-  const RetentionStats& r = s.retention;
-  w.Str("# retention: why each mapped byte is held (").Uint(r.Total()).Str(" bytes)\n");
-  struct Row {
-    const char* what;
-    uint64_t bytes;
-  };
-  const Row rows[] = {
-      {"in use by the program", r.in_use},
-      {"in use: large blocks", r.in_use_large},
-      {"freed remotely, travelling home", r.in_remote_transit},
-      {"free in runs with no live block", r.free_in_empty_runs},
-      {"free pools cached by live threads", r.free_pools_cached},
-      {"free pools of exited threads", r.free_pools_orphaned},
-      {"free pools, purged (not resident)", r.free_pools_purged},
-      {"empty arenas, waiting for purge", r.empty_arenas_resident},
-      {"empty arenas, purged (not resident)", r.empty_arenas_purged},
-      {"run tails (rounding)", r.run_tails},
-      {"arena headers (metadata)", r.arena_headers},
-      {"reserved, never touched", r.reserve_untouched},
-      {"large: header and rounding", r.large_overhead},
-      {"large: cached for reuse", r.large_cached},
-      {"strata metadata", r.metadata},
-  };
-  for (const Row& row : rows) {
-    w.Str("#   ").Pad(row.what, 38);
-    Kib(w, row.bytes, 10);
-    w.Char('\n');
-  }
-  for (size_t b = 0; b < kPinBuckets; ++b) {
-    w.Str("#   free in runs pinned by ").Pad(kPinBucketNames[b], 5).Pad(" live blocks", 13);
-    Kib(w, r.free_pinned[b], 10);
-    w.Char('\n');
-  }
-  if (r.next_purge_ms >= 0) {
-    w.Str("#   resident free memory: first purge in ").Uint(static_cast<uint64_t>(r.next_purge_ms))
-        .Str(" ms, all purged in ").Uint(static_cast<uint64_t>(r.all_purged_ms)).Str(" ms\n");
-  } else if (r.free_pools_cached + r.free_pools_orphaned + r.empty_arenas_resident > 0) {
-    w.Str("#   resident free memory: purge_delay_ms < 0, purged only on ReleaseMemory\n");
-  }
-  w.Str("# foreign frees: ").Uint(s.foreign_returned).Str(" returned to glibc; errors counted: ")
-      .Uint(s.errors).Char('\n');
-  WriteOptionsTable(w);
-}
-
-// ---- JSON -------------------------------------------------------------------
-
-void Field(FdWriter& w, const char* name, uint64_t v, bool comma = true) {
-  if (comma) w.Char(',');
-  w.Char('"').Str(name).Str("\":").Uint(v);
-}
-
-void WriteArenaMapJson(FdWriter& w) {
-  w.Str(",\"arenas\":[");
-  bool first = true;
-  for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->all_next()) {
-    const bool orphaned = h->state() == Heap::State::kOrphan;
-    h->ForEachArenaLocked([&](ArenaHeader* a) {
-      if (!first) w.Char(',');
-      first = false;
-      w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(a)).Str("\",\"heap\":").Uint(h->id())
-          .Str(",\"state\":\"").Str(orphaned ? "orphaned" : "owned").Str("\",\"pools\":[");
-      for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
-        const PoolDesc& d = *a->pool(i);
-        if (i > internal::kFirstUsablePool) w.Char(',');
-        if (d.state == PoolState::kFree) {
-          w.Str((a->dirty_mask >> i) & 1 ? "\"f\"" : "\"p\"");
-        } else if (d.state == PoolState::kTail) {
-          w.Str("\"t\"");
-        } else {
-          uint64_t used = d.Used();
-          if (used > d.capacity) used = d.capacity;
-          w.Char('[').Uint(d.size_class).Char(',').Uint(kClasses[d.size_class].size).Char(',')
-              .Uint(used).Char(',').Uint(d.capacity).Char(',').Uint(d.run_pools).Char(']');
-        }
-      }
-      w.Str("]}");
-    });
-  }
-  for (internal::ArenaRecord* rec = internal::AllArenaRecords(); rec != nullptr; rec = rec->all_next) {
-    // Relaxed: statistics only; the header of an empty arena is never read.
-    if (rec->state.load(std::memory_order_relaxed) != internal::ArenaState::kEmpty) continue;
-    if (!first) w.Char(',');
-    first = false;
-    w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(rec->arena.load(std::memory_order_relaxed)))
-        .Str("\",\"heap\":0,\"state\":\"")
-        .Str(rec->purged.load(std::memory_order_relaxed) ? "empty-purged" : "empty")
-        .Str("\",\"pools\":[]}");
-  }
-  w.Char(']');
-}
-
-void WriteJson(int fd, const Stats& s, bool arena_map) {
-  FdWriter w(fd);
-  w.Str("{\"version\":1,\"pid\":").Uint(static_cast<uint64_t>(getpid()));
-  Field(w, "live_bytes", s.live_bytes);
-  Field(w, "small_bytes_in_use", s.small_bytes_in_use);
-  w.Str(",\"detailed\":").Str(s.detailed ? "true" : "false");
-  Field(w, "allocations", s.allocations);
-  Field(w, "requested_bytes", s.requested_bytes);
-  Field(w, "handed_out_bytes", s.handed_out_bytes);
-  w.Str(",\"classes\":[");
-  bool first = true;
-  for (size_t c = 1; c < kNumSizeClasses; ++c) {
-    const SizeClassStats& k = s.classes[c];
-    if (!first) w.Char(',');
-    first = false;
-    w.Str("{\"class\":").Uint(c);
-    Field(w, "size", k.block_size);
-    Field(w, "run_pools", k.run_pools);
-    Field(w, "blocks_in_use", k.blocks_in_use);
-    Field(w, "blocks_free", k.blocks_free);
-    Field(w, "runs_full", k.runs_full);
-    Field(w, "runs_partial", k.runs_partial);
-    Field(w, "runs_empty", k.runs_empty);
-    Field(w, "allocations", k.allocations);
-    Field(w, "requested_bytes", k.requested_bytes);
-    w.Char('}');
-  }
-  w.Str("],\"arenas_summary\":{");
-  Field(w, "mapped", s.arenas_mapped, false);
-  Field(w, "mapped_peak", s.arenas_mapped_peak);
-  Field(w, "owned", s.arenas_owned);
-  Field(w, "empty", s.arenas_empty);
-  Field(w, "empty_purged", s.arenas_empty_purged);
-  Field(w, "unmapped_so_far", s.arenas_unmapped);
-  Field(w, "reservations", s.arena_reservations);
-  Field(w, "pools_in_runs", s.pools_in_runs);
-  Field(w, "pools_free", s.pools_free);
-  w.Str("},\"large\":{");
-  Field(w, "blocks", s.large_blocks, false);
-  Field(w, "bytes", s.large_bytes);
-  Field(w, "cached", s.large_cached);
-  Field(w, "cached_bytes", s.large_cached_bytes);
-  Field(w, "cache_hits", s.large_cache_hits);
-  w.Str("},\"os\":{");
-  Field(w, "mapped_bytes", s.os_mapped_bytes, false);
-  Field(w, "maps", s.os_maps);
-  Field(w, "map_failures", s.os_map_failures);
-  Field(w, "unmaps", s.os_unmaps);
-  Field(w, "purges", s.os_purges);
-  Field(w, "purged_bytes", s.os_purged_bytes);
-  Field(w, "resident_bytes", s.resident_bytes);
-  w.Str("},\"heaps\":{");
-  Field(w, "created", s.heaps, false);
-  Field(w, "active", s.heaps_active);
-  Field(w, "orphaned", s.heaps_orphaned);
-  Field(w, "orphans_absorbed", s.orphans_absorbed);
-  Field(w, "refills", s.refills);
-  Field(w, "runs_woken", s.runs_woken);
-  w.Str("},\"cross_thread\":{");
-  Field(w, "frees", s.remote_frees, false);
-  Field(w, "bytes", s.remote_bytes);
-  Field(w, "batches", s.remote_batches);
-  Field(w, "received", s.remote_received);
-  Field(w, "forwarded", s.remote_forwarded);
-  Field(w, "outgoing_bytes", s.outgoing_bytes);
-  Field(w, "queued_bytes", s.queued_bytes);
-  w.Str(",\"batch_histogram\":[");
-  for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
-    if (b > 0) w.Char(',');
-    w.Str("{\"min_blocks\":").Uint(uint64_t{1} << b);
-    Field(w, "batches", s.batch_histogram[b]);
-    w.Char('}');
-  }
-  w.Str("]},\"release\":{");
-  Field(w, "released_bytes", s.released_bytes, false);
-  Field(w, "pools_purged", s.pools_purged);
-  w.Str(",\"background_running\":").Str(s.background_running ? "true" : "false");
-  Field(w, "background_passes", s.background_passes);
-  Field(w, "slow_path_passes", s.slow_path_passes);
-  const RetentionStats& r = s.retention;
-  w.Str("},\"retention\":{");
-  Field(w, "total", r.Total(), false);
-  Field(w, "in_use", r.in_use);
-  Field(w, "in_use_large", r.in_use_large);
-  Field(w, "in_remote_transit", r.in_remote_transit);
-  Field(w, "free_in_empty_runs", r.free_in_empty_runs);
-  w.Str(",\"free_pinned\":{");
-  for (size_t b = 0; b < kPinBuckets; ++b) {
-    if (b > 0) w.Char(',');
-    w.Char('"').Str(kPinBucketNames[b]).Str("\":").Uint(r.free_pinned[b]);
-  }
-  w.Char('}');
-  Field(w, "run_tails", r.run_tails);
-  Field(w, "free_pools_cached", r.free_pools_cached);
-  Field(w, "free_pools_orphaned", r.free_pools_orphaned);
-  Field(w, "free_pools_purged", r.free_pools_purged);
-  Field(w, "empty_arenas_resident", r.empty_arenas_resident);
-  Field(w, "empty_arenas_purged", r.empty_arenas_purged);
-  Field(w, "arena_headers", r.arena_headers);
-  Field(w, "reserve_untouched", r.reserve_untouched);
-  Field(w, "large_overhead", r.large_overhead);
-  Field(w, "large_cached", r.large_cached);
-  Field(w, "metadata", r.metadata);
-  w.Str(",\"next_purge_ms\":");
-  w.Int(r.next_purge_ms);
-  w.Str(",\"all_purged_ms\":");
-  w.Int(r.all_purged_ms);
-  w.Str("},");
-  Field(w, "errors", s.errors, false);
-  Field(w, "foreign_returned", s.foreign_returned);
-  w.Char(',');
-  WriteOptionsJson(w);
-  if (arena_map) WriteArenaMapJson(w);
-  w.Str("}\n");
-}
-
-// ---- Prometheus text exposition ---------------------------------------------
-
-void Metric(FdWriter& w, const char* name, const char* type, const char* help, uint64_t v) {
-  w.Str("# HELP strata_").Str(name).Char(' ').Str(help).Char('\n');
-  w.Str("# TYPE strata_").Str(name).Char(' ').Str(type).Char('\n');
-  w.Str("strata_").Str(name).Char(' ').Uint(v).Char('\n');
-}
-
-void WritePrometheus(int fd, const Stats& s) {
-  FdWriter w(fd);
-  Metric(w, "live_bytes", "gauge", "Bytes handed to the program and not freed.", s.live_bytes);
-  Metric(w, "os_mapped_bytes", "gauge", "Bytes mapped from the OS.", s.os_mapped_bytes);
-  Metric(w, "resident_bytes", "gauge", "Resident set size of the process.", s.resident_bytes);
-  Metric(w, "arenas_mapped", "gauge", "256 KiB arenas mapped.", s.arenas_mapped);
-  Metric(w, "arenas_empty", "gauge", "Empty arenas kept for reuse.", s.arenas_empty);
-  Metric(w, "large_blocks", "gauge", "Live large blocks.", s.large_blocks);
-  Metric(w, "large_bytes", "gauge", "Usable bytes of live large blocks.", s.large_bytes);
-  Metric(w, "os_maps_total", "counter", "Successful mmap calls.", s.os_maps);
-  Metric(w, "os_unmaps_total", "counter", "munmap calls.", s.os_unmaps);
-  Metric(w, "os_purges_total", "counter", "madvise calls.", s.os_purges);
-  Metric(w, "os_purged_bytes_total", "counter", "Bytes given back by madvise.", s.os_purged_bytes);
-  Metric(w, "released_bytes_total", "counter", "Bytes purged or unmapped by the release engine.",
-         s.released_bytes);
-  Metric(w, "heaps", "gauge", "Thread heaps created.", s.heaps);
-  Metric(w, "heaps_orphaned", "gauge", "Heaps of exited threads still owning arenas.",
-         s.heaps_orphaned);
-  Metric(w, "refills_total", "counter", "Allocations the thread cache's current run could not serve.",
-         s.refills);
-  Metric(w, "runs_woken_total", "counter", "Sleeping full runs woken by frees.", s.runs_woken);
-  Metric(w, "remote_frees_total", "counter", "Blocks freed by a thread that did not own them.",
-         s.remote_frees);
-  Metric(w, "remote_batches_total", "counter", "Batches of remote frees handed to owners.",
-         s.remote_batches);
-  Metric(w, "remote_queued_bytes", "gauge", "Bytes waiting in owners' queues.", s.queued_bytes);
-  Metric(w, "remote_outgoing_bytes", "gauge", "Bytes waiting in outgoing batches.", s.outgoing_bytes);
-  Metric(w, "errors_total", "counter", "Invalid frees counted (error_mode=count).", s.errors);
-
-  w.Str("# HELP strata_class_blocks_in_use Blocks in use per size class.\n");
-  w.Str("# TYPE strata_class_blocks_in_use gauge\n");
-  for (size_t c = 1; c < kNumSizeClasses; ++c) {
-    const SizeClassStats& k = s.classes[c];
-    if (k.runs_full + k.runs_partial + k.runs_empty == 0) continue;
-    w.Str("strata_class_blocks_in_use{class=\"").Uint(c).Str("\",size=\"").Uint(k.block_size)
-        .Str("\"} ").Uint(k.blocks_in_use).Char('\n');
-  }
-  if (s.detailed) {
-    w.Str("# HELP strata_class_requested_bytes_total Bytes requested per size class.\n");
-    w.Str("# TYPE strata_class_requested_bytes_total counter\n");
-    for (size_t c = 1; c < kNumSizeClasses; ++c) {
-      if (s.classes[c].allocations == 0) continue;
-      w.Str("strata_class_requested_bytes_total{class=\"").Uint(c).Str("\"} ")
-          .Uint(s.classes[c].requested_bytes).Char('\n');
-    }
-  }
-  w.Str("# HELP strata_batch_blocks_total Batches of remote frees by blocks per batch.\n");
-  w.Str("# TYPE strata_batch_blocks_total counter\n");
-  for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
-    w.Str("strata_batch_blocks_total{min_blocks=\"").Uint(uint64_t{1} << b).Str("\"} ")
-        .Uint(s.batch_histogram[b]).Char('\n');
-  }
-  const RetentionStats& r = s.retention;
-  w.Str("# HELP strata_retained_bytes Mapped bytes by the reason they are held.\n");
-  w.Str("# TYPE strata_retained_bytes gauge\n");
-  const struct {
-    const char* reason;
-    uint64_t bytes;
-  } reasons[] = {{"in_use", r.in_use},
-                 {"in_use_large", r.in_use_large},
-                 {"in_remote_transit", r.in_remote_transit},
-                 {"free_in_empty_runs", r.free_in_empty_runs},
-                 {"free_pinned", r.free_pinned[0] + r.free_pinned[1] + r.free_pinned[2] +
-                                     r.free_pinned[3] + r.free_pinned[4]},
-                 {"run_tails", r.run_tails},
-                 {"free_pools_cached", r.free_pools_cached},
-                 {"free_pools_orphaned", r.free_pools_orphaned},
-                 {"free_pools_purged", r.free_pools_purged},
-                 {"empty_arenas_resident", r.empty_arenas_resident},
-                 {"empty_arenas_purged", r.empty_arenas_purged},
-                 {"arena_headers", r.arena_headers},
-                 {"reserve_untouched", r.reserve_untouched},
-                 {"large_overhead", r.large_overhead},
-                 {"large_cached", r.large_cached},
-                 {"metadata", r.metadata}};
-  for (const auto& reason : reasons) {
-    w.Str("strata_retained_bytes{reason=\"").Str(reason.reason).Str("\"} ").Uint(reason.bytes)
-        .Char('\n');
-  }
-  w.Str("# HELP strata_option Value of each numeric option; source in the label.\n");
-  w.Str("# TYPE strata_option gauge\n");
-  for (size_t i = 0; i < kNumOptions; ++i) {
-    const auto o = static_cast<Option>(i);
-    if (GetOptionInfo(o).type == OptionType::kString) continue;
-    w.Str("strata_option{name=\"").Str(GetOptionInfo(o).name).Str("\",source=\"")
-        .Str(OptionSourceName(GetOptionSource(o))).Str("\"} ");
-    w.Int(GetOption(o));
-    w.Char('\n');
-  }
-}
-
 }  // namespace
 
+// Every field of RetentionStats but the two deadlines has a row.
+static_assert(sizeof(RetentionStats) ==
+                  (std::size(internal::kRetentionRows) - 1 + kPinBuckets + 2) * sizeof(uint64_t),
+              "a RetentionStats field without a row in retention_rows.h");
+
 uint64_t RetentionStats::Total() const {
-  uint64_t t = in_use + in_use_large + in_remote_transit + free_in_empty_runs + run_tails +
-               free_pools_cached + free_pools_orphaned + free_pools_purged +
-               empty_arenas_resident + empty_arenas_purged + arena_headers + reserve_untouched +
-               large_overhead + large_cached + metadata;
-  for (uint64_t p : free_pinned) t += p;
+  uint64_t t = 0;
+  for (const internal::RetentionRow& row : internal::kRetentionRows) t += RowBytes(*this, row);
   return t;
 }
 
@@ -565,7 +141,7 @@ void GetStats(Stats* out) {
     const Heap::State state = h->state();
     if (state == Heap::State::kActive) ++out->heaps_active;
     if (state == Heap::State::kOrphan) ++out->heaps_orphaned;
-    h->ForEachArenaLocked(
+    h->ForEachArenaHoldingLock(
         [&](ArenaHeader* a) { AddArena(out, a, state == Heap::State::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
     out->remote_frees += k.remote_frees.Get();
@@ -655,111 +231,7 @@ void GetStats(Stats* out) {
   out->background_passes = bg.passes;
   out->slow_path_passes = bg.slow_passes;
   out->errors = internal::ErrorCount();
-  out->foreign_returned = internal::ForeignFreesReturned();
+  out->foreign_returned = internal::ForeignFreesHandedBack();
 }
-
-void WriteStats(int fd, StatsFormat format, const Stats* stats, bool arena_map) {
-  Stats local;  // about 9 KiB of stack; no lock, no static state
-  if (stats == nullptr) {
-    GetStats(&local);
-    stats = &local;
-  }
-  switch (format) {
-    case StatsFormat::kTable:
-      WriteTable(fd, *stats);
-      break;
-    case StatsFormat::kJson:
-      WriteJson(fd, *stats, arena_map);
-      break;
-    case StatsFormat::kPrometheus:
-      WritePrometheus(fd, *stats);
-      break;
-  }
-}
-
-void WriteStatsTable(int fd, const Stats* stats) { WriteStats(fd, StatsFormat::kTable, stats); }
-
-namespace internal {
-
-void WriteStatsInConfiguredFormat(int fd) {
-  switch (GetOption(Option::kStatsFormat)) {
-    case 1:
-      WriteStats(fd, StatsFormat::kJson);
-      break;
-    case 2:
-      WriteStats(fd, StatsFormat::kJson, nullptr, /*arena_map=*/true);
-      break;
-    case 3:
-      WriteStats(fd, StatsFormat::kPrometheus);
-      break;
-    default:
-      WriteStats(fd, StatsFormat::kTable);
-      break;
-  }
-}
-
-void WriteSample(uint64_t start_ms, uint64_t now_ms) {
-  static Stats stats;  // only the background thread samples
-  GetStats(&stats);
-  char path[kMaxOptionString];
-  GetStringOption(Option::kSampleFile, path, sizeof(path));
-  int fd = 2;
-  if (path[0] == '/') {
-    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path,
-                                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    if (fd < 0) return;
-  }
-  {
-    const RetentionStats& r = stats.retention;
-    FdWriter w(fd);
-    w.Str("{\"t_ms\":").Uint(now_ms - start_ms)
-        .Str(",\"rss_bytes\":").Uint(stats.resident_bytes)
-        .Str(",\"live_bytes\":").Uint(stats.live_bytes)
-        .Str(",\"mapped_bytes\":").Uint(stats.os_mapped_bytes)
-        .Str(",\"free_resident_bytes\":")
-        .Uint(r.free_pools_cached + r.free_pools_orphaned + r.empty_arenas_resident +
-              r.free_in_empty_runs + r.free_pinned[0] + r.free_pinned[1] + r.free_pinned[2] +
-              r.free_pinned[3] + r.free_pinned[4])
-        .Str(",\"released_bytes\":").Uint(stats.released_bytes)
-        .Str("}\n");
-  }
-  if (fd != 2) syscall(SYS_close, fd);
-}
-
-void WriteStatsOnExit() {
-  char where[kMaxOptionString];
-  GetStringOption(Option::kStatsOnExit, where, sizeof(where));
-  if (where[0] == '\0' || strcmp(where, "0") == 0) return;
-  int fd = 2;
-  if (where[0] == '/') {
-    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, where,
-                                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    if (fd < 0) return;
-  }
-  if (GetOption(Option::kStatsFormat) == 0) {
-    FdWriter w(fd);
-    w.Str("strata: statistics at exit (pid ").Uint(static_cast<uint64_t>(getpid())).Str(")\n");
-  }
-  WriteStatsInConfiguredFormat(fd);
-  if (fd != 2) syscall(SYS_close, fd);
-}
-
-}  // namespace internal
 
 }  // namespace strata
-
-extern "C" int strata_stats_write(int fd, const char* format) {
-  using strata::StatsFormat;
-  if (strcmp(format, "table") == 0) {
-    strata::WriteStats(fd, StatsFormat::kTable);
-  } else if (strcmp(format, "json") == 0) {
-    strata::WriteStats(fd, StatsFormat::kJson);
-  } else if (strcmp(format, "json+arenas") == 0) {
-    strata::WriteStats(fd, StatsFormat::kJson, nullptr, /*arena_map=*/true);
-  } else if (strcmp(format, "prometheus") == 0) {
-    strata::WriteStats(fd, StatsFormat::kPrometheus);
-  } else {
-    return -1;
-  }
-  return 0;
-}

@@ -24,7 +24,8 @@
 namespace strata {
 
 inline constexpr size_t kNumSizeClasses = internal::kNumClasses;  // index 0 unused
-inline constexpr size_t kBatchHistogramBuckets = 10;  // [2^b, 2^(b+1)) blocks per batch
+// [2^b, 2^(b+1)) blocks per batch, the last bucket everything larger.
+inline constexpr size_t kBatchHistogramBuckets = internal::kBatchBuckets;
 inline constexpr size_t kPinBuckets = 5;              // 1, 2-3, 4-15, 16-63, 64+ live blocks
 
 struct SizeClassStats {
@@ -139,12 +140,14 @@ struct Stats {
 // Fills *out. Never allocates. Thread-safety: any thread.
 void GetStats(Stats* out);
 
-enum class StatsFormat { kTable, kJson, kPrometheus };
+// In the order of STRATA_STATS_FORMAT_NAMES (options.h), which names them:
+// "table", "json", "json-arenas", "prometheus".
+enum class StatsFormat { kTable, kJson, kJsonArenas, kPrometheus };
 
 // Writes *stats (or a fresh snapshot when null) to fd, with every option's
-// value and origin. kJson with arena_map also lists every arena's pools
+// value and origin. kJsonArenas is kJson that also lists every arena's pools
 // (class, use, purge state): the input of tools/stats_viewer. Never allocates.
-void WriteStats(int fd, StatsFormat format, const Stats* stats = nullptr, bool arena_map = false);
+void WriteStats(int fd, StatsFormat format, const Stats* stats = nullptr);
 
 // The human table (WriteStats with kTable).
 void WriteStatsTable(int fd, const Stats* stats = nullptr);
@@ -163,7 +166,8 @@ void WriteSample(uint64_t start_ms, uint64_t now_ms);
 }  // namespace strata
 
 extern "C" {
-// Writes statistics to fd in "table", "json", "json+arenas" or "prometheus".
+// Writes statistics to fd in "table", "json", "json-arenas" or "prometheus"
+// (STRATA_STATS_FORMAT_NAMES, the stats_format option's names).
 // Returns 0, or -1 for an unknown format.
 int strata_stats_write(int fd, const char* format);
 }

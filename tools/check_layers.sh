@@ -10,12 +10,12 @@ set -euo pipefail
 rank() {
   case "$1" in
     config|size_class|os|free_link) echo 0 ;;
-    fd_writer|options|error|page_map|meta_alloc) echo 1 ;;
+    fd_writer|options|error|foreign_hook|page_map|meta_alloc) echo 1 ;;
     arena|large) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
-    release|fork|stats|fast_path|free_slow|strata|foreign) echo 4 ;;
+    release|fork|stats|stats_format|retention_rows|fast_path|free_slow|strata|foreign|init) echo 4 ;;
     override|new_failure|flags) echo 5 ;;
-    *) echo 9 ;;  # future top-level pieces (override, flags): may include all
+    *) echo unlisted ;;  # a new file must take a place above
   esac
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/options.h"
 #include "alloc/release.h"
 #include "alloc/size_class.h"
 #include "alloc/strata.h"
@@ -64,6 +65,53 @@ TEST(StatsTest, TableIsWrittenWithoutAllocating) {
   EXPECT_NE(text.find("class  size"), std::string::npos);
   EXPECT_NE(text.find("# arenas:"), std::string::npos);
   EXPECT_NE(text.find("# OS:"), std::string::npos);
+  Deallocate(p);
+}
+
+// strata_stats_write(fd, name) through a temporary file: its return value
+// and what it wrote.
+int WriteByName(const char* format, std::string* text) {
+  char path[] = "/tmp/strata_stats_XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return -2;
+  const int rc = strata_stats_write(fd, format);
+  text->clear();
+  lseek(fd, 0, SEEK_SET);
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) text->append(buf, static_cast<size_t>(n));
+  close(fd);
+  unlink(path);
+  return rc;
+}
+
+// The formats have one name each, the stats_format option's: the C entry
+// point takes exactly those, and each writes its own format.
+TEST(StatsTest, StatsWriteTakesTheOptionsFormatNames) {
+  void* p = Allocate(24);
+  std::string text;
+  ASSERT_EQ(WriteByName("table", &text), 0);
+  EXPECT_NE(text.find("class  size"), std::string::npos);
+  ASSERT_EQ(WriteByName("json", &text), 0);
+  EXPECT_EQ(text.front(), '{');
+  EXPECT_EQ(text.find("\"arenas\""), std::string::npos) << "plain json has no arena map";
+  ASSERT_EQ(WriteByName("json-arenas", &text), 0);
+  EXPECT_EQ(text.front(), '{');
+  EXPECT_NE(text.find("\"arenas\""), std::string::npos);
+  ASSERT_EQ(WriteByName("prometheus", &text), 0);
+  EXPECT_NE(text.find("# TYPE"), std::string::npos);
+  for (const char* bad : {"json+arenas", "xml", "", "tablex"}) {
+    EXPECT_EQ(WriteByName(bad, &text), -1) << bad;
+    EXPECT_TRUE(text.empty()) << bad;
+  }
+  EXPECT_EQ(strata_stats_write(2, nullptr), -1);
+  // The option's values are the same names, in the same order.
+  for (const char* name : {"table", "json", "json-arenas", "prometheus"}) {
+    ASSERT_TRUE(SetOptionByName("stats_format", name, OptionSource::kApi)) << name;
+  }
+  EXPECT_EQ(GetOption(Option::kStatsFormat), static_cast<int64_t>(StatsFormat::kPrometheus));
+  ASSERT_TRUE(SetOptionByName("stats_format", "json-arenas", OptionSource::kApi));
+  EXPECT_EQ(GetOption(Option::kStatsFormat), static_cast<int64_t>(StatsFormat::kJsonArenas));
+  ASSERT_TRUE(SetOptionByName("stats_format", "table", OptionSource::kApi));
   Deallocate(p);
 }
 

@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  strata::WriteStats(fd, strata::StatsFormat::kJson, nullptr, arena_map);
+  strata::WriteStats(fd, arena_map ? strata::StatsFormat::kJsonArenas : strata::StatsFormat::kJson);
   if (fd != 1) close(fd);
   dumped.count_down();
   for (auto& w : workers) w.join();

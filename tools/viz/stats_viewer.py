@@ -14,8 +14,8 @@ The picture has three parts:
   * bytes in use and free per size class.
 
 The dump is what strata writes with STRATA_STATS_FORMAT=json-arenas (at exit
-with STRATA_STATS_ON_EXIT=/abs/path), strata_stats_write(fd, "json+arenas")
-or strata::WriteStats(fd, StatsFormat::kJson, nullptr, true). A plain "json"
+with STRATA_STATS_ON_EXIT=/abs/path), strata_stats_write(fd, "json-arenas")
+or strata::WriteStats(fd, StatsFormat::kJsonArenas). A plain "json"
 dump has no arena map: the side panels are drawn and the map says so. A file
 holding several dumps (stats_on_exit appends) is read whole; the last dump
 is drawn unless --index says otherwise.
@@ -891,8 +891,8 @@ def render(d, out, title=None, source="dump"):
             s.set_color("#bbbbbb")
         msg = ("This dump has no arena map (it was written in the plain \"json\" format).\n\n"
                "For the map, dump with STRATA_STATS_FORMAT=json-arenas,\n"
-               "strata_stats_write(fd, \"json+arenas\") or\n"
-               "strata::WriteStats(fd, StatsFormat::kJson, nullptr, /*arena_map=*/true)."
+               "strata_stats_write(fd, \"json-arenas\") or\n"
+               "strata::WriteStats(fd, StatsFormat::kJsonArenas)."
                if arenas is None else "No arenas are mapped: nothing to draw.")
         ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=11, color="#444444",
                 transform=ax.transAxes, linespacing=1.4)
