@@ -23,6 +23,11 @@ bad=0
 for f in "$@"; do
   dir=$(basename "$(dirname "$f")")
   base=$(basename "$f"); base=${base%.*}
+  if [ "$dir" = alloc ] && [ "$(rank "$base")" = unlisted ]; then
+    echo "$f: not in check_layers.sh's ranks: give $base a layer (and a row in alloc/README.md)"
+    bad=1
+    continue
+  fi
   while IFS= read -r inc; do
     target=${inc#\"}; target=${target%\"}
     case "$dir" in
@@ -33,7 +38,9 @@ for f in "$@"; do
           tests/*|stress/*|tools/*) echo "$f: alloc/ may not include $target"; bad=1 ;;
           alloc/*)
             t=${target#alloc/}; t=${t%.h}
-            if [ "$(rank "$t")" -gt "$(rank "$base")" ]; then
+            if [ "$(rank "$t")" = unlisted ]; then
+              echo "$f: includes $target, which check_layers.sh does not rank"; bad=1
+            elif [ "$(rank "$t")" -gt "$(rank "$base")" ]; then
               echo "$f: $base (rank $(rank "$base")) may not include higher layer $target (rank $(rank "$t"))"; bad=1
             fi ;;
         esac ;;
