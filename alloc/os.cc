@@ -248,6 +248,28 @@ bool ReadMemory(const void* src, void* dst, size_t len) {
   return n == static_cast<ssize_t>(len);
 }
 
+bool ReadThreadState(ThreadState* out) {
+  char buf[512];
+  if (ReadSmallFile("/proc/self/stat", buf, sizeof(buf)) == 0) return false;
+  // The command name (field 2) may hold spaces: count fields after its ')'.
+  const char* s = buf;
+  for (const char* p = buf; *p != '\0'; ++p) {
+    if (*p == ')') s = p + 1;
+  }
+  const char leader_state = s[0] == ' ' ? s[1] : '\0';  // field 3
+  int field = 2;
+  while (*s != '\0' && field < 20) {
+    if (*s == ' ') ++field;
+    ++s;
+  }
+  if (field != 20 || *s < '0' || *s > '9') return false;
+  int threads = 0;
+  while (*s >= '0' && *s <= '9') threads = threads * 10 + (*s++ - '0');
+  out->threads = threads;
+  out->leader_exited = leader_state == 'Z';
+  return true;
+}
+
 uint64_t ResidentBytes() {
   char buf[128];
   if (ReadSmallFile("/proc/self/statm", buf, sizeof(buf)) == 0) return 0;

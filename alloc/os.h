@@ -71,6 +71,17 @@ bool ReadMemory(const void* src, void* dst, size_t len);
 // raw syscalls into a stack buffer), or 0 if unknown. Never allocates.
 uint64_t ResidentBytes();
 
+// This process's threads, from /proc/self/stat (raw syscalls, a stack
+// buffer): how many there are (field 20), and whether the first thread
+// has exited and lingers as a zombie (field 3), as it does until the last
+// thread ends when it called pthread_exit. False when unreadable. Never
+// allocates.
+struct ThreadState {
+  int threads = 0;
+  bool leader_exited = false;
+};
+bool ReadThreadState(ThreadState* out);
+
 // Writes all of buf to file descriptor fd, retrying on EINTR. Never allocates.
 void WriteAll(int fd, const char* buf, size_t len);
 

@@ -128,26 +128,12 @@ void WakeBackground() {
 }
 
 // True when the calling thread (not the process's first) is the only one
-// still running: /proc/self/stat says the process has 1 thread, or 2 of
-// which the first (whose state field 3 reports) has exited and lingers as a
-// zombie until the last one ends. Read into a stack buffer, no allocation.
+// still running: the process has 1 thread, or 2 of which the first has
+// exited and lingers as a zombie until the last one ends.
 bool OnlyThreadLeft() {
-  char buf[512];
-  if (os::ReadSmallFile("/proc/self/stat", buf, sizeof(buf)) == 0) return false;
-  // The command name (field 2) may hold spaces: count fields after its ')'.
-  const char* s = buf;
-  for (const char* p = buf; *p != '\0'; ++p) {
-    if (*p == ')') s = p + 1;
-  }
-  const char leader_state = s[0] == ' ' ? s[1] : '\0';  // field 3
-  int field = 2;
-  while (*s != '\0' && field < 20) {
-    if (*s == ' ') ++field;
-    ++s;
-  }
-  if (field != 20) return false;
-  if (s[0] == '1' && s[1] == ' ') return true;
-  return s[0] == '2' && s[1] == ' ' && leader_state == 'Z';
+  os::ThreadState t;
+  if (!os::ReadThreadState(&t)) return false;
+  return t.threads == 1 || (t.threads == 2 && t.leader_exited);
 }
 
 void* BackgroundMain(void*) {

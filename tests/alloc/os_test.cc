@@ -4,8 +4,11 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "alloc/config.h"
 #include "alloc/strata.h"
@@ -103,6 +106,36 @@ TEST(OsTest, FindMappingMergesSplitLines) {
   const auto a = reinterpret_cast<uintptr_t>(&on_stack);
   ASSERT_EQ(os::FindMapping(a, a + 1, &found), os::FindResult::kFound);
   EXPECT_NE(found.kind, os::Mapping::kHeap);
+}
+
+// The thread count follows threads as they start. Relative to the count
+// before, and allowing for strata's background release thread, which may
+// start (on the first release) or stop (when an option turns it off)
+// meanwhile.
+TEST(OsTest, ReadThreadStateCountsThreads) {
+  ThreadState before;
+  ASSERT_TRUE(ReadThreadState(&before));
+  EXPECT_GE(before.threads, 1);
+  EXPECT_FALSE(before.leader_exited);
+  constexpr int kThreads = 3;
+  std::atomic<int> started{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      started.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+    });
+  }
+  while (started.load() < kThreads) std::this_thread::yield();
+  ThreadState during;
+  const bool read = ReadThreadState(&during);
+  go.store(true);
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(read);
+  EXPECT_GE(during.threads, before.threads + kThreads - 1);
+  EXPECT_LE(during.threads, before.threads + kThreads + 1);
+  EXPECT_FALSE(during.leader_exited);
 }
 
 }  // namespace strata::internal::os
