@@ -139,7 +139,7 @@ bool IsGlibcBlock(const void* p) {
   return IsArenaChunk(chunk, size, (header[1] & kNonMainArena) == 0);
 }
 
-bool ReturnGlibcBlock(void* p) {
+bool HandBackToGlibc(void* p) {
   FreeFn f = GlibcFunction(g_glibc_free, "free");
   if (f == nullptr) return false;  // no glibc allocator to give it to
   f(p);
@@ -147,7 +147,7 @@ bool ReturnGlibcBlock(void* p) {
   return true;
 }
 
-bool FreeGlibcBlock(void* p) { return IsGlibcBlock(p) && ReturnGlibcBlock(p); }
+bool FreeGlibcBlock(void* p) { return IsGlibcBlock(p) && HandBackToGlibc(p); }
 
 size_t GlibcUsableSize(void* p) {
   if (!IsGlibcBlock(p)) return 0;

@@ -25,8 +25,8 @@ namespace strata::internal {
 // arena's heap, or a chunk glibc mapped on its own. Never allocates.
 bool IsGlibcBlock(const void* p);
 
-// The foreign-free hook of the drop-in (error.h): frees p with glibc's free
-// when it is glibc's (ReturnGlibcBlock), and returns whether it was.
+// The foreign-free hook of the drop-in (foreign_hook.h): frees p with glibc's free
+// when it is glibc's (HandBackToGlibc), and returns whether it was.
 bool FreeGlibcBlock(void* p);
 
 // Usable bytes of glibc block p, or 0 when p is not one.
@@ -35,7 +35,7 @@ size_t GlibcUsableSize(void* p);
 // Frees p with glibc's own free and counts it (stats' foreign frees);
 // false when there is no glibc allocator to give it to.
 // REQUIRES: IsGlibcBlock(p) (or GlibcUsableSize(p) != 0) just said so.
-bool ReturnGlibcBlock(void* p);
+bool HandBackToGlibc(void* p);
 
 }  // namespace strata::internal
 

@@ -302,11 +302,11 @@ class alignas(kCacheLine) Heap {
   // is busy). Returns the bytes purged.
   size_t PurgeFreePools(uint64_t now, int64_t delay_ms, bool force, bool wait);
 
-  // As the exclusive holder of an orphan (see ForEachOrphanExclusive): frees
-  // what its queue holds, hands on its outgoing batches, returns its empty
-  // arenas and purges its due free pools (all of them when force). Returns
-  // the bytes purged.
-  size_t TidyOrphan(uint64_t now, int64_t delay_ms, bool force);
+  // The global decay pass's work on an orphan, as its exclusive holder (see
+  // ForEachOrphanExclusive): frees what its queue holds, hands on its
+  // outgoing batches, releases its empty arenas and purges its due free
+  // pools (all of them when force). Returns the bytes purged.
+  size_t DecayOrphan(uint64_t now, int64_t delay_ms, bool force);
 
   // The owner's periodic release work, called from its slow paths: purges
   // its own due pools and lets the release engine run its global pass.
@@ -422,7 +422,7 @@ class alignas(kCacheLine) Heap {
     for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) by_size_[k] = d;
   }
   void SetStatsMode(bool on);
-  void RetireEmptyCurrentRuns(uint64_t now);
+  void ReleaseEmptyCurrentRuns(uint64_t now);
   // Index of a run of n free pools in an owned arena (stored in *arena),
   // or -1 when the first kRunSearchLimit arenas with free pools have none.
   int FindFreeRun(uint32_t n, ArenaHeader** arena) const;

@@ -58,7 +58,7 @@ void Heap::ReleaseRun(PoolDesc* d) {
     threading::SpinLockHolder hold(&meta_lock_);
     ReleaseRunLocked(d, now);
   }
-  if (free_pools_ >= next_trim_pools_ && CachedPoolBytes() > CacheBudget()) TrimToBudget(now);
+  if (free_pools_ >= next_budget_check_pools_ && CachedPoolBytes() > CacheBudget()) ReleaseToBudget(now);
   MaybeDecay(now, /*released=*/true);
 }
 
@@ -105,11 +105,11 @@ size_t Heap::CacheBudget() const {
 
 void Heap::ReleaseIdleOverBudget(size_t budget, uint64_t now) {
   ReleaseEmptyRuns(now);
-  RetireEmptyCurrentRuns(now);
+  ReleaseEmptyCurrentRuns(now);
   ReleaseEmptyArenasOverBudget(budget, now);
 }
 
-void Heap::TrimToBudget(uint64_t now) {
+void Heap::ReleaseToBudget(uint64_t now) {
   const size_t budget = CacheBudget();
   ReleaseIdleOverBudget(budget, now);
   // Retry only after another quarter of the budget (or 16 pools) is freed:
@@ -119,10 +119,10 @@ void Heap::TrimToBudget(uint64_t now) {
   // freeing its blocks turned its own frees into remote ones and the
   // carriers multiplied, see ARCHITECTURE.md.)
   const size_t step = budget / kPoolSize / 4 > 16 ? budget / kPoolSize / 4 : 16;
-  next_trim_pools_ = free_pools_ + step;
+  next_budget_check_pools_ = free_pools_ + step;
 }
 
-void Heap::RetireEmptyCurrentRuns(uint64_t now) {
+void Heap::ReleaseEmptyCurrentRuns(uint64_t now) {
   // A current run with no live block is kept for the class's next
   // allocation; over budget, it must not pin an otherwise free arena.
   threading::SpinLockHolder hold(&meta_lock_);
@@ -158,7 +158,7 @@ void Heap::ReleaseEmptyArenasOverBudget(size_t budget, uint64_t now) {
 
 void Heap::ReleaseEmptyArenas(uint64_t now) { ReleaseEmptyArenasOverBudget(0, now); }
 
-void Heap::ReturnEmptyArenas() { ReleaseIdleOverBudget(0, os::NowMs()); }
+void Heap::ReleaseIdle() { ReleaseIdleOverBudget(0, os::NowMs()); }
 
 size_t Heap::PurgeFreePools(uint64_t now, int64_t delay_ms, bool force, bool wait) {
   if (wait) {
@@ -231,7 +231,7 @@ void RunGlobalDecay(uint64_t now, bool released) {
   if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
 }
 
-size_t Heap::TidyOrphan(uint64_t now, int64_t delay_ms, bool force) {
+size_t Heap::DecayOrphan(uint64_t now, int64_t delay_ms, bool force) {
   DrainRemote();
   FlushOutgoing();
   ReleaseEmptyArenas(now);

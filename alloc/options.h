@@ -115,7 +115,7 @@ struct OptionInfo {
   int64_t min;
   int64_t max;
   bool runtime;
-  const char* choices;  // kEnum: "a|b|c"
+  const char* choices;  // kEnum: "a|b|c"; kString: accepted forms (above)
   const char* doc;
 };
 

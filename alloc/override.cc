@@ -99,7 +99,7 @@ void* realloc(void* p, size_t size) noexcept {
       if (q == nullptr) return nullptr;  // errno is ENOMEM; p untouched
       memcpy(q, p, old < size ? old : size);
     }
-    strata::internal::ReturnGlibcBlock(p);
+    strata::internal::HandBackToGlibc(p);
     return q;
   }
   return strata::Reallocate(p, size);

@@ -81,7 +81,7 @@ ReleaseTotals PassLocked(uint64_t now, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED
   // 1. Dead threads' heaps: free what was sent to them, return their empty
   //    arenas, purge their due pools.
   OrphanWork work{now, delay, force, 0};
-  ForEachOrphanExclusive(&TidyOne, &work);
+  ForEachOrphanExclusive(&DecayOne, &work);
   t.pool_bytes_purged += work.purged;
   // 2. Every live heap's free pools that are due, including threads that
   //    have stopped allocating (TryLock: a busy owner purges its own).

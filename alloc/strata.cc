@@ -188,7 +188,7 @@ size_t ReleaseMemory() noexcept {
       self->FlushOutgoing();
     }
     // Our spare arenas go to the shared stack, to be purged or unmapped.
-    self->ReturnEmptyArenas();
+    self->ReleaseIdle();
   }
   return internal::ReleaseNow().Total();
 }

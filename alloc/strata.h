@@ -46,6 +46,16 @@ void Deallocate(void* p) noexcept;
 void DeallocateSized(void* p, size_t size) noexcept;
 // Frees p allocated by AllocateAligned(alignment, ...).
 void DeallocateAligned(void* p, size_t alignment) noexcept;
+// Frees p allocated by AllocateAligned(alignment, size).
+//
+// Argument order: allocation takes (alignment, size) in both languages, as
+// aligned_alloc does. The sized aligned free follows each language's own
+// standard form, so the two differ: C++ takes (p, size, alignment), as
+// operator delete(void*, size_t, std::align_val_t) does; C takes
+// (p, alignment, size), as C23's free_aligned_sized does. Both are size_t,
+// so a swap compiles; at run time strata reports the size that does not fit
+// the block, or the alignment that is not a power of two, unless the two
+// values happen to fit the block either way.
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept;
 
 // Bytes usable at p (>= the size asked for); 0 for nullptr.
