@@ -196,7 +196,15 @@ void FreeResolved(const Resolved& r, void* p, const char* op) {
 }
 
 bool LooksAlreadyFree(const Resolved& r, const void* p) {
-  if (r.large != nullptr) return false;  // large blocks carry their state
+  if (r.large != nullptr) {
+    // A freed large block whose mapping waits in the large cache still
+    // resolves (its header and block are where they were): its state says
+    // it is not live. Without this, realloc resized the cached block in
+    // place and handed it out while the cache could hand it out again.
+    // Relaxed: the program's own hand-off orders its free before this call
+    // (as for offset and usable, large.h).
+    return r.large->state.load(std::memory_order_relaxed) != LargeHeader::kLive;
+  }
   return HoldsFreeWords(p, r.run->size, GetLinkKey());
 }
 

@@ -32,9 +32,10 @@ void FreeResolved(const Resolved& r, void* p, const char* op);
 // The usable size of a block Resolve() accepted.
 size_t UsableResolved(const Resolved& r);
 
-// True when small block p, which Resolve() accepted, holds the words of a
-// free block (on a list or travelling): realloc's in-place path, which
-// frees nothing, checks it (chance for program data: 2^-40 or less).
+// True when block p, which Resolve() accepted, is free: a small block that
+// holds the words of a free block (on a list or travelling; chance for
+// program data: 2^-40 or less), or a large block that is not live (in the
+// large cache). realloc's in-place paths, which free nothing, check it.
 bool LooksAlreadyFree(const Resolved& r, const void* p);
 
 }  // namespace strata::internal

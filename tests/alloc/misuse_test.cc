@@ -426,6 +426,46 @@ TEST(MisuseTest, ReallocOfAFreedBlockCounted) {
   strata::Deallocate(keep);
 }
 
+// --- realloc of a freed large block (its mapping kept in the large cache,
+// where realloc could resize it in place and the next malloc take it
+// again: one block handed out twice). ---
+
+TEST(MisuseDeathTest, ReallocOfAFreedLargeBlockIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* p = strata::Allocate(200000);
+        strata::Deallocate(p);
+        strata::Reallocate(p, 200000);
+      },
+      "strata: realloc\\(0x[0-9a-f]+\\): double free \\(block already free\\)");
+}
+
+TEST(MisuseTest, ReallocOfAFreedLargeBlockCountedAndNotHandedOutTwice) {
+  CountMode count;
+  for (size_t size : {size_t{70000}, size_t{200000}, size_t{1} << 20}) {
+    void* p = strata::Allocate(size);
+    ASSERT_NE(p, nullptr);
+    strata::Deallocate(p);
+    errno = 0;
+    EXPECT_EQ(strata::Reallocate(p, size), nullptr) << size;
+    EXPECT_EQ(errno, EINVAL) << size;
+    // Another thread's realloc of it, too.
+    void* r = &r;
+    std::thread([&] { r = strata::Reallocate(p, size + 1); }).join();
+    EXPECT_EQ(r, nullptr) << size;
+    // The cached mapping serves one block, once.
+    void* a = strata::Allocate(size);
+    void* b = strata::Allocate(size);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a, b);
+    strata::Deallocate(a);
+    strata::Deallocate(b);
+  }
+  EXPECT_EQ(count.Errors(), 6u);
+}
+
 // --- Program data that resembles links is not a free block. ---
 
 TEST(MisuseTest, DataLikeLinksIsNotMistakenForAFreeBlock) {
