@@ -87,6 +87,28 @@ bool ScaleBy(int64_t* v, int64_t factor) {
   return !__builtin_mul_overflow(*v, factor, v);
 }
 
+// One name of a "|"-separated list (an enum's choices, a string option's
+// forms): [s, s + n), the index-th of the list.
+struct Choice {
+  const char* s;
+  size_t n;
+  int64_t index;
+  bool last;
+};
+
+// Calls fn(choice) for each name of list in order until fn returns true;
+// returns whether one did. The one place lists are split.
+template <typename Fn>
+bool ForEachChoice(const char* list, Fn fn) {
+  for (int64_t index = 0;; ++index) {
+    const char* bar = strchr(list, '|');
+    const size_t n = bar != nullptr ? static_cast<size_t>(bar - list) : strlen(list);
+    if (fn(Choice{list, n, index, bar == nullptr})) return true;
+    if (bar == nullptr) return false;
+    list = bar + 1;
+  }
+}
+
 bool ParseValue(const OptionInfo& info, const char* text, int64_t* out) {
   switch (info.type) {
     case OptionType::kBool: {
@@ -101,19 +123,15 @@ bool ParseValue(const OptionInfo& info, const char* text, int64_t* out) {
     }
     case OptionType::kEnum: {
       const size_t n = TrimmedLength(text);
-      int64_t index = 0;
-      for (const char* c = info.choices; *c != '\0'; ++index) {
-        const char* end = strchr(c, '|');
-        const size_t len = end ? static_cast<size_t>(end - c) : strlen(c);
+      return ForEachChoice(info.choices, [&](const Choice& c) {
         char name[32];
-        if (len < sizeof(name)) {
-          memcpy(name, c, len);
-          name[len] = '\0';
-          if (EqualsIgnoreCase(text, n, name)) return *out = index, true;
-        }
-        c += len + (end ? 1 : 0);
-      }
-      return false;
+        if (c.n >= sizeof(name)) return false;
+        memcpy(name, c.s, c.n);
+        name[c.n] = '\0';
+        if (!EqualsIgnoreCase(text, n, name)) return false;
+        *out = c.index;
+        return true;
+      });
     }
     case OptionType::kInt:
     case OptionType::kBytes:
@@ -170,37 +188,27 @@ size_t FormatSigned(int64_t v, char* out) {
 bool ValidString(Option o, const char* text) {
   const size_t len = strlen(text);
   if (len >= kMaxOptionString) return false;
-  const char* form = kInfo[static_cast<size_t>(o)].choices;
-  if (form == nullptr) return true;
-  for (;;) {
-    const char* bar = strchr(form, '|');
-    const size_t n = bar != nullptr ? static_cast<size_t>(bar - form) : strlen(form);
-    if (n == 1 && form[0] == '/') {
-      if (text[0] == '/') return true;
-    } else if (n == len && strncmp(form, text, n) == 0) {
-      return true;
-    }
-    if (bar == nullptr) return false;
-    form = bar + 1;
-  }
+  const char* forms = kInfo[static_cast<size_t>(o)].choices;
+  if (forms == nullptr) return true;
+  return ForEachChoice(forms, [&](const Choice& c) {
+    if (c.n == 1 && c.s[0] == '/') return text[0] == '/';
+    return c.n == len && strncmp(c.s, text, len) == 0;
+  });
 }
 
 // "empty, 0, 1, stderr or an absolute path": a string option's forms.
-void WriteStringForms(internal::FdWriter& w, const char* form) {
-  for (bool first = true;; first = false) {
-    const char* bar = strchr(form, '|');
-    const size_t n = bar != nullptr ? static_cast<size_t>(bar - form) : strlen(form);
-    if (!first) w.Str(bar == nullptr ? " or " : ", ");
-    if (n == 0) {
+void WriteStringForms(internal::FdWriter& w, const char* forms) {
+  ForEachChoice(forms, [&](const Choice& c) {
+    if (c.index > 0) w.Str(c.last ? " or " : ", ");
+    if (c.n == 0) {
       w.Str("empty");
-    } else if (n == 1 && form[0] == '/') {
+    } else if (c.n == 1 && c.s[0] == '/') {
       w.Str("an absolute path");
     } else {
-      for (size_t i = 0; i < n; ++i) w.Char(form[i]);
+      w.Bytes(c.s, c.n);
     }
-    if (bar == nullptr) return;
-    form = bar + 1;
-  }
+    return false;
+  });
 }
 
 // ---- Messages -----------------------------------------------------------
@@ -321,7 +329,7 @@ bool Apply(Option o, const char* text, OptionSource source) {
     return true;
   }
   int64_t value;
-  if (!ParseValue(info, text, &value) || value < info.min || value > info.max) {
+  if (!ParseOptionValue(o, text, &value)) {
     ReportRejected(o, text, source, nullptr);
     return false;
   }
@@ -484,16 +492,13 @@ size_t FormatOptionValue(Option o, char* buf, size_t len) {
     n = strlen(s);
     memcpy(tmp, s, n);
   } else if (info.type == OptionType::kEnum) {
-    const char* c = info.choices;
-    for (int64_t k = 0; k < v && c != nullptr; ++k) {
-      c = strchr(c, '|');
-      if (c != nullptr) ++c;
-    }
-    if (c == nullptr) c = "?";
-    const char* end = strchr(c, '|');
-    n = end ? static_cast<size_t>(end - c) : strlen(c);
-    if (n > sizeof(tmp)) n = sizeof(tmp);
-    memcpy(tmp, c, n);
+    Choice name{"?", 1, v, true};
+    ForEachChoice(info.choices, [&](const Choice& c) {
+      if (c.index == v) name = c;
+      return c.index == v;
+    });
+    n = name.n < sizeof(tmp) ? name.n : sizeof(tmp);
+    memcpy(tmp, name.s, n);
   } else {
     n = FormatSigned(v, tmp);
   }
