@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/base/thread_annotations.h"
+#include "alloc/limit.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -116,6 +117,7 @@ void UnmapEmpty(ArenaRecord* r) {
   ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
   GetPageMap().Unregister(a, kArenaSize);
   os::Unmap(a, kArenaSize);
+  UnchargeFootprint(kArenaSize);
   r->state.store(ArenaState::kUnmapped, std::memory_order_relaxed);
   // Relaxed: statistics only.
   g_arenas_mapped.fetch_sub(1, std::memory_order_relaxed);
@@ -242,11 +244,15 @@ ArenaHeader* AcquireArena(Heap* owner) {
     ResetHeader(a, owner, dirty, since);
     return a;
   }
+  // The memory limit counts an arena from its carving (limit.h); charged
+  // before the reservation lock, since a soft limit may release memory.
+  if (!ChargeFootprint(kArenaSize)) return nullptr;
   ArenaHeader* arena;
   {
     threading::SpinLockHolder hold(&g_reserve_lock);
     arena = CarveFreshLocked();
   }
+  if (arena == nullptr) UnchargeFootprint(kArenaSize);
   // Fresh pools were never touched: not resident, so not dirty.
   if (arena != nullptr) ResetHeader(arena, owner, /*dirty=*/false, 0);
   return arena;

@@ -7,6 +7,14 @@
 #include <cstddef>
 #include <cstdint>
 
+// Every function between a program's call and the heap profiler's stack
+// capture (malloc, operator new, strata::Allocate, their slow halves) lives
+// in one section, so that a captured stack starts at the program's frame:
+// stack_trace.cc skips the frames whose address lies in it (the way
+// gperftools strips its "google_malloc" section). A function with a section
+// of its own is never split into hot and cold parts, so all of it is there.
+#define STRATA_ENTRY __attribute__((section("strata_entry")))
+
 namespace strata::internal {
 
 // A pool: one OS page holding blocks of a single size class.

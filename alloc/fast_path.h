@@ -51,9 +51,25 @@ ABSL_ATTRIBUTE_NOINLINE void FreeSlow(void* p, const char* op, size_t max_size) 
 // slow path must serve n (too large for the small table, or the current run
 // has nothing ready). Callers pick their slow path (malloc's, or operator
 // new's with its new-handler loop) and tail-call it.
+//
+// Every allocation counts its bytes down towards the next heap-profile
+// sample (sampling.h), here once a block is in hand: two instructions
+// (subtract from memory, branch on the sign), whether profiling is on or
+// off. The empty sentinel heap never gets here (its pops always miss), so
+// it is never written. SampleInstead never returns null (it keeps b when
+// it cannot do better), which lets every caller tail-call it.
+ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_RETURNS_NONNULL void* SampleInstead(void* b,
+                                                                           size_t n) noexcept;
+// The same for calloc: the block returned is zeroed.
+ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_RETURNS_NONNULL void* SampleZeroedInstead(void* b,
+                                                                                 size_t n) noexcept;
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* TryAllocateFast(size_t n) noexcept {
   if (ABSL_PREDICT_FALSE(n > kLowTableMax)) return nullptr;
-  return tls_heap->TryAllocateSmall(n);
+  Heap* h = tls_heap;
+  void* b = h->TryAllocateSmall(n);
+  if (ABSL_PREDICT_FALSE(b == nullptr)) return nullptr;
+  if (h->CountDownSample(n)) return SampleInstead(b, n);
+  return b;
 }
 
 // Allocates n bytes by the general path (any size; errno ENOMEM on failure).
@@ -73,8 +89,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateZeroedFast(size_t count, size_
   if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &n) || n > 256)) {
     return AllocateZeroedSlowPath(count, size);
   }
-  void* p = TryAllocateFast(n);
+  Heap* h = tls_heap;
+  void* p = h->TryAllocateSmall(n);
   if (ABSL_PREDICT_FALSE(p == nullptr)) return AllocateZeroedSlowPath(count, size);
+  if (h->CountDownSample(n)) return SampleZeroedInstead(p, n);
   // Small blocks are whole 8-byte words: clear them inline, no memset call.
   auto* w = static_cast<uint64_t*>(p);
   for (size_t i = 0; i < (n + 7) / 8; ++i) w[i] = 0;

@@ -4,6 +4,7 @@
 
 #include "alloc/arena.h"
 #include "alloc/heap.h"
+#include "alloc/heap_profile.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/release.h"
@@ -14,11 +15,14 @@ namespace {
 // Lock order (see fork.h): the order in which strata's paths nest them.
 // The pass lock is taken before heap locks by the release engine; a heap
 // lock is never held while the reservation lock is taken (NewRun maps
-// memory first), and the reservation path nests the metadata lock.
+// memory first), and the reservation path nests the metadata lock. The heap
+// profile's lock is taken with no other strata lock held, and nests the
+// metadata lock (new buckets).
 void Prepare() {
   LockReleaseForFork();
   LockAllHeapsForFork();
   LockArenaSourceForFork();
+  LockProfileForFork();
   LockMetaForFork();
   options_internal::LockForFork();
 }
@@ -26,6 +30,7 @@ void Prepare() {
 void Unlock(bool in_child) {
   options_internal::UnlockForFork();
   UnlockMetaForFork();
+  UnlockProfileForFork();
   UnlockArenaSourceForFork();
   UnlockAllHeapsForFork();
   UnlockReleaseForFork(in_child);

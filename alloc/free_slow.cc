@@ -11,6 +11,7 @@
 #include "alloc/error.h"
 #include "alloc/fast_path.h"
 #include "alloc/heap.h"
+#include "alloc/heap_profile.h"
 #include "alloc/large.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
@@ -38,6 +39,8 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLarge(LargeHeader* h, const void* p, const char
   // A cached mapping is released by the policy's clock: the global pass
   // (and the background thread, started here on first need) must know,
   // or an idle program would keep it resident.
+  // A sampled block leaves the live profile (heap_profile.h).
+  if (h->sample != nullptr) ProfileFree(h->sample);
   const uint64_t now = os::NowMs();
   if (LargeFree(h, now)) RunGlobalDecay(now, /*released=*/true);
 }
@@ -209,7 +212,7 @@ bool LooksAlreadyFree(const Resolved& r, const void* p) {
 }
 
 size_t UsableResolved(const Resolved& r) {
-  return r.large != nullptr ? r.large->usable : r.run->size;
+  return r.large != nullptr ? r.large->ProgramUsable() : r.run->size;
 }
 
 namespace {

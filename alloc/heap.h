@@ -62,6 +62,8 @@
 #include "alloc/config.h"
 #include "alloc/free_link.h"
 #include "alloc/options.h"
+#include "alloc/os.h"
+#include "alloc/sampling.h"
 #include "alloc/size_class.h"
 #include "threading/intrusive_list.h"
 #include "threading/mpsc_queue.h"
@@ -187,6 +189,19 @@ class alignas(kCacheLine) Heap {
     b->next = nullptr;
     d->used.Add(1);
     return b;
+  }
+
+  // Counts an allocation of n bytes against the sampling countdown: true
+  // when it is to be sampled (then ResetSampleCountdown draws a new count).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool CountDownSample(size_t n) noexcept {
+    sample_left_ -= static_cast<int64_t>(n);
+    return ABSL_PREDICT_FALSE(sample_left_ < 0);
+  }
+  // A new countdown for profile_sample_bytes = rate (0: off, see
+  // kSampleCheckBytes). Owner thread only.
+  void ResetSampleCountdown(int64_t rate) {
+    if (sample_rng_ == 0) sample_rng_ = (uint64_t{id_} << 32) ^ reinterpret_cast<uintptr_t>(this) ^ os::NowMs();
+    sample_left_ = NextSampleInterval(&sample_rng_, rate);
   }
 
   // Returns a block of class cls for a request of `size` bytes, or nullptr
@@ -486,6 +501,11 @@ class alignas(kCacheLine) Heap {
   // runs_[c]. Both are written only through SetFastRun.
   PoolDesc* by_size_[kLowClassTable.size()];
   uintptr_t arena_cache_[kArenaCacheEntries];
+  // Bytes this thread may still allocate before the next heap-profile
+  // sample (sampling.h): every allocation subtracts its size; below zero it
+  // is sampled. Beside the link key, which every allocation reads too.
+  int64_t sample_left_ = kSampleCheckBytes;
+  uint64_t sample_rng_ = 0;
   LinkKey link_key_;  // GetLinkKey(), set once in Create() (before publication)
   // Fixed; read by every thread that frees to this heap (BatchRemote): kept
   // off the lines the owner writes often (counters_, outgoing_).

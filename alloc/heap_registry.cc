@@ -203,6 +203,8 @@ Heap* AcquireHeapForThread() {
   h->state_.store(Heap::State::kActive, std::memory_order_relaxed);
   // An orphan's arenas may have been absorbed by others meanwhile.
   h->ForgetAllArenas();
+  // A thread's first bytes are sampled like any others (heap profiling).
+  h->ResetSampleCountdown(GetOption(Option::kProfileSampleBytes));
   tls_heap = h;
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.

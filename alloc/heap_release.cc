@@ -6,6 +6,7 @@
 
 #include "alloc/heap.h"
 #include "alloc/heap_internal.h"
+#include "alloc/limit.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 
@@ -96,6 +97,8 @@ void Heap::PublishCachedPools() {
 }
 
 size_t Heap::CacheBudget() const {
+  // Near a soft memory limit, no thread keeps spare pools (limit.h).
+  if (ABSL_PREDICT_FALSE(UnderPressure())) return 0;
   const auto total = static_cast<uint64_t>(GetOption(Option::kTotalCacheBytes));
   // Relaxed: a heuristic.
   const int64_t all = g_cached_pools.load(std::memory_order_relaxed);

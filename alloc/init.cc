@@ -5,6 +5,7 @@
 
 #include "alloc/fork.h"
 #include "alloc/options.h"
+#include "alloc/profile_triggers.h"
 #include "alloc/release.h"
 #include "alloc/stats.h"
 
@@ -25,7 +26,11 @@ void InstallSampler() { SetSampler(&WriteSample); }
 __attribute__((constructor(101))) void InitializeAtStartUp() { Initialize(); }
 
 // STRATA_STATS_ON_EXIT (the stats_on_exit option): statistics at exit.
-__attribute__((destructor(101))) void StatsAtExit() { WriteStatsOnExit(); }
+// STRATA_PROFILE_FILE (profile_file): the heap profiles at exit.
+__attribute__((destructor(101))) void AtExit() {
+  WriteStatsOnExit();
+  WriteProfilesAtExit();
+}
 
 }  // namespace
 
@@ -37,6 +42,7 @@ void Initialize() {
   if (&InstallDropIn != nullptr) Take(InitStep::kDropIn, &InstallDropIn);
   Take(InitStep::kReleaseEngine, &InstallReleaseEngine);
   Take(InitStep::kSampler, &InstallSampler);
+  Take(InitStep::kProfileSignal, &ApplyProfileSignal);
   Take(InitStep::kForkHandlers, &InstallForkHandlers);
 }
 

@@ -12,9 +12,13 @@
 //      options' change hook (release.h). Before the sampler, which the
 //      engine's background thread runs.
 //   4. kSampler: the stats layer's sampler (stats.h, sample_interval_ms).
-//   5. kForkHandlers: pthread_atfork (fork.h). Last: pthread_atfork may
+//   5. kProfileSignal: the heap profile's signal handler, when the
+//      profile_signal option asks for one (profile_triggers.h). After the
+//      options; its later changes come through the engine's change hook.
+//   6. kForkHandlers: pthread_atfork (fork.h). Last: pthread_atfork may
 //      allocate, and by now every hook an allocation may call is set.
-// Exit, one destructor of priority 101: the statistics of stats_on_exit.
+// Exit, one destructor of priority 101: the statistics of stats_on_exit,
+// then the heap profiles of profile_file (profile_triggers.h).
 //
 // Nothing here is needed for an allocation to work: a malloc that runs
 // before this constructor (another library's constructor, or a program's
@@ -36,9 +40,10 @@ enum class InitStep : uint8_t {
   kDropIn,
   kReleaseEngine,
   kSampler,
+  kProfileSignal,
   kForkHandlers,
 };
-inline constexpr size_t kNumInitSteps = 5;
+inline constexpr size_t kNumInitSteps = 6;
 
 // Takes every start-up step not yet taken, in the order above. The
 // constructor calls it; later calls return at once. Thread-safety: the

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "alloc/arena.h"
+#include "alloc/limit.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
@@ -83,8 +84,10 @@ bool InsertInSlot(LargeHeader* h) {
 }
 
 void UnmapLarge(LargeHeader* h, size_t reserved) {
+  const size_t committed = h->committed;
   GetPageMap().Unregister(h, reserved);
   os::Unmap(h, reserved);
+  UnchargeFootprint(committed);
   // Relaxed: statistics only.
   g_mapped_bytes.fetch_sub(reserved, std::memory_order_relaxed);
 }
@@ -120,7 +123,16 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
   if (reserved < end) return nullptr;  // overflow
   const size_t map_align = align > kLargeAlignment ? align : kLargeAlignment;
 
+  // What the memory limit counts: the pages up to the block's end.
+  const size_t commit = RoundUp(end, kPoolSize) < reserved ? RoundUp(end, kPoolSize) : reserved;
   LargeHeader* h = TakeFromCache(reserved, map_align);
+  if (h != nullptr && commit > h->committed) {
+    if (!ChargeFootprint(commit - h->committed)) {
+      UnmapLarge(h, h->reserved);  // a hard limit: give the mapping back, fail
+      return nullptr;
+    }
+    h->committed = commit;
+  }
   if (h != nullptr && zero) {
     // Everything past the header may hold old data, up to the block's end.
     // Up to 1 MiB it is cleared by hand. Beyond, only the first page is
@@ -138,19 +150,27 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
     }
   }
   if (h == nullptr) {
+    if (!ChargeFootprint(commit)) return nullptr;
     void* base = os::MapAligned(reserved, map_align);
-    if (base == nullptr) return nullptr;
+    if (base == nullptr) {
+      UnchargeFootprint(commit);
+      return nullptr;
+    }
     h = static_cast<LargeHeader*>(base);
     h->kind = kLargeKind;
     h->reserved = reserved;
+    h->committed = commit;
     if (!GetPageMap().Register(base, reserved, h, /*is_arena=*/false)) {
       os::Unmap(base, reserved);
+      UnchargeFootprint(commit);
       return nullptr;
     }
     // Relaxed: statistics only.
     g_mapped_bytes.fetch_add(reserved, std::memory_order_relaxed);
   }
   h->offset = offset;
+  h->sample = nullptr;
+  h->fit_usable = 0;
   size_t usable = RoundUp(end, kPoolSize) - offset;
   if (usable > reserved - offset) usable = reserved - offset;
   h->usable = usable;
@@ -221,9 +241,16 @@ bool LargeResizeInPlace(LargeHeader* h, size_t new_size) {
   size_t usable = RoundUp(h->offset + new_size, kPoolSize) - h->offset;
   if (usable > room) usable = room;
   if (usable < h->usable) usable = h->usable;  // never shrink the usable size
+  if (h->offset + usable > h->committed) {
+    if (!ChargeFootprint(h->offset + usable - h->committed)) return false;
+    h->committed = h->offset + usable;
+  }
   // Relaxed: statistics only.
   g_live_bytes.fetch_add(usable - h->usable, std::memory_order_relaxed);
   h->usable = usable;
+  // A sampled block that grew in place is a large block of its own now:
+  // the program sees its real size (its sample keeps the size it had).
+  h->fit_usable = 0;
   return true;
 }
 

@@ -20,9 +20,12 @@ namespace strata::internal {
 //  - state: CAS kLive -> kFreeing by exactly one freeing thread (a second,
 //    concurrent free of the same block fails the CAS and is reported);
 //    kCached while in the cache.
-//  - offset, usable: written by the thread that allocates from the mapping
-//    (fresh or taken from the cache) before the block is handed out; read by
-//    the thread that frees it (ordered by the program's own hand-off).
+//  - offset, usable, sample, fit_usable: written by the thread that
+//    allocates from the mapping (fresh or taken from the cache) before the
+//    block is handed out; read by the thread that frees it (ordered by the
+//    program's own hand-off).
+//  - committed: written by whoever owns the mapping (the allocating or
+//    resizing thread of the live block, the thread that took it from the cache).
 struct alignas(kCacheLine) LargeHeader {
   enum State : uint32_t { kLive = 1, kFreeing = 2, kCached = 3 };
 
@@ -31,7 +34,19 @@ struct alignas(kCacheLine) LargeHeader {
   size_t reserved;             // bytes mapped from the header on (multiple of kArenaSize)
   size_t offset;               // block address - header address
   size_t usable;               // usable bytes of the block (page-granular end)
+  size_t committed;            // bytes from the header to the furthest block end served
+                               // (what the memory limit counts, limit.h)
+  // A sampled allocation (heap profiling, heap_profile.h) is a large block
+  // of its own whatever its size: its free then always reaches the slow
+  // path, which finds the sample here. fit_usable is the usable size the
+  // block would have had unsampled (what UsableSize and sized frees see);
+  // 0 for a block that is not sampled.
+  void* sample;
+  size_t fit_usable;
   uint32_t cached_at;          // kCached: os::NowMs() when it entered the cache
+
+  // The usable size the program sees.
+  size_t ProgramUsable() const { return fit_usable != 0 ? fit_usable : usable; }
 
   char* Base() { return reinterpret_cast<char*>(this); }
   void* Block() { return Base() + offset; }

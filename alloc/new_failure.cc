@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "alloc/config.h"
 #include "alloc/error.h"
 #include "alloc/strata.h"
 
@@ -146,7 +147,7 @@ bool CallCatching(NewHandler handler) noexcept {
 
 }  // namespace
 
-void* NewFailed(size_t size, size_t align, bool nothrow) {
+STRATA_ENTRY void* NewFailed(size_t size, size_t align, bool nothrow) {
   // The program's runtime, when it came with the program (always, when
   // linked strongly); otherwise the one loaded since, found by name.
   if (!Present(reinterpret_cast<const void*>(&strata_cxx_get_new_handler)) ||

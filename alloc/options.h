@@ -98,7 +98,22 @@ inline constexpr size_t kMaxOptionString = 256;
     "Every this many ms the background thread appends one JSON line (time, RSS, live and "      \
     "mapped bytes) to sample_file; 0 turns sampling off.")                                       \
   X(kSampleFile, sample_file, kString, 0, 0, 0, true, "|/",                                       \
-    "Absolute path the samples are appended to (empty: stderr).")
+    "Absolute path the samples are appended to (empty: stderr).")                                \
+  X(kProfileSampleBytes, profile_sample_bytes, kBytes, 0, 0, int64_t{1} << 40, true, nullptr,     \
+    "Heap profiling: sample about one allocation per this many bytes allocated (each thread "   \
+    "counts down its bytes; 2m is tcmalloc's rate); 0 turns profiling off.")                     \
+  X(kProfileFile, profile_file, kString, 0, 0, 0, true, "|/",                                     \
+    "Absolute path the heap profile is written to at exit (and <path>.peak, the peak heap); "   \
+    "profile_signal writes <path>.<n>. Empty: none at exit.")                                    \
+  X(kProfileSignal, profile_signal, kInt, 0, 0, 64, true, nullptr,                                \
+    "A signal (e.g. 12 for SIGUSR2) on which the live heap profile is written to "              \
+    "profile_file.<n> (or /tmp/strata.<pid>.<n>.heap); 0: no handler.")                          \
+  X(kMemoryLimitBytes, memory_limit_bytes, kBytes, 0, 0, int64_t{1} << 46, true, nullptr,         \
+    "Bound on strata's mapped memory (arenas, large blocks' pages); 0: no limit. See "          \
+    "memory_limit_mode.")                                                                        \
+  X(kMemoryLimitMode, memory_limit_mode, kEnum, 0, 0, 1, true, "soft|hard",                       \
+    "soft: before mapping past the limit, give back every cache and map anyway (counted); "     \
+    "hard: allocations that would map past it fail with ENOMEM.")
 
 enum class Option : uint32_t {
 #define STRATA_OPTION_ENUM(id, name, type, def, lo, hi, runtime, choices, doc) id,
@@ -162,6 +177,17 @@ inline bool SetRemoteBatchBytes(size_t bytes) {
 }
 inline bool SetPurgeDelayMs(int64_t ms) { return SetOption(Option::kPurgeDelayMs, ms); }
 inline bool SetBackgroundRelease(bool on) { return SetOption(Option::kBackgroundRelease, on); }
+// Heap profiling's rate (profile.h; 0: off). The calling thread follows at
+// once, every other thread within its next 8 MiB allocated or next sample.
+inline bool SetProfileSampleBytes(size_t bytes) {
+  return SetOption(Option::kProfileSampleBytes, static_cast<int64_t>(bytes));
+}
+// The memory limit (0: none) and its mode (limit.h); the mode first, so a
+// new limit never applies with the old mode.
+inline bool SetMemoryLimit(size_t bytes, bool hard) {
+  return SetOption(Option::kMemoryLimitMode, hard ? 1 : 0) &&
+         SetOption(Option::kMemoryLimitBytes, static_cast<int64_t>(bytes));
+}
 
 // Parses text as a value of option o (the rules SetOption's text forms
 // use), without setting it. False when o would refuse it.

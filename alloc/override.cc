@@ -36,12 +36,12 @@ bool IsOurs(const void* p) { return GetPageMap().Lookup(p) != nullptr; }
 // operator new's slow path: the general allocator, then (on failure) the
 // new-handler loop. Out of line so that operator new's fast path is a leaf
 // that tail-calls it.
-ABSL_ATTRIBUTE_NOINLINE void* NewSlow(size_t size) {
+STRATA_ENTRY ABSL_ATTRIBUTE_NOINLINE void* NewSlow(size_t size) {
   void* p = AllocateSlowPath(size);
   return p != nullptr ? p : NewFailed(size, 0, false);
 }
 
-ABSL_ATTRIBUTE_NOINLINE void* NewNothrowSlow(size_t size) noexcept {
+STRATA_ENTRY ABSL_ATTRIBUTE_NOINLINE void* NewNothrowSlow(size_t size) noexcept {
   void* p = AllocateSlowPath(size);
   return p != nullptr ? p : NewFailed(size, 0, true);  // never throws when nothrow
 }
@@ -77,13 +77,13 @@ extern "C" {
 
 // ---- C ---------------------------------------------------------------------
 
-void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
+STRATA_ENTRY void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
 void free(void* p) noexcept { strata::internal::FreeFast(p); }
-void* calloc(size_t count, size_t size) noexcept {
+STRATA_ENTRY void* calloc(size_t count, size_t size) noexcept {
   return strata::internal::AllocateZeroedFast(count, size);
 }
 
-void* realloc(void* p, size_t size) noexcept {
+STRATA_ENTRY void* realloc(void* p, size_t size) noexcept {
   if (p != nullptr && !IsOurs(p)) {
     // Only a block of glibc's moves into strata, its contents intact (then
     // glibc frees it, recognised once); anything else is an invalid pointer.
@@ -105,7 +105,7 @@ void* realloc(void* p, size_t size) noexcept {
   return strata::Reallocate(p, size);
 }
 
-void* reallocarray(void* p, size_t count, size_t size) noexcept {
+STRATA_ENTRY void* reallocarray(void* p, size_t count, size_t size) noexcept {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) {
     errno = ENOMEM;
@@ -114,8 +114,8 @@ void* reallocarray(void* p, size_t count, size_t size) noexcept {
   return realloc(p, bytes);
 }
 
-void* aligned_alloc(size_t alignment, size_t size) noexcept { return strata::AllocateAligned(alignment, size); }
-void* memalign(size_t alignment, size_t size) noexcept {
+STRATA_ENTRY void* aligned_alloc(size_t alignment, size_t size) noexcept { return strata::AllocateAligned(alignment, size); }
+STRATA_ENTRY void* memalign(size_t alignment, size_t size) noexcept {
   // glibc's memalign rounds a non-power-of-two alignment up instead of failing.
   if (alignment != 0 && (alignment & (alignment - 1)) != 0 && alignment <= strata::kMaxAlignment) {
     alignment = size_t{1} << (64 - __builtin_clzll(alignment));
@@ -123,7 +123,7 @@ void* memalign(size_t alignment, size_t size) noexcept {
   return strata::AllocateAligned(alignment < 8 ? 8 : alignment, size);
 }
 
-int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+STRATA_ENTRY int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
   if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0 ||
       alignment > strata::kMaxAlignment) {
     return EINVAL;
@@ -136,9 +136,9 @@ int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
   return 0;
 }
 
-void* valloc(size_t size) noexcept { return strata::AllocateAligned(4096, size); }
+STRATA_ENTRY void* valloc(size_t size) noexcept { return strata::AllocateAligned(4096, size); }
 
-void* pvalloc(size_t size) noexcept {
+STRATA_ENTRY void* pvalloc(size_t size) noexcept {
   if (size > SIZE_MAX - 4095) {
     errno = ENOMEM;
     return nullptr;
@@ -159,14 +159,14 @@ void free_aligned_sized(void* p, size_t alignment, size_t size) noexcept {
 void cfree(void* p) noexcept { strata::Deallocate(p); }
 
 // glibc-internal names some programs and libraries call directly.
-void* __libc_malloc(size_t size) noexcept { return malloc(size); }
+STRATA_ENTRY void* __libc_malloc(size_t size) noexcept { return malloc(size); }
 void __libc_free(void* p) noexcept { free(p); }
-void* __libc_calloc(size_t count, size_t size) noexcept { return calloc(count, size); }
-void* __libc_realloc(void* p, size_t size) noexcept { return realloc(p, size); }
-void* __libc_memalign(size_t alignment, size_t size) noexcept { return memalign(alignment, size); }
-void* __libc_valloc(size_t size) noexcept { return valloc(size); }
-void* __libc_pvalloc(size_t size) noexcept { return pvalloc(size); }
-int __posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+STRATA_ENTRY void* __libc_calloc(size_t count, size_t size) noexcept { return calloc(count, size); }
+STRATA_ENTRY void* __libc_realloc(void* p, size_t size) noexcept { return realloc(p, size); }
+STRATA_ENTRY void* __libc_memalign(size_t alignment, size_t size) noexcept { return memalign(alignment, size); }
+STRATA_ENTRY void* __libc_valloc(size_t size) noexcept { return valloc(size); }
+STRATA_ENTRY void* __libc_pvalloc(size_t size) noexcept { return pvalloc(size); }
+STRATA_ENTRY int __posix_memalign(void** out, size_t alignment, size_t size) noexcept {
   return posix_memalign(out, alignment, size);
 }
 
@@ -220,16 +220,16 @@ using strata::internal::NewAligned;
 using strata::internal::NewAlignedNothrow;
 using strata::internal::NewNothrow;
 
-void* operator new(size_t size) { return New(size); }
-void* operator new[](size_t size) { return New(size); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
-void* operator new[](size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
-void* operator new(size_t size, std::align_val_t align) { return NewAligned(size, align); }
-void* operator new[](size_t size, std::align_val_t align) { return NewAligned(size, align); }
-void* operator new(size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+STRATA_ENTRY void* operator new(size_t size) { return New(size); }
+STRATA_ENTRY void* operator new[](size_t size) { return New(size); }
+STRATA_ENTRY void* operator new(size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
+STRATA_ENTRY void* operator new[](size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
+STRATA_ENTRY void* operator new(size_t size, std::align_val_t align) { return NewAligned(size, align); }
+STRATA_ENTRY void* operator new[](size_t size, std::align_val_t align) { return NewAligned(size, align); }
+STRATA_ENTRY void* operator new(size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
   return NewAlignedNothrow(size, align);
 }
-void* operator new[](size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+STRATA_ENTRY void* operator new[](size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
   return NewAlignedNothrow(size, align);
 }
 

@@ -15,8 +15,10 @@
 #include "alloc/arena.h"
 #include "alloc/heap.h"
 #include "alloc/large.h"
+#include "alloc/limit.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/profile_triggers.h"
 #include "threading/spin_lock.h"
 
 namespace strata::internal {
@@ -71,8 +73,13 @@ void DecayOne(Heap* orphan, void* arg) {
   w->purged += orphan->DecayOrphan(w->now, w->delay, w->force);
 }
 
+size_t Retained() { return static_cast<size_t>(GetOption(Option::kArenasRetained)); }
+
 // The global pass.
-ReleaseTotals PassLocked(uint64_t now, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_pass_lock) {
+// `retained`: empty arenas kept mapped (arenas_retained; none when a soft
+// memory limit is in the way).
+ReleaseTotals PassLocked(uint64_t now, bool force, size_t retained)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_pass_lock) {
   ReleaseTotals t{};
   const int64_t delay = GetOption(Option::kPurgeDelayMs);
   // Relaxed: statistics only.
@@ -90,7 +97,6 @@ ReleaseTotals PassLocked(uint64_t now, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED
     t.pool_bytes_purged += h->PurgeFreePools(now, delay, force, /*wait=*/force);
   }
   // 3. Empty arenas: purge, and unmap beyond the retained count.
-  const auto retained = static_cast<size_t>(GetOption(Option::kArenasRetained));
   const ArenaDecayResult a = DecayEmptyArenas(now, delay, retained, force);
   t.arena_bytes_purged += a.purged_bytes;
   t.arena_bytes_unmapped += a.unmapped_bytes;
@@ -148,7 +154,7 @@ void* BackgroundMain(void*) {
     const int64_t delay = GetOption(Option::kPurgeDelayMs);
     const auto sample_every = static_cast<uint32_t>(GetOption(Option::kSampleIntervalMs));
     if (GetOption(Option::kBackgroundRelease) != 0 && !Paused() && g_pass_lock.TryLock()) {
-      PassLocked(now, /*force=*/false);
+      PassLocked(now, /*force=*/false, Retained());
       g_pass_lock.Unlock();
       // Relaxed: statistics only.
       g_bg_passes.fetch_add(1, std::memory_order_relaxed);
@@ -214,7 +220,7 @@ void GlobalDecay(uint64_t now, bool released) {
   if (now >= g_next_pass_ms.load(std::memory_order_relaxed) &&
       !Paused() && g_pass_lock.TryLock()) {
     g_next_pass_ms.store(now + DecayIntervalMs(delay), std::memory_order_relaxed);
-    PassLocked(now, /*force=*/false);
+    PassLocked(now, /*force=*/false, Retained());
     g_pass_lock.Unlock();
     // Relaxed: statistics only.
     g_slow_passes.fetch_add(1, std::memory_order_relaxed);
@@ -224,7 +230,24 @@ void GlobalDecay(uint64_t now, bool released) {
   if (released) MaybeStartBackground(now);
 }
 
+// The soft memory limit's hook (limit.h): everything the caches hold goes
+// back, as for ReleaseNow, and no empty arena is kept mapped. Runs from an
+// allocation about to map memory, which holds no strata lock.
+void ReleaseForLimit() {
+  threading::SpinLockHolder hold(&g_pass_lock);
+  PassLocked(os::NowMs(), /*force=*/true, /*retained=*/0);
+}
+
 void OnOptionChange(Option o) {
+  if (o == Option::kProfileSampleBytes) {
+    // The calling thread follows at once; the others at their next check.
+    if (tls_heap != &g_empty_heap) tls_heap->ResetSampleCountdown(GetOption(o));
+    return;
+  }
+  if (o == Option::kProfileSignal || o == Option::kProfileFile) {
+    ApplyProfileSignal();
+    return;
+  }
   if (o == Option::kStats) {
     // The calling thread follows at once; every other heap on its next
     // slow path (see Heap::SyncStatsMode).
@@ -242,7 +265,7 @@ void OnOptionChange(Option o) {
 
 ReleaseTotals ReleaseNow() {
   threading::SpinLockHolder hold(&g_pass_lock);
-  return PassLocked(os::NowMs(), /*force=*/true);
+  return PassLocked(os::NowMs(), /*force=*/true, Retained());
 }
 
 ReleaseTotals ReleasedSoFar() {
@@ -265,6 +288,7 @@ void InstallReleaseEngine() {
   SetGlobalDecayHook(&GlobalDecay);
   SetThreadExitNotice(&WakeBackground);
   options_internal::SetChangeHook(&OnOptionChange);
+  SetLimitReleaseHook(&ReleaseForLimit);
 }
 
 void PauseRelease() {

@@ -10,7 +10,9 @@
 #include "alloc/error.h"
 #include "alloc/foreign_hook.h"
 #include "alloc/heap.h"
+#include "alloc/heap_profile.h"
 #include "alloc/large.h"
+#include "alloc/limit.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -232,6 +234,17 @@ void GetStats(Stats* out) {
   out->slow_path_passes = bg.slow_passes;
   out->errors = internal::ErrorCount();
   out->foreign_returned = internal::ForeignFreesHandedBack();
+  const internal::LimitStats limit = internal::GetLimitStats();
+  out->footprint_bytes = limit.footprint_bytes;
+  out->footprint_peak = limit.footprint_peak;
+  out->limit_soft_events = limit.soft_events;
+  out->limit_soft_over = limit.soft_over;
+  out->limit_hard_refusals = limit.hard_refusals;
+  const internal::ProfileTotals profile = internal::GetProfileTotals(internal::ProfileView::kLive);
+  out->profile_samples_live = profile.samples_live;
+  out->profile_samples_taken = profile.samples_taken;
+  out->profile_live_bytes = profile.bytes;
+  out->profile_stacks = profile.buckets;
 }
 
 }  // namespace strata

@@ -135,6 +135,19 @@ struct Stats {
 
   uint64_t errors;               // invalid frees counted (error_mode=count)
   uint64_t foreign_returned;     // frees of glibc's own blocks given back to it (foreign.h)
+
+  // The memory limit (limit.h): what it counts, and what it did.
+  uint64_t footprint_bytes;      // arenas carved + large mappings' pages, now
+  uint64_t footprint_peak;
+  uint64_t limit_soft_events;    // mappings that met the soft limit (caches given back)
+  uint64_t limit_soft_over;      // of those, mapped while still over the limit
+  uint64_t limit_hard_refusals;  // mappings the hard limit refused (allocations failed)
+
+  // Heap profiling (profile.h).
+  uint64_t profile_samples_live;   // sampled blocks not freed yet
+  uint64_t profile_samples_taken;  // since the start
+  uint64_t profile_live_bytes;     // the live heap the samples estimate
+  uint64_t profile_stacks;         // distinct stacks seen
 };
 
 // Fills *out. Never allocates. Thread-safety: any thread.

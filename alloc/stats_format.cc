@@ -171,6 +171,13 @@ void WriteTable(int fd, const Stats& s) {
   }
   w.Str("# foreign frees: ").Uint(s.foreign_returned).Str(" returned to glibc; errors counted: ")
       .Uint(s.errors).Char('\n');
+  w.Str("# memory limit: footprint ").Uint(s.footprint_bytes).Str(" bytes (peak ")
+      .Uint(s.footprint_peak).Str("); soft limit met ").Uint(s.limit_soft_events).Str(" times (")
+      .Uint(s.limit_soft_over).Str(" still over), hard refusals ").Uint(s.limit_hard_refusals)
+      .Char('\n');
+  w.Str("# heap profile: ").Uint(s.profile_samples_live).Str(" samples live (estimating ")
+      .Uint(s.profile_live_bytes).Str(" bytes), ").Uint(s.profile_samples_taken)
+      .Str(" taken, ").Uint(s.profile_stacks).Str(" stacks\n");
   WriteOptionsTable(w);
 }
 
@@ -322,7 +329,18 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   w.Str("},");
   Field(w, "errors", s.errors, false);
   Field(w, "foreign_returned", s.foreign_returned);
-  w.Char(',');
+  w.Str(",\"limit\":{");
+  Field(w, "footprint_bytes", s.footprint_bytes, false);
+  Field(w, "footprint_peak", s.footprint_peak);
+  Field(w, "soft_events", s.limit_soft_events);
+  Field(w, "soft_over", s.limit_soft_over);
+  Field(w, "hard_refusals", s.limit_hard_refusals);
+  w.Str("},\"profile\":{");
+  Field(w, "samples_live", s.profile_samples_live, false);
+  Field(w, "samples_taken", s.profile_samples_taken);
+  Field(w, "live_bytes", s.profile_live_bytes);
+  Field(w, "stacks", s.profile_stacks);
+  w.Str("},");
   WriteOptionsJson(w);
   if (arena_map) WriteArenaMapJson(w);
   w.Str("}\n");
@@ -364,6 +382,14 @@ void WritePrometheus(int fd, const Stats& s) {
   Metric(w, "remote_queued_bytes", "gauge", "Bytes waiting in owners' queues.", s.queued_bytes);
   Metric(w, "remote_outgoing_bytes", "gauge", "Bytes waiting in outgoing batches.", s.outgoing_bytes);
   Metric(w, "errors_total", "counter", "Invalid frees counted (error_mode=count).", s.errors);
+  Metric(w, "footprint_bytes", "gauge", "What memory_limit_bytes counts: arenas and large pages.",
+         s.footprint_bytes);
+  Metric(w, "limit_soft_events_total", "counter", "Mappings that met the soft memory limit.",
+         s.limit_soft_events);
+  Metric(w, "limit_hard_refusals_total", "counter", "Mappings the hard memory limit refused.",
+         s.limit_hard_refusals);
+  Metric(w, "profile_live_bytes", "gauge", "Live heap estimated by the heap profile's samples.",
+         s.profile_live_bytes);
 
   w.Str("# HELP strata_class_blocks_in_use Blocks in use per size class.\n");
   w.Str("# TYPE strata_class_blocks_in_use gauge\n");

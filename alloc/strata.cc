@@ -20,6 +20,7 @@
 #include "alloc/large.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
+#include "alloc/sampled_alloc.h"
 #include "alloc/size_class.h"
 #include "alloc/stats.h"
 
@@ -61,12 +62,15 @@ size_t AlignedClass(size_t size, size_t align) {
 
 namespace strata::internal {
 
-void* AllocateSlowPath(size_t n) noexcept {
-  if (n <= kMaxMediumSize) return tls_heap->Allocate(SizeToClass(n), n);
-  return AllocateLargeOrFail(n, kMaxNaturalAlign);
+// The slow halves and the public entry points are in the entry section
+// (config.h), so that the heap profiler's stacks start at the program.
+STRATA_ENTRY void* AllocateSlowPath(size_t n) noexcept {
+  void* p = n <= kMaxMediumSize ? tls_heap->Allocate(SizeToClass(n), n)
+                                : AllocateLargeOrFail(n, kMaxNaturalAlign);
+  return MaybeSample(p, n, kMaxNaturalAlign, /*zero=*/false);
 }
 
-void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
+STRATA_ENTRY void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
   size_t bytes;
   if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(count, size, &bytes))) {
     errno = ENOMEM;
@@ -75,24 +79,25 @@ void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
   if (bytes > kMaxMediumSize) {
     // Fresh mappings are already zero: only recycled ones are cleared, so a
     // huge calloc does not fault in every page.
-    return AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true);
+    return MaybeSample(AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true), bytes,
+                       kMaxNaturalAlign, /*zero=*/true);
   }
   void* p = tls_heap->Allocate(SizeToClass(bytes), bytes);
   if (p != nullptr) memset(p, 0, bytes);
-  return p;
+  return MaybeSample(p, bytes, kMaxNaturalAlign, /*zero=*/true);
 }
 
 }  // namespace strata::internal
 
 namespace strata {
 
-void* Allocate(size_t size) noexcept { return internal::AllocateFast(size); }
+STRATA_ENTRY void* Allocate(size_t size) noexcept { return internal::AllocateFast(size); }
 
-void* AllocateZeroed(size_t count, size_t size) noexcept {
+STRATA_ENTRY void* AllocateZeroed(size_t count, size_t size) noexcept {
   return internal::AllocateZeroedFast(count, size);
 }
 
-void* AllocateAligned(size_t alignment, size_t size) noexcept {
+STRATA_ENTRY void* AllocateAligned(size_t alignment, size_t size) noexcept {
   if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0 ||
                          alignment > kMaxAlignment)) {
     errno = EINVAL;
@@ -100,10 +105,13 @@ void* AllocateAligned(size_t alignment, size_t size) noexcept {
   }
   if (alignment <= 8) return internal::AllocateFast(size);
   if (size == 0) size = 1;
+  void* p;
   if (const size_t cls = AlignedClass(size, alignment)) {
-    return internal::tls_heap->Allocate(cls, size);
+    p = internal::tls_heap->Allocate(cls, size);
+  } else {
+    p = AllocateLargeOrFail(size, alignment);
   }
-  return AllocateLargeOrFail(size, alignment);
+  return internal::MaybeSample(p, size, alignment, /*zero=*/false);
 }
 
 void Deallocate(void* p) noexcept { internal::FreeFast(p); }
@@ -138,7 +146,7 @@ void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
   internal::FreeFast(p, rounded, "free_aligned_sized");
 }
 
-void* Reallocate(void* p, size_t size) noexcept {
+STRATA_ENTRY void* Reallocate(void* p, size_t size) noexcept {
   if (p == nullptr) return internal::AllocateFast(size);
   if (size == 0) {
     Deallocate(p);
@@ -208,10 +216,10 @@ bool Owns(const void* p) noexcept {
 
 extern "C" {
 
-void* strata_malloc(size_t size) { return strata::Allocate(size); }
-void* strata_calloc(size_t count, size_t size) { return strata::AllocateZeroed(count, size); }
-void* strata_realloc(void* p, size_t size) { return strata::Reallocate(p, size); }
-void* strata_aligned_alloc(size_t alignment, size_t size) {
+STRATA_ENTRY void* strata_malloc(size_t size) { return strata::Allocate(size); }
+STRATA_ENTRY void* strata_calloc(size_t count, size_t size) { return strata::AllocateZeroed(count, size); }
+STRATA_ENTRY void* strata_realloc(void* p, size_t size) { return strata::Reallocate(p, size); }
+STRATA_ENTRY void* strata_aligned_alloc(size_t alignment, size_t size) {
   return strata::AllocateAligned(alignment, size);
 }
 void strata_free(void* p) { strata::Deallocate(p); }

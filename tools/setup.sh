@@ -15,6 +15,8 @@ PACKAGES=(
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
   # Measurement, and the charts drawn from it (Debian's python3, /usr/bin/python3).
   valgrind time python3-matplotlib
+  # Reading strata's heap profiles (google-pprof, the legacy heap-profile format).
+  google-perftools
   # Real programs the preload tests run under strata: python3 and its stdlib
   # test suite, memcached with its conformance/load tools, sqlite3, git, sort.
   python3 libpython3.11-testsuite memcached libmemcached-tools sqlite3 git coreutils

@@ -58,7 +58,7 @@ TEST(InitOrderTest, EveryStepRanOnceInOrderWithTheDropIn) {
   using strata::internal::InitStep;
   const strata::internal::InitRecord r = strata::internal::GetInitRecord();
   const InitStep expected[] = {InitStep::kOptions, InitStep::kDropIn, InitStep::kReleaseEngine,
-                               InitStep::kSampler, InitStep::kForkHandlers};
+                               InitStep::kSampler, InitStep::kProfileSignal, InitStep::kForkHandlers};
   ASSERT_EQ(r.taken, sizeof(expected) / sizeof(expected[0]));
   for (size_t i = 0; i < r.taken; ++i) {
     EXPECT_EQ(static_cast<int>(r.steps[i]), static_cast<int>(expected[i])) << "step " << i;

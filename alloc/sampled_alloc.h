@@ -1,0 +1,48 @@
+// Sampled allocations (heap profiling): the countdown's slow side. A sampled
+// allocation is served as a large block of its own (large.h), its stack
+// recorded in the profile (heap_profile.h) and the record's handle kept in
+// the block's header, so that its free, which always takes the slow path
+// for a large block, takes it out of the profile. No free fast path pays
+// for profiling (tcmalloc gives sampled objects spans of their own for the
+// same reason). The block the fast path had popped goes back at once.
+#ifndef STRATA_ALLOC_SAMPLED_ALLOC_H_
+#define STRATA_ALLOC_SAMPLED_ALLOC_H_
+
+#include <cstddef>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "alloc/config.h"
+#include "alloc/heap.h"
+
+namespace strata::internal {
+
+// Takes the place of block b, just allocated for n bytes with alignment
+// `align` (zeroed when `zero`), whose count went below zero: draws the next
+// countdown and, with profiling on, returns a sampled block (b freed), or
+// b itself when b is large already (then only marked) or when the sampled
+// block cannot be had (memory refused: b stays, unsampled).
+ABSL_ATTRIBUTE_NOINLINE void* Sample(void* b, size_t n, size_t align, bool zero) noexcept;
+
+// Heaps come to exist on a thread's first small or medium allocation; a
+// thread that has only made large ones gets one here when profiling is on,
+// so that its bytes count down too.
+ABSL_ATTRIBUTE_NOINLINE Heap* HeapForSampling() noexcept;
+
+// The slow paths' countdown: p (may be nullptr) was allocated for n bytes
+// outside the inlined fast path.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* MaybeSample(void* p, size_t n, size_t align,
+                                                      bool zero) noexcept {
+  if (ABSL_PREDICT_FALSE(p == nullptr)) return p;
+  Heap* h = tls_heap;
+  if (ABSL_PREDICT_FALSE(h == &g_empty_heap)) {
+    h = HeapForSampling();
+    if (h == nullptr) return p;
+  }
+  if (h->CountDownSample(n)) return Sample(p, n, align, zero);
+  return p;
+}
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_SAMPLED_ALLOC_H_

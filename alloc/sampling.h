@@ -1,0 +1,87 @@
+// The heap profiler's sampling arithmetic, without libm: strata links libc
+// alone. Each thread counts down the bytes it allocates; when the count goes
+// below zero the allocation is sampled and a new count is drawn. Drawing it
+// from an exponential distribution of mean `rate` makes the samples a
+// Poisson process over allocated bytes: an allocation of n bytes is sampled
+// with probability 1 - exp(-n/rate) whatever came before it, so weighting
+// each sample by the inverse of that probability gives unbiased estimates
+// of counts and bytes (tcmalloc's and Go's scheme).
+#ifndef STRATA_ALLOC_SAMPLING_H_
+#define STRATA_ALLOC_SAMPLING_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace strata::internal {
+
+// With profiling off, a thread still comes to the slow path once per this
+// many bytes, to see whether profiling has been turned on since.
+inline constexpr int64_t kSampleCheckBytes = int64_t{8} << 20;
+
+// The natural logarithm of u in (0, 1]: u = m * 2^e with m in [1, 2), and
+// ln(m) = 2 atanh(s) with s = (m - 1) / (m + 1) <= 1/3, whose series to
+// s^11 is within 1e-7.
+inline double LogUnit(double u) {
+  uint64_t bits;
+  memcpy(&bits, &u, sizeof(bits));
+  const int e = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
+  double m;
+  memcpy(&m, &bits, sizeof(m));
+  const double s = (m - 1) / (m + 1);
+  const double s2 = s * s;
+  const double series =
+      s * (1 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 / 11)))));
+  return e * 0.6931471805599453 + 2 * series;
+}
+
+// exp(-x) for x >= 0: x = k ln 2 + r with r in [0, ln 2), exp(-r) by its
+// Taylor series to r^13 (within 1e-12), times 2^-k.
+inline double ExpNeg(double x) {
+  if (!(x < 700)) return 0;
+  const auto k = static_cast<int>(x * 1.4426950408889634);
+  const double r = x - k * 0.6931471805599453;
+  double term = 1, sum = 1;
+  for (int i = 1; i <= 13; ++i) {
+    term *= -r / i;
+    sum += term;
+  }
+  const uint64_t bits = static_cast<uint64_t>(1023 - k) << 52;
+  double scale;
+  memcpy(&scale, &bits, sizeof(scale));
+  return sum * scale;
+}
+
+// One step of a 64-bit generator (splitmix64): state advances, the result
+// is well mixed even from a poor seed.
+inline uint64_t NextRandom(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+  return z ^ (z >> 31);
+}
+
+// The bytes until the next sample: exponential with mean `rate` (> 0), at
+// least 1. With rate 0 (off): kSampleCheckBytes.
+inline int64_t NextSampleInterval(uint64_t* state, int64_t rate) {
+  if (rate <= 0) return kSampleCheckBytes;
+  // u in (0, 1]: 53 random bits, plus one.
+  const double u = static_cast<double>((NextRandom(state) >> 11) + 1) * (1.0 / 9007199254740992.0);
+  const double bytes = -LogUnit(u) * static_cast<double>(rate);
+  if (bytes >= 9.0e18) return INT64_MAX;
+  const auto n = static_cast<int64_t>(bytes);
+  return n < 1 ? 1 : n;
+}
+
+// The chance that an allocation of n bytes is sampled at `rate`.
+inline double SampleProbability(size_t n, int64_t rate) {
+  const double x = static_cast<double>(n) / static_cast<double>(rate);
+  // For small x, 1 - exp(-x) cancels: its series keeps the precision.
+  if (x < 1e-3) return x * (1 - x / 2 * (1 - x / 3));
+  return 1 - ExpNeg(x);
+}
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_SAMPLING_H_
