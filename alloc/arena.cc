@@ -252,7 +252,11 @@ ArenaHeader* AcquireArena(Heap* owner) {
     threading::SpinLockHolder hold(&g_reserve_lock);
     arena = CarveFreshLocked();
   }
-  if (arena == nullptr) UnchargeFootprint(kArenaSize);
+  if (arena == nullptr) {
+    UnchargeFootprint(kArenaSize);
+  } else {
+    NoteMapped();
+  }
   // Fresh pools were never touched: not resident, so not dirty.
   if (arena != nullptr) ResetHeader(arena, owner, /*dirty=*/false, 0);
   return arena;

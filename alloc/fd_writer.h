@@ -95,12 +95,19 @@ class FdWriter {
   }
 
   void Flush() {
-    if (len_ > 0) os::WriteAll(fd_, buf_, len_);
+    if (len_ > 0 && !os::WriteAll(fd_, buf_, len_)) failed_ = true;
     len_ = 0;
+  }
+
+  // Flushes; false when any write so far failed (a closed fd, a full disk).
+  bool FlushOk() {
+    Flush();
+    return !failed_;
   }
 
  private:
   int fd_;
+  bool failed_ = false;
   size_t len_ = 0;
   char buf_[512];
 };

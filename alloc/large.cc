@@ -112,26 +112,88 @@ bool PutInCache(LargeHeader* h, uint64_t now) {
   return false;
 }
 
+// Freed mappings of sampled small blocks (fit_usable != 0) wait here, in
+// the order they were freed, before they are unmapped. They are all alike
+// (one arena of reservation, which any sampled size fits), so the large
+// cache would hand the one just freed to the very next sampled allocation,
+// at the same address, and a second free of the first block would free
+// the second. Here a mapping stays registered and not live for the next
+// kQuarantineSlots sampled frees (or purge_delay_ms), so such a double
+// free is reported. A slot is claimed by exchange: whoever swaps a mapping
+// out owns it.
+constexpr size_t kQuarantineSlots = 16;
+std::atomic<LargeHeader*> g_quarantine[kQuarantineSlots] = {};
+std::atomic<uint32_t> g_quarantine_next{0};
+
+void Quarantine(LargeHeader* h, uint64_t now) {
+  h->cached_at = static_cast<uint32_t>(now);
+  // Relaxed: the exchange below publishes it; a second free of the block
+  // fails its CAS on this state (LargeTryBeginFree) and is reported.
+  h->state.store(LargeHeader::kCached, std::memory_order_relaxed);
+  // Relaxed: accounting (the quarantine's mappings count as cached).
+  g_cached_bytes.fetch_add(h->reserved, std::memory_order_relaxed);
+  g_cached_count.fetch_add(1, std::memory_order_relaxed);
+  // Relaxed: picks a slot; the exchange decides ownership.
+  const uint32_t i = g_quarantine_next.fetch_add(1, std::memory_order_relaxed) % kQuarantineSlots;
+  // Acquire/release: publishes h's header to the thread that will displace
+  // it, and makes the displaced mapping (published the same way) ours.
+  LargeHeader* old = g_quarantine[i].exchange(h, std::memory_order_acq_rel);
+  if (old != nullptr) {
+    g_cached_bytes.fetch_sub(old->reserved, std::memory_order_relaxed);
+    g_cached_count.fetch_sub(1, std::memory_order_relaxed);
+    UnmapLarge(old, old->reserved);
+  }
+}
+
+// Unmaps the quarantined mappings freed at least delay_ms ago (all when
+// delay_ms is 0). Returns the bytes given back.
+size_t DrainQuarantine(uint64_t now, int64_t delay_ms) {
+  size_t released = 0;
+  for (auto& slot : g_quarantine) {
+    // Acquire pairs with the exchange in Quarantine(): the mapping is ours.
+    LargeHeader* h = slot.exchange(nullptr, std::memory_order_acquire);
+    if (h == nullptr) continue;
+    if (delay_ms > 0 && static_cast<int32_t>(now - h->cached_at) < delay_ms) {
+      LargeHeader* empty = nullptr;
+      // Release pairs with the next owner's acquire, as in Quarantine().
+      if (slot.compare_exchange_strong(empty, h, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+        continue;
+      }
+    }
+    const size_t reserved = h->reserved;
+    g_cached_bytes.fetch_sub(reserved, std::memory_order_relaxed);
+    g_cached_count.fetch_sub(1, std::memory_order_relaxed);
+    UnmapLarge(h, reserved);
+    released += reserved;
+  }
+  return released;
+}
+
 }  // namespace
 
-void* LargeAllocate(size_t size, size_t align, bool zero) {
+void* LargeAllocate(size_t size, size_t align, bool zero, bool for_sample) {
   if (align < kMaxNaturalAlign) align = kMaxNaturalAlign;
   const size_t offset = align > kLargeHeaderSize ? align : kLargeHeaderSize;
   if (size > kMaxRequest || offset > kMaxRequest - size) return nullptr;
   const size_t end = offset + size;
   const size_t reserved = RoundUp(end, kArenaSize);
   if (reserved < end) return nullptr;  // overflow
+  // Beyond the 47-bit user address space no mapping can succeed: refuse it
+  // before it is charged to the memory limit or counted anywhere.
+  if (reserved > kMaxMapping) return nullptr;
   const size_t map_align = align > kLargeAlignment ? align : kLargeAlignment;
 
   // What the memory limit counts: the pages up to the block's end.
   const size_t commit = RoundUp(end, kPoolSize) < reserved ? RoundUp(end, kPoolSize) : reserved;
   LargeHeader* h = TakeFromCache(reserved, map_align);
   if (h != nullptr && commit > h->committed) {
-    if (!ChargeFootprint(commit - h->committed)) {
-      UnmapLarge(h, h->reserved);  // a hard limit: give the mapping back, fail
+    if (!ChargeFootprint(commit - h->committed, for_sample)) {
+      UnmapLarge(h, h->reserved);  // refused by the limit: give the mapping back, fail
       return nullptr;
     }
     h->committed = commit;
+    NoteMapped();
   }
   if (h != nullptr && zero) {
     // Everything past the header may hold old data, up to the block's end.
@@ -150,7 +212,7 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
     }
   }
   if (h == nullptr) {
-    if (!ChargeFootprint(commit)) return nullptr;
+    if (!ChargeFootprint(commit, for_sample)) return nullptr;
     void* base = os::MapAligned(reserved, map_align);
     if (base == nullptr) {
       UnchargeFootprint(commit);
@@ -165,6 +227,7 @@ void* LargeAllocate(size_t size, size_t align, bool zero) {
       UnchargeFootprint(commit);
       return nullptr;
     }
+    NoteMapped();
     // Relaxed: statistics only.
     g_mapped_bytes.fetch_add(reserved, std::memory_order_relaxed);
   }
@@ -186,13 +249,17 @@ bool LargeFree(LargeHeader* h, uint64_t now) {
   // Relaxed: statistics only.
   g_live_count.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(h->usable, std::memory_order_relaxed);
+  if (h->fit_usable != 0) {
+    Quarantine(h, now);
+    return true;  // the release policy unmaps it in time (LargeDecay)
+  }
   if (PutInCache(h, now)) return true;
   UnmapLarge(h, h->reserved);
   return false;
 }
 
 size_t LargeReleaseCache() {
-  size_t released = 0;
+  size_t released = DrainQuarantine(0, 0);
   for (auto& slot : g_cache) {
     // Acquire pairs with the release CAS in PutInCache(): the mapping is ours.
     const uintptr_t word = slot.exchange(0, std::memory_order_acquire);
@@ -210,7 +277,7 @@ size_t LargeReleaseCache() {
 
 size_t LargeDecay(uint64_t now, int64_t delay_ms) {
   if (delay_ms < 0) return 0;
-  size_t released = 0;
+  size_t released = DrainQuarantine(now, delay_ms);
   for (auto& slot : g_cache) {
     // Relaxed: a hint; the CAS below claims the mapping.
     uintptr_t word = slot.load(std::memory_order_relaxed);
@@ -244,6 +311,7 @@ bool LargeResizeInPlace(LargeHeader* h, size_t new_size) {
   if (h->offset + usable > h->committed) {
     if (!ChargeFootprint(h->offset + usable - h->committed)) return false;
     h->committed = h->offset + usable;
+    NoteMapped();
   }
   // Relaxed: statistics only.
   g_live_bytes.fetch_add(usable - h->usable, std::memory_order_relaxed);

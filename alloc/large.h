@@ -54,10 +54,13 @@ struct alignas(kCacheLine) LargeHeader {
 static_assert(sizeof(LargeHeader) <= kLargeHeaderSize);
 
 // Returns a block of at least `size` bytes aligned to `align`, or nullptr
-// when the size cannot be served or the OS refuses. With zero, the block
-// reads as zeros (fresh mappings already do; recycled ones are cleared).
+// when the size cannot be served, the OS refuses, or the memory limit does.
+// With zero, the block reads as zeros (fresh mappings already do; recycled
+// ones are cleared). `for_sample`: a sampled allocation's block
+// (sampled_alloc.h), which the memory limit may refuse silently
+// (limit.h, optional) and whose mapping is quarantined when freed.
 // REQUIRES: align is a power of two.
-void* LargeAllocate(size_t size, size_t align, bool zero);
+void* LargeAllocate(size_t size, size_t align, bool zero, bool for_sample = false);
 
 // Frees the block of h: its mapping enters the cache or is unmapped.
 // Returns true when it was cached (then the release policy must run later,

@@ -17,7 +17,8 @@
 //    (operator new throws std::bad_alloc); the first refusal after each
 //    change of the limit prints one line naming it, every one is counted.
 // Thread-safety: any thread; the footprint is one atomic counter, charged
-// before a mapping is made, so concurrent mappings never pass a hard limit.
+// by compare-and-swap before a mapping is made, so concurrent mappings never
+// pass a hard limit together, and a charge that does not fit is never seen.
 #ifndef STRATA_ALLOC_LIMIT_H_
 #define STRATA_ALLOC_LIMIT_H_
 
@@ -28,9 +29,14 @@ namespace strata::internal {
 
 // Charges `bytes` about to be mapped. False (nothing charged) when a hard
 // limit refuses them. May run the release hook: REQUIRES no strata lock held.
-bool ChargeFootprint(size_t bytes);
+// An `optional` mapping (a sampled block's: strata keeps the unsampled
+// block instead) is refused silently by any limit it would pass, soft or
+// hard: no release, no event, no message.
+bool ChargeFootprint(size_t bytes, bool optional = false);
 // Takes back a charge: the mapping was unmapped, or could not be made.
 void UnchargeFootprint(size_t bytes);
+// A charged mapping was made: the peak follows (failed mappings never count).
+void NoteMapped();
 
 // True while a limit is set and the footprint is above 7/8 of it: heaps
 // then keep no free pools for themselves (CacheBudget).

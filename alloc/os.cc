@@ -282,18 +282,21 @@ uint64_t ResidentBytes() {
   return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-void WriteAll(int fd, const char* buf, size_t len) {
+bool WriteAll(int fd, const char* buf, size_t len) {
   const int saved_errno = errno;
+  bool ok = true;
   while (len > 0) {
     ssize_t n = write(fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
+      ok = false;
       break;
     }
     buf += n;
     len -= static_cast<size_t>(n);
   }
   errno = saved_errno;
+  return ok;
 }
 
 void Abort() {

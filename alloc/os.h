@@ -82,8 +82,9 @@ struct ThreadState {
 };
 bool ReadThreadState(ThreadState* out);
 
-// Writes all of buf to file descriptor fd, retrying on EINTR. Never allocates.
-void WriteAll(int fd, const char* buf, size_t len);
+// Writes all of buf to file descriptor fd, retrying on EINTR. Never
+// allocates. Returns false when a write failed (errno is preserved).
+bool WriteAll(int fd, const char* buf, size_t len);
 
 // Aborts the process without running atexit handlers or allocating.
 [[noreturn]] void Abort();

@@ -48,17 +48,34 @@ void WriteRow(const ProfileRow& r, void* arg) {
   w->Char('\n');
 }
 
-// Copies /proc/self/maps to fd, a page at a time (no allocation).
-void CopyMaps(int fd) {
+// Copies /proc/self/maps to fd, a page at a time (no allocation). False
+// when it could not be read or written.
+bool CopyMaps(int fd) {
   const int in = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
-  if (in < 0) return;
+  if (in < 0) return false;
   char buf[4096];
+  bool ok = true;
   for (;;) {
     const ssize_t n = syscall(SYS_read, in, buf, sizeof(buf));
+    if (n < 0) ok = false;
     if (n <= 0) break;
-    internal::os::WriteAll(fd, buf, static_cast<size_t>(n));
+    if (!internal::os::WriteAll(fd, buf, static_cast<size_t>(n))) {
+      ok = false;
+      break;
+    }
   }
   syscall(SYS_close, in);
+  return ok;
+}
+
+// The whole profile: the view's rows, then the maps. False when a write
+// failed or (try_only) the profile stayed busy.
+bool WriteAllOf(int fd, ProfileView view, bool try_only) {
+  FdWriter w(fd);
+  if (!internal::VisitProfile(view, {&WriteHead, &WriteRow, &w}, try_only)) return false;
+  w.Str("\nMAPPED_LIBRARIES:\n");
+  if (!w.FlushOk()) return false;
+  return CopyMaps(fd);
 }
 
 bool ParseView(const char* name, HeapProfileView* out) {
@@ -79,26 +96,12 @@ bool ParseView(const char* name, HeapProfileView* out) {
 
 namespace internal {
 bool WriteHeapProfileFromSignal(int fd) {
-  bool ok;
-  {
-    FdWriter w(fd);
-    ok = VisitProfile(ProfileView::kLive, {&WriteHead, &WriteRow, &w}, /*try_only=*/true);
-    if (ok) w.Str("\nMAPPED_LIBRARIES:\n");
-  }
-  if (ok) CopyMaps(fd);
-  return ok;
+  return WriteAllOf(fd, ProfileView::kLive, /*try_only=*/true);
 }
 }  // namespace internal
 
 bool WriteHeapProfile(int fd, HeapProfileView view) noexcept {
-  {
-    FdWriter w(fd);
-    internal::VisitProfile(static_cast<ProfileView>(view), {&WriteHead, &WriteRow, &w},
-                           /*try_only=*/false);
-    w.Str("\nMAPPED_LIBRARIES:\n");
-  }
-  CopyMaps(fd);
-  return true;
+  return WriteAllOf(fd, static_cast<ProfileView>(view), /*try_only=*/false);
 }
 
 bool WriteHeapProfileToFile(const char* path, HeapProfileView view) noexcept {
@@ -106,8 +109,8 @@ bool WriteHeapProfileToFile(const char* path, HeapProfileView view) noexcept {
   const int fd = static_cast<int>(
       syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd < 0) return false;
-  WriteHeapProfile(fd, view);
-  return syscall(SYS_close, fd) == 0;
+  const bool ok = WriteHeapProfile(fd, view);
+  return syscall(SYS_close, fd) == 0 && ok;
 }
 
 void MarkHeapProfile() noexcept { internal::ProfileMark(); }

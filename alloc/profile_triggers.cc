@@ -70,8 +70,8 @@ void OnProfileSignal(int) {
     if (ok) {
       w.Str("strata: heap profile written to ").Str(path).Str("\n");
     } else {
-      w.Str("strata: heap profile not written: the profile was busy in the interrupted thread; "
-            "signal again\n");
+      w.Str("strata: heap profile ").Str(path).Str(" not complete: the profile stayed busy "
+            "(the interrupted thread may hold it) or a write failed; signal again\n");
     }
   }
   errno = saved_errno;

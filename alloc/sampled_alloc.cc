@@ -31,8 +31,8 @@ STRATA_ENTRY void* Sample(void* b, size_t n, size_t align, bool zero) noexcept {
   } else {
     const PoolDesc* d = reinterpret_cast<PoolDesc*>(header->Base() + DescOffset(b))->Head();
     fit = d->size;
-    void* q = LargeAllocate(n, align, zero);
-    if (q == nullptr) return b;  // no memory for it: b stays, unsampled
+    void* q = LargeAllocate(n, align, zero, /*for_sample=*/true);
+    if (q == nullptr) return b;  // no memory (or no room under the limit): b stays, unsampled
     large = static_cast<LargeHeader*>(GetPageMap().Lookup(q));
     FreeFast(b);
     b = q;

@@ -4,6 +4,8 @@
 // refused. (What a soft limit does to RSS: limit_rss_test.)
 #include <errno.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "alloc/limit.h"
@@ -110,6 +112,45 @@ TEST_F(LimitTest, TheStatsReportTheFootprint) {
   EXPECT_GE(s.footprint_bytes, uint64_t{1} << 20);
   EXPECT_GE(s.footprint_peak, s.footprint_bytes);
   Deallocate(p);
+}
+
+TEST_F(LimitTest, AnImpossibleRequestIsNeitherChargedNorCounted) {
+  ASSERT_TRUE(SetMemoryLimit(Footprint() + (64 << 20), /*hard=*/false));
+  const internal::LimitStats before = internal::GetLimitStats();
+  errno = 0;
+  EXPECT_EQ(Allocate(size_t{1} << 62), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  const internal::LimitStats after = internal::GetLimitStats();
+  EXPECT_EQ(after.footprint_peak, before.footprint_peak);
+  EXPECT_EQ(after.soft_events, before.soft_events);
+  EXPECT_EQ(after.footprint_bytes, before.footprint_bytes);
+}
+
+// One thread asks again and again for more than the limit; another's small
+// allocations fit, and must never be refused because of the first's.
+TEST_F(LimitTest, ARefusedChargeIsNeverSeenByOtherThreads) {
+  // No large cache: every allocation below maps, and is charged.
+  ASSERT_TRUE(SetOptionByName("large_cache_bytes", "0"));
+  ASSERT_TRUE(SetMemoryLimit(Footprint() + (32 << 20), /*hard=*/true));
+  std::atomic<bool> stop{false};
+  std::thread greedy([&stop] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      void* p = Allocate(size_t{1} << 30);
+      if (p != nullptr) Deallocate(p);
+    }
+  });
+  int refused = 0;
+  for (int i = 0; i < 5000; ++i) {
+    void* p = Allocate(300000);  // large: a mapping charged each time
+    if (p == nullptr) {
+      ++refused;
+    } else {
+      Deallocate(p);
+    }
+  }
+  stop.store(true);
+  greedy.join();
+  EXPECT_EQ(refused, 0);
 }
 
 TEST_F(LimitTest, BadValuesAreRefusedAndTheOldOnesKept) {

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "alloc/error.h"
+#include "alloc/options.h"
+#include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
 
@@ -152,6 +154,41 @@ TEST(OverrideTest, NewThrowsBadAllocAndNothrowReturnsNull) {
         g_sink = p;
       },
       std::bad_alloc);
+}
+
+// A hard memory limit: operator new throws past it, malloc returns NULL
+// with ENOMEM, and both work again once memory is freed.
+TEST(OverrideTest, NewThrowsPastAHardMemoryLimit) {
+  strata::ReleaseMemory();
+  strata::Stats s;
+  strata::GetStats(&s);
+  // Nothing below allocates but the calls tested (gtest's checks come after
+  // the limit is lifted: it allocates through strata too).
+  ASSERT_TRUE(strata::SetMemoryLimit(s.footprint_bytes + (4 << 20), /*hard=*/true));
+  void* held[64] = {};
+  int n = 0;
+  bool threw = false;
+  while (n < 64 && !threw) {
+    try {
+      held[n] = ::operator new(1 << 20);
+      ++n;
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+  }
+  errno = 0;
+  void* refused = malloc(8 << 20);
+  const int refused_errno = errno;
+  for (int i = 0; i < n; ++i) ::operator delete(held[i]);
+  void* again = ::operator new(1 << 20);
+  ::operator delete(again);
+  ASSERT_TRUE(strata::SetMemoryLimit(0, /*hard=*/false));
+  EXPECT_TRUE(threw);
+  EXPECT_GE(n, 1);
+  EXPECT_LE(n, 4);
+  EXPECT_EQ(refused, nullptr);
+  EXPECT_EQ(refused_errno, ENOMEM);
+  EXPECT_NE(again, nullptr);
 }
 
 int g_handler_calls = 0;

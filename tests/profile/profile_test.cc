@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -119,6 +120,25 @@ TEST_F(ProfileTest, ADoubleFreeOfASampledBlockIsCaught) {
   EXPECT_EQ(internal::ErrorCount(), errors + 1);
   // Freed once from the profile, not twice.
   EXPECT_EQ(internal::GetProfileTotals(ProfileView::kLive).samples_live, live - 1);
+
+  // With sampled allocations in between: a sampled block's mapping is not
+  // handed out again at once, so the second free is still caught, and the
+  // blocks allocated meanwhile are left alone.
+  void* first = Allocate(40);
+  ASSERT_NE(first, nullptr);
+  Deallocate(first);
+  void* others[4];
+  for (auto& o : others) {
+    o = Allocate(40);
+    ASSERT_NE(o, first);
+    memset(o, 0x5a, 40);
+  }
+  Deallocate(first);
+  EXPECT_EQ(internal::ErrorCount(), errors + 2);
+  for (void* o : others) {
+    EXPECT_EQ(static_cast<unsigned char*>(o)[39], 0x5a);
+    Deallocate(o);
+  }
 }
 
 // Rows whose first frame lies in site function fn, summed: from its start
@@ -224,6 +244,10 @@ TEST_F(ProfileTest, TheTextIsTheLegacyHeapProfileFormat) {
   ASSERT_EQ(pipe(fds), 0);
   EXPECT_EQ(strata_profile_write(fds[1], "nonsense"), -1);
   EXPECT_EQ(strata_profile_write_file("/nonexistent/dir/x.heap", "live"), -1);
+  // Failed writes are reported, not passed off as written.
+  EXPECT_EQ(strata_profile_write(fds[0], "live"), -1);  // the read end
+  EXPECT_EQ(strata_profile_write(-1, "peak"), -1);
+  EXPECT_EQ(strata_profile_write_file("/dev/full", "live"), -1);
   close(fds[0]);
   close(fds[1]);
 }

@@ -228,6 +228,10 @@ def parse_args(argv):
     p.add_argument("--peer", action="append", default=[], metavar="NAME=PATH",
                    help="add PATH (a preloadable malloc, e.g. a mimalloc or snmalloc build) as "
                         "allocator NAME; repeatable (the same as --lib)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
+                   help="set VAR=VALUE in the environment of allocator NAME's runs only, e.g. "
+                        "--lib=strata-prof=LIB --env=strata-prof:STRATA_PROFILE_SAMPLE_BYTES=2m "
+                        "(the same library under two settings, in one run); repeatable")
     p.add_argument("--suite", default=None, metavar="DIR",
                    help="also run the programs of a mimalloc-bench-style folder (DIR/bin/*, "
                         "inputs in DIR/src/bench) and fold their rows into the tables")
@@ -280,6 +284,16 @@ def parse_args(argv):
         if name not in args.allocator_paths:
             args.allocator_order.append(name)
         args.allocator_paths[name] = resolve_user_path(path)
+
+    args.allocator_env = {}
+    for spec in args.env:
+        name, sep, assignment = spec.partition(":")
+        var, eq, value = assignment.partition("=")
+        if not sep or not name or not eq or not var:
+            p.error("--env takes NAME:VAR=VALUE, got %r" % spec)
+        if name not in args.allocator_paths:
+            p.error("--env: no allocator named %r (add it with --lib first)" % name)
+        args.allocator_env.setdefault(name, {})[var] = value
 
     if args.workloads:
         wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -526,7 +540,8 @@ def run_comparison(args, allocators, rows, results):
                 argv = workload_argv(w, threads, args)
                 suite = w.suite
                 stdin = suite_path(args, w.stdin) if suite and w.stdin else None
-                r = run_once(argv, path, args.timeout, stdin=stdin)
+                r = run_once(argv, path, args.timeout, args.allocator_env.get(name),
+                             stdin=stdin)
                 print("  %.3f s" % r["wall_s"], file=sys.stderr, flush=True)
                 record = {
                     "rep": rep + 1, "workload": w.name, "threads": threads, "allocator": name,
