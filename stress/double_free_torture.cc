@@ -15,6 +15,7 @@
 //   S  each worker settles at random: nothing (blocks wait in its outgoing
 //      batches), a flush (they wait in the owners' queues), a drain (the
 //      blocks sent to it go back to their runs), or both;
+//   C0 the ephemeral owner's planned blocks are freed again, by one thread;
 //   C1 a planned subset is freed again by threads that do not own them;
 //   C2 another subset is freed again by their owners;
 //   D  every worker flushes and drains (owners judge suspect 8 B blocks);
@@ -221,9 +222,20 @@ int main(int argc, char** argv) {
       if (settle[self] & 1) heap->FlushOutgoing();
       if (settle[self] & 2) heap->DrainRemote();
       sync.arrive_and_wait();
+      // C0: the ephemeral owner's blocks, freed again by one thread alone.
+      // Their heap is an orphan that any worker may have absorbed by now,
+      // so their second free may be local and drain the absorber's queue:
+      // in C1, beside other threads' second frees of that worker's own
+      // blocks, it would write the words those frees read.
+      if (self == 0) {
+        for (Block& b : blocks) {
+          if (b.second >= 0 && b.owner == kEphemeral) strata::Deallocate(b.p);
+        }
+      }
+      sync.arrive_and_wait();
       // C1: second frees by threads that do not own the block.
       for (Block& b : blocks) {
-        if (b.second == self && b.owner != self) strata::Deallocate(b.p);
+        if (b.second == self && b.owner != self && b.owner != kEphemeral) strata::Deallocate(b.p);
       }
       sync.arrive_and_wait();
       // C2: second frees by the owners.
