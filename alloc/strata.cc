@@ -17,6 +17,7 @@
 #include "alloc/fast_path.h"
 #include "alloc/free_slow.h"
 #include "alloc/heap.h"
+#include "alloc/init.h"
 #include "alloc/large.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
@@ -55,6 +56,13 @@ size_t AlignedClass(size_t size, size_t align) {
   }
   return 0;
 }
+
+// Start-up lives in init.cc, which nothing calls: its constructor runs it.
+// Bazel links it always (alwayslink); from a static archive (CMake's
+// libstrata.a, tools' static links) the linker takes only the objects a
+// program references, so this reference brings init.o wherever the API
+// comes, and with it the release engine and every other start-up step.
+[[gnu::used]] void (*const kInitAnchor)() = &internal::Initialize;
 
 }  // namespace
 

@@ -5,8 +5,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # Build: Debian's Bazel 4.2.3 and the offline rule stand-ins it reads.
-  bazel-bootstrap bazel-platforms
+  # Build: Debian's Bazel 4.2.3 and the offline rule stand-ins it reads; the
+  # CMake build beside it, pkg-config for its consumers, dpkg-dev for the .deb.
+  bazel-bootstrap bazel-platforms cmake ninja-build pkg-config dpkg-dev
   # Toolchains: g++ 12 for the default build, clang 14 + runtimes for TSan/ASan/UBSan/fuzz.
   g++ clang-14 libclang-rt-14-dev
   # Libraries used as system dependencies.
