@@ -12,8 +12,13 @@ command -v google-pprof >/dev/null || {
 OUT=$(mktemp -d "${TEST_TMPDIR:-/tmp}/pprof.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 
-"$BIN" "$OUT" >"$OUT/truth.txt"
+# STRATA_PROFILE_FILE: the live and peak views are written at exit too.
+STRATA_PROFILE_FILE="$OUT/exit.heap" "$BIN" "$OUT" >"$OUT/truth.txt"
 cat "$OUT/truth.txt"
+for f in exit.heap exit.heap.peak; do
+  head -c 14 "$OUT/$f" 2>/dev/null | grep -q "^heap profile: " || {
+    echo "FAIL: STRATA_PROFILE_FILE did not write $f at exit"; exit 1; }
+done
 
 check() {  # PROFILE [pprof options]
   local profile=$1; shift

@@ -6,10 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <atomic>
 #include <cmath>
@@ -250,6 +252,32 @@ TEST_F(ProfileTest, TheTextIsTheLegacyHeapProfileFormat) {
   EXPECT_EQ(strata_profile_write_file("/dev/full", "live"), -1);
   close(fds[0]);
   close(fds[1]);
+}
+
+TEST_F(ProfileTest, TheProfileSignalWritesTheLiveView) {
+  const char* dir = getenv("TEST_TMPDIR");
+  const std::string base = std::string(dir != nullptr ? dir : "/tmp") + "/signal.heap";
+  ASSERT_TRUE(SetProfileSampleBytes(4096));
+  ASSERT_TRUE(SetOptionByName("profile_file", base.c_str()));
+  ASSERT_TRUE(SetOptionByName("profile_signal", "12"));  // SIGUSR2: the handler goes on
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) blocks.push_back(Allocate(20000));
+  // The handler numbers its files from 1 in this process; find the next.
+  std::string path;
+  for (int n = 1; n < 100; ++n) {
+    path = base + "." + std::to_string(n);
+    if (access(path.c_str(), F_OK) != 0) break;
+  }
+  ASSERT_EQ(raise(SIGUSR2), 0);
+  FILE* f = fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr) << path;
+  char head[32] = {};
+  ASSERT_NE(fgets(head, sizeof(head), f), nullptr);
+  fclose(f);
+  EXPECT_EQ(std::string(head).rfind("heap profile: ", 0), 0u) << head;
+  ASSERT_TRUE(SetOptionByName("profile_signal", "0"));  // the handler goes off
+  for (void* b : blocks) Deallocate(b);
+  unlink(path.c_str());
 }
 
 TEST_F(ProfileTest, EightThreadsSampleWhileProfilesAreWritten) {
