@@ -12,6 +12,21 @@
 
 namespace strata::internal {
 
+// Writes v in decimal to out (at least kMaxDecimal bytes, no NUL); returns
+// the number of digits. The one decimal formatter of strata's no-alloc
+// output: FdWriter, the options' values, the profile signal's file names.
+inline constexpr size_t kMaxDecimal = 20;
+inline size_t FormatDecimal(uint64_t v, char* out) {
+  char tmp[kMaxDecimal];
+  size_t n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (size_t i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
+  return n;
+}
+
 // Thread-safety: a FdWriter is a local object of one thread. Output reaches
 // the fd when the buffer fills, on Flush(), and on destruction.
 class FdWriter {
@@ -38,15 +53,10 @@ class FdWriter {
 
   // Unsigned decimal, right-aligned in `width` columns (0: no padding).
   FdWriter& Uint(uint64_t v, int width = 0) {
-    char tmp[24];
-    int n = 0;
-    do {
-      tmp[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    for (int i = n; i < width; ++i) Char(' ');
-    while (n > 0) Char(tmp[--n]);
-    return *this;
+    char digits[kMaxDecimal];
+    const size_t n = FormatDecimal(v, digits);
+    for (int i = static_cast<int>(n); i < width; ++i) Char(' ');
+    return Bytes(digits, n);
   }
 
   // Signed decimal; INT64_MIN prints without overflow.

@@ -170,17 +170,9 @@ bool ParseValue(const OptionInfo& info, const char* text, int64_t* out) {
 
 // Writes v in decimal to out (no NUL); returns the length (at most 20).
 size_t FormatSigned(int64_t v, char* out) {
-  char tmp[24];
-  char* p = tmp + sizeof(tmp);
-  uint64_t u = v < 0 ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v);
-  do {
-    *--p = static_cast<char>('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
-  if (v < 0) *--p = '-';
-  const size_t n = static_cast<size_t>(tmp + sizeof(tmp) - p);
-  memcpy(out, p, n);
-  return n;
+  if (v >= 0) return internal::FormatDecimal(static_cast<uint64_t>(v), out);
+  out[0] = '-';
+  return 1 + internal::FormatDecimal(static_cast<uint64_t>(-(v + 1)) + 1, out + 1);
 }
 
 // A string option's value is one of the forms its declaration accepts

@@ -27,20 +27,15 @@ struct sigaction g_previous;
 char g_path[kMaxOptionString];
 std::atomic<uint64_t> g_seq{0};
 
-// Appends decimal v to buf at *len (bounded by cap).
-void AppendUint(char* buf, size_t* len, size_t cap, uint64_t v) {
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0 && *len + 1 < cap) buf[(*len)++] = tmp[--n];
-  buf[*len] = '\0';
-}
+// Appends s, or decimal v, to buf at *len (bounded by cap, NUL-terminated).
 void Append(char* buf, size_t* len, size_t cap, const char* s) {
   while (*s != '\0' && *len + 1 < cap) buf[(*len)++] = *s++;
   buf[*len] = '\0';
+}
+void AppendUint(char* buf, size_t* len, size_t cap, uint64_t v) {
+  char digits[kMaxDecimal + 1];
+  digits[FormatDecimal(v, digits)] = '\0';
+  Append(buf, len, cap, digits);
 }
 
 void OnProfileSignal(int) {

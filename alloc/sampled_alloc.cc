@@ -29,8 +29,7 @@ STRATA_ENTRY void* Sample(void* b, size_t n, size_t align, bool zero) noexcept {
   if (header->kind == kLargeKind) {
     large = reinterpret_cast<LargeHeader*>(header);
   } else {
-    const PoolDesc* d = reinterpret_cast<PoolDesc*>(header->Base() + DescOffset(b))->Head();
-    fit = d->size;
+    fit = RunOf(header, b)->size;
     void* q = LargeAllocate(n, align, zero, /*for_sample=*/true);
     if (q == nullptr) return b;  // no memory (or no room under the limit): b stays, unsampled
     large = static_cast<LargeHeader*>(GetPageMap().Lookup(q));

@@ -15,6 +15,7 @@
 #include "alloc/size_class.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/capture_write.h"
 #include "tests/util/sanitizer.h"
 
 namespace strata {
@@ -48,22 +49,7 @@ TEST(StatsTest, BlocksInUseFollowTheWorkload) {
   Deallocate(big);
 }
 
-// Runs write(fd) on a fresh temporary file and returns what it wrote in
-// *text; returns write's result (-2 when no file could be made).
-template <typename Fn>
-int CaptureWrite(Fn write, std::string* text) {
-  char path[] = "/tmp/strata_stats_XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -2;
-  const int rc = write(fd);
-  text->clear();
-  lseek(fd, 0, SEEK_SET);
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) text->append(buf, static_cast<size_t>(n));
-  close(fd);
-  unlink(path);
-  return rc;
-}
+using testing::CaptureWrite;
 
 TEST(StatsTest, TableIsWrittenWithoutAllocating) {
   void* p = Allocate(24);

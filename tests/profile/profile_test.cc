@@ -26,6 +26,7 @@
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/capture_write.h"
 #include "tests/util/sanitizer.h"
 
 namespace strata {
@@ -218,16 +219,10 @@ TEST_F(ProfileTest, TheSinceMarkViewStartsAtTheMark) {
 
 // A profile written to a temporary file, as text.
 std::string WriteToText(HeapProfileView view) {
-  char path[] = "/tmp/strata_profile_XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return "";
-  EXPECT_TRUE(WriteHeapProfile(fd, view));
   std::string text;
-  lseek(fd, 0, SEEK_SET);
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) text.append(buf, static_cast<size_t>(n));
-  close(fd);
-  unlink(path);
+  EXPECT_EQ(testing::CaptureWrite([view](int fd) { return WriteHeapProfile(fd, view) ? 0 : -1; },
+                                  &text),
+            0);
   return text;
 }
 
