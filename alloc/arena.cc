@@ -47,10 +47,7 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->prev = a->next = nullptr;
   a->on_avail_list = false;
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
-    PoolDesc* d = a->pool(i);
-    d->ResetToFree();
-    d->index = static_cast<uint8_t>(i);
-    d->free_since = free_since;
+    a->pool(i)->FormatFree(static_cast<uint8_t>(i), free_since);
   }
   // Relaxed: the record is ours (popped, or fresh under the reservation lock).
   a->record->state.store(ArenaState::kOwned, std::memory_order_relaxed);
@@ -152,47 +149,53 @@ bool ArenaHeader::IsValid() const {
   return in_runs == used_pools;
 }
 
+void PoolDesc::FormatHead(size_t cls, uint32_t n, FreeBlock* list_end) {
+  const ClassInfo& k = kClasses[cls];
+  size = k.size;
+  start = uint32_t{index} * static_cast<uint32_t>(kPoolSize);
+  div_magic = k.div_magic;
+  capacity = static_cast<uint16_t>(k.blocks);
+  size_class = static_cast<uint8_t>(cls);
+  run_pools = static_cast<uint8_t>(n);
+  head_bytes = 0;
+  state = PoolState::kHead;
+  prev = next = nullptr;
+  run.Begin(list_end, start, div_magic);
+}
+
+void PoolDesc::FormatTail(size_t cls, uint32_t i) {
+  state = PoolState::kTail;
+  head_bytes = static_cast<uint16_t>(i * sizeof(PoolDesc));
+  size_class = static_cast<uint8_t>(cls);
+  run.BeginTail(head_bytes);
+}
+
+void PoolDesc::ResetToFree(uint32_t now) {
+  size = 0;
+  div_magic = 0;
+  start = 0;
+  capacity = 0;
+  size_class = 0;
+  run_pools = 0;
+  head_bytes = 0;
+  state = PoolState::kFree;
+  prev = next = nullptr;
+  run.Release(now);
+}
+
 bool PoolDesc::IsValid() const {
-  if (own_start != start || own_div_magic != div_magic || own_head_bytes != head_bytes) return false;
+  if (run.own_start() != start || run.own_div_magic() != div_magic || run.own_head_bytes() != head_bytes) {
+    return false;
+  }
   if (state != PoolState::kHead) {
-    return (state == PoolState::kFree && carved == 0) || (state == PoolState::kTail && head_bytes != 0);
+    if (!run.IsValid(/*head=*/false, 0, 0, nullptr)) return false;
+    return (state == PoolState::kFree && head_bytes == 0) || (state == PoolState::kTail && head_bytes != 0);
   }
   const ClassInfo& k = kClasses[size_class];
   if (size_class == 0 || size_class >= kNumClasses) return false;
-  if (run_pools != k.run_pools || capacity != k.blocks || carved > capacity) return false;
+  if (run_pools != k.run_pools || capacity != k.blocks) return false;
   if (size != k.size || div_magic != k.div_magic || start != uint32_t{index} * kPoolSize) return false;
-  if ((list == PoolList::kCurrent) != (bias.Get() == 0u - kCurrentBias)) return false;
-  if (list == PoolList::kNone &&
-      (bias.Get() != capacity - WakeFrees(capacity) || used.Get() == 0 || used.Get() > WakeFrees(capacity))) {
-    return false;
-  }
-  if (list != PoolList::kNone && list != PoolList::kCurrent && bias.Get() != 0) return false;
-  if (purged) return list == PoolList::kEmpty;  // its list was given back with its pages
-  const LinkKey key = GetLinkKey();
-  uint32_t free_count = 0;
-  for (FreeBlock* b = free; !IsListEnd(b); b = NextOf(b, key)) {
-    if (++free_count > capacity) return false;  // cycle
-    const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(Start());
-    if (off % k.size != 0 || off / k.size >= carved) return false;
-  }
-  if (free != nullptr && reinterpret_cast<uintptr_t>(free) != (reinterpret_cast<uintptr_t>(this) & ~(kArenaSize - 1)) &&
-      IsListEnd(free)) {
-    return false;  // a run's list ends at its own arena
-  }
-  return Used() + free_count + (capacity - carved) == capacity;
-}
-
-bool PoolDesc::HasFreeBlock(const void* p) const {
-  const LinkKey key = GetLinkKey();
-  uint32_t steps = 0;
-  for (const FreeBlock* b = free; !IsListEnd(b) && steps <= capacity; ++steps) {
-    if (b == p) return true;
-    // A link gone out of the run's arena is damage, not a member: stop.
-    const FreeBlock* link = NextOf(b, key);
-    if (!IsListEnd(link) && !SameArena(b, link)) return false;
-    b = link;
-  }
-  return false;
+  return run.IsValid(/*head=*/true, capacity, size, Start());
 }
 
 // Held from the prepare handler to the parent's or child's (fork.cc): a

@@ -18,6 +18,7 @@
 #include "absl/base/attributes.h"
 #include "alloc/config.h"
 #include "alloc/free_link.h"
+#include "alloc/run.h"
 #include "alloc/size_class.h"
 #include "threading/single_writer.h"
 
@@ -38,37 +39,6 @@ enum class PoolState : uint8_t {
   kTail = 2,  // later pool of a run: head_bytes leads back to the head
 };
 
-// Where a run head sits in its owning heap's lists.
-enum class PoolList : uint8_t {
-  kNone = 0,     // full: on no list (a local free brings it back to kPartial)
-  kPartial = 1,  // on the heap's partial list for its class
-  kCurrent = 2,  // the heap's current run for its class (fast path source)
-  kEmpty = 3,    // no live block; kept whole (free list intact) on the heap's
-                 // empty list for its class, for the class's next run
-};
-
-// The free fast path's one signed test (used - 1 <= 0) is the only check of
-// a run's count on the free fast path; `bias` decides what it catches. The
-// true count is Used() = used + bias (mod 2^32):
-//  - A current run carries bias = -kCurrentBias: its count never reaches
-//    zero on a free, so emptying the run the thread allocates from (the
-//    common malloc(n); free(p) pair on a lone block) stays on the fast path;
-//    an empty current run is kept for the next allocation anyway.
-//  - A full run sleeps: it is on no list until a share of its blocks is
-//    free again (kWakeShare of its capacity, at least one block), and only
-//    then goes back to the partial list. So a run that a refill takes holds
-//    a batch of free blocks whatever the order of the program's frees,
-//    instead of the one or two that reached it first (snmalloc's slabs wake
-//    at a threshold for the same reason). Its bias is capacity - WakeFrees,
-//    so `used` counts down the frees still needed and the test catches
-//    "wake now".
-//  - Any other run has bias 0, and the test catches "run now empty".
-inline constexpr uint32_t kCurrentBias = uint32_t{1} << 24;
-inline constexpr uint32_t kWakeShare = 4;  // wake at capacity / 4 free
-inline constexpr uint32_t WakeFrees(uint32_t capacity) {
-  return capacity / kWakeShare > 1 ? capacity / kWakeShare : 1;
-}
-
 // Describes one pool; for a run, the head's descriptor describes the run.
 // 128 bytes, two cache lines: the descriptor of pool i sits at arena base +
 // 128 * i (pool 0's slot holds the ArenaHeader's own fields, pool 1's is a
@@ -76,34 +46,24 @@ inline constexpr uint32_t WakeFrees(uint32_t capacity) {
 // path finds it with a shift and a mask.
 //  - The first line is the run's shape. Once the run is made it is only
 //    read, by the owner and by every thread that frees one of its blocks.
-//  - The second line is the owner's: the free list, the counts and the
-//    list links, written on every allocation and local free.
+//  - The second line is the owner's (run.h): the free list, the count, the
+//    state and the list links, written on every allocation and local free.
 // A remote freer reads only the first line, so the owner's stores to the
 // second, one per allocation, do not take the line from it (and its reads
 // do not take the line from the owner): producer/consumer programs paid a
 // coherence miss on both sides per block when the two shared a line.
-// Invariants (head, owner's view; Used() is the count of blocks in use):
-//   Used() + length(free) + (capacity - carved) == capacity
-//   list == kPartial  =>  free is not the end || carved < capacity
-//   list == kCurrent  <=>  bias == -kCurrentBias
-//   list == kNone (asleep)  =>  bias == capacity - WakeFrees(capacity) and
-//                        0 < used <= WakeFrees(capacity): full when it went
-//                        to sleep, fewer than WakeFrees blocks freed since
-//   Used() == 0  =>  list is kCurrent or kEmpty (else the run was released)
-//   a free pool has carved == 0, so no block validates against it
-// Thread-safety: `free`, `carved`, `list`, `prev`, `next` are the owner's
-// alone (the heap that owns the arena), but for kEmpty runs, whose list
-// links and `free`, `carved`, `purged` and `free_since` change only under
-// the owner's metadata lock (the purger purges them in place). The run-shape
-// fields (`state`, `size_class`, `size`, `div_magic`, `start`, `capacity`,
-// `run_pools`, `head_bytes`, all in the first line) and `free_since` (in the
-// second, with the owner's other fields) change only under the owner's metadata lock
-// (Heap::meta_lock_), so the purger and the stats reader may read them
-// holding it; anyone may also read the shape of a run holding a live block
-// they own, which does not change while it lives. `used` has one writer (the
-// owner) and racy readers (stats).
+// Invariants (head): capacity == kClasses[size_class].blocks, size and
+// div_magic are the class's, start == index * kPoolSize, the owner line's
+// copies agree with the shape, and the Run's own (run.h). A free pool has
+// carved == 0, capacity == 0 and magic 0: no block validates against it.
+// Thread-safety: the shape changes only under the owner's metadata lock
+// (Heap's), so the purger and the stats reader may read it holding that
+// lock; anyone may read the shape of a run holding a live block they own,
+// which does not change while it lives. The second line: see Run. The list
+// links (`prev`, `next`) are the owner's partial list's, or, for kEmpty
+// runs, the empty list's (under the lock).
 struct alignas(2 * kCacheLine) PoolDesc {
-  // ---- The shape (first line) ----
+  // ---- The shape (first line); written only by Format* and ResetToFree ----
   uint32_t size = 0;          // block size (head)
   uint32_t div_magic = 0;     // ceil(2^32 / size): offset / size without a divide
   uint32_t start = 0;         // offset of the run's first block from the arena base
@@ -118,27 +78,7 @@ struct alignas(2 * kCacheLine) PoolDesc {
   uint16_t head_bytes = 0;
 
   // ---- The owner's (second line) ----
-  alignas(kCacheLine) FreeBlock* free = nullptr;  // head of the free list (decoded), ending at
-                                                  // the arena base (links: free_link.h)
-  // Blocks handed out (or in flight back), less `bias` (see kCurrentBias).
-  threading::SingleWriter<uint32_t> used;
-  uint32_t carved = 0;        // blocks carved so far, from the run start (lazy)
-  // What `used` leaves out of the count (see kCurrentBias). One writer (the
-  // owner), racy readers (stats).
-  threading::SingleWriter<uint32_t> bias;
-  // Copies of start, div_magic and head_bytes, for the owner's free path:
-  // with them a local free reads and writes this line alone (a cold
-  // descriptor costs one miss, not two). Written with the shape, under the
-  // same lock, only through SetOrigin and SetHeadBytes; IsValid checks that
-  // they agree.
-  uint32_t own_start = 0;
-  uint32_t own_div_magic = 0;
-  uint16_t own_head_bytes = 0;
-  PoolList list = PoolList::kNone;
-  bool purged = false;        // kEmpty head: its pages were given back (re-carve on reuse)
-  bool cached_empty = false;  // on the owner's empty list (list == kEmpty), under its lock
-  uint32_t free_since = 0;    // kFree, or a kEmpty head: low 32 bits of os::NowMs() when
-                              // it became free (or empty)
+  alignas(kCacheLine) Run run;
   PoolDesc* prev = nullptr;   // owner's partial or empty list
   PoolDesc* next = nullptr;
 
@@ -146,78 +86,46 @@ struct alignas(2 * kCacheLine) PoolDesc {
   PoolDesc(const PoolDesc&) = delete;
   PoolDesc& operator=(const PoolDesc&) = delete;
 
-  // Blocks in use. A racy reader (stats) may see a run waking between its
-  // two stores; the owner and a reader at quiescence see the exact count.
-  uint32_t Used() const { return used.Get() + bias.Get(); }
-  // A full run waiting for WakeFrees(capacity) frees (see kWakeShare).
-  bool Asleep() const { return state == PoolState::kHead && list == PoolList::kNone; }
-  // Moves the count's bias (owner only): Used() is unchanged.
-  void SetBias(uint32_t b) {
-    const uint32_t in_use = Used();
-    bias.Set(b);
-    used.Set(in_use - b);
-  }
+  // Blocks in use (see Run::Used).
+  uint32_t Used() const { return run.Used(); }
+  // A full run waiting for WakeFrees(capacity) frees.
+  bool Asleep() const { return state == PoolState::kHead && run.state() == RunState::kAsleep; }
 
-  // Back to a free pool (index and free_since are kept).
-  void ResetToFree() {
-    free = nullptr;
-    used.Set(0);
-    bias.Set(0);
-    carved = 0;
-    size = 0;
-    SetOrigin(0, 0);
-    capacity = 0;
-    size_class = 0;
-    run_pools = 0;
-    SetHeadBytes(0);
-    state = PoolState::kFree;
-    list = PoolList::kNone;
-    prev = next = nullptr;
-    purged = false;
-    cached_empty = false;
+  // Pool `i` of its arena, free since `now` (a fresh arena's pools).
+  void FormatFree(uint8_t i, uint32_t now) {
+    ResetToFree(now);
+    index = i;
   }
+  // The head of a new run of n pools of class cls at pool `index`: the
+  // shape, and the owner line's new run (kHeld). REQUIRES: the owner's lock.
+  void FormatHead(size_t cls, uint32_t n, FreeBlock* list_end);
+  // Pool `head + i` of that run.
+  void FormatTail(size_t cls, uint32_t i);
+  // Back to a free pool, free since `now` (index is kept).
+  void ResetToFree(uint32_t now);
 
   // The run head this descriptor belongs to (itself for a head or a free
   // pool). Head() reads the shape's line, OwnHead() the owner's (the same
   // value: the owner's free path uses it to stay on one line).
   PoolDesc* Head() { return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - head_bytes); }
   PoolDesc* OwnHead() {
-    return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - own_head_bytes);
-  }
-  // The writers of the copied fields: each sets the field and its copy.
-  void SetHeadBytes(uint16_t bytes) { head_bytes = own_head_bytes = bytes; }
-  void SetOrigin(uint32_t run_start, uint32_t magic) {
-    start = own_start = run_start;
-    div_magic = own_div_magic = magic;
+    return reinterpret_cast<PoolDesc*>(reinterpret_cast<char*>(this) - run.own_head_bytes());
   }
 
   char* Start() const;
   bool IsValid() const;
   // True when p is on this run's free list (a walk of at most capacity).
-  bool HasFreeBlock(const void* p) const;
+  bool HasFreeBlock(const void* p) const { return run.HasFreeBlock(p, capacity); }
 };
 static_assert(sizeof(PoolDesc) == 2 * kCacheLine, "descriptor i lives at arena + 128 * i");
-static_assert(offsetof(PoolDesc, free) == kCacheLine, "the owner's fields start the second line");
+static_assert(offsetof(PoolDesc, run) == kCacheLine, "the owner's fields start the second line");
 static_assert(offsetof(PoolDesc, head_bytes) + sizeof(uint16_t) <= kCacheLine, "the shape is one line");
 
-// True when p is the start of block k < limit of run d: one multiply (see
-// IsBlockStart) against the run's start, block size and count. d is the
-// descriptor p's pool leads to (RunOf); a free pool's start, magic and
-// capacity are 0, so nothing validates against it. Callers pass d->carved
-// (the owner: blocks carved so far) or d->capacity (anyone: fixed while a
-// block of the run lives). The one block-start check of every free path.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsBlockOfRun(const void* p, uint32_t start, uint32_t magic,
-                                                      uint32_t limit) {
-  const uint32_t offset = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & (kArenaSize - 1)) - start;
-  const uint64_t product = uint64_t{offset} * magic;
-  return IsBlockStart(product, magic) && static_cast<uint32_t>(product >> 32) < limit;
-}
+// The shape's check of a block start against d's run (see IsBlockOfRun),
+// up to `limit` blocks: d->capacity for anyone (fixed while a block of the
+// run lives), the carved count for the owner.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const void* p, uint32_t limit) {
   return IsBlockOfRun(p, d->start, d->div_magic, limit);
-}
-// The owner's check, against blocks carved so far, from the owner's line.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateOwnBlock(const PoolDesc* d, const void* p) {
-  return IsBlockOfRun(p, d->own_start, d->own_div_magic, d->carved);
 }
 
 // SYNCHRONIZATION

@@ -111,7 +111,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
   PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
   // The owner's line only (see PoolDesc::own_start).
   d = d->OwnHead();
-  if (ABSL_PREDICT_FALSE(!ValidateOwnBlock(d, p) ||
+  if (ABSL_PREDICT_FALSE(!d->run.HoldsCarved(p) ||
                          (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }

@@ -57,7 +57,7 @@ bool HoldsFreeWords(const void* p, size_t size, const LinkKey& key) {
 // where a free block of ours can be: on its run's list, in our queue (which
 // is drained first), or still travelling in another thread's batch.
 ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
-  if (!ValidateBlock(run, p, run->carved)) {
+  if (!ValidateBlock(run, p, run->run.carved())) {
     ReportInvalidFree(p, "pointer is not the start of a block", op);
     return;
   }
@@ -70,7 +70,7 @@ ABSL_ATTRIBUTE_NOINLINE void FreeLocalChecked(Heap* self, PoolDesc* run, void* p
     // block is never released: if p's run went, p was free.
     self->DrainRemote();
     run = RunOf(ArenaOf(p), p);
-    if (!ValidateBlock(run, p, run->carved) || run->HasFreeBlock(p)) {
+    if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p)) {
       ReportInvalidFree(p, "double free (block already free)", op);
       return;
     }

@@ -44,7 +44,7 @@ void* Heap::AllocateSlow(size_t cls, size_t size) noexcept {
   // free blocks means the fast path met a damaged link, which PopFree
   // reports before following it.
   PoolDesc* d = runs_[cls];
-  if (!IsListEnd(d->free)) return PopFree(d);
+  if (!IsListEnd(d->run.free_list())) return PopFree(d);
   return Refill(cls);
 }
 
@@ -62,11 +62,11 @@ void* Heap::Refill(size_t cls) {
   counters_.refills.Add(1);
   PoolDesc* d = runs_[cls];
   // 1. The current run still has uncarved blocks.
-  if (d->carved < d->capacity) return PopCarving(d);
+  if (d->run.carved() < d->capacity) return PopCarving(d);
   // 2. Blocks other threads gave back (may refill the current run).
   if (DrainRemote() > 0) {
     d = runs_[cls];
-    if (!IsListEnd(d->free)) return PopFree(d);
+    if (!IsListEnd(d->run.free_list())) return PopFree(d);
   }
   // 3. A partial run of this class, then an empty one kept whole.
   PoolDesc* p = partial_[cls].front();
@@ -77,7 +77,7 @@ void* Heap::Refill(size_t cls) {
   }
   if (p != nullptr) {
     SetCurrent(cls, p);
-    return !IsListEnd(p->free) ? PopFree(p) : PopCarving(p);
+    return !IsListEnd(p->run.free_list()) ? PopFree(p) : PopCarving(p);
   }
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
@@ -94,7 +94,7 @@ void* Heap::Refill(size_t cls) {
     if (PoolDesc* q = partial_[cls].front()) {
       UnlinkPartial(q);
       SetCurrent(cls, q);
-      return !IsListEnd(q->free) ? PopFree(q) : PopCarving(q);
+      return !IsListEnd(q->run.free_list()) ? PopFree(q) : PopCarving(q);
     }
     start = FindFreeRun(pools, &arena);
   }
@@ -116,50 +116,28 @@ void* Heap::PopFree(PoolDesc* d) {
 }
 
 void* Heap::DamagedFreeList(PoolDesc* d) noexcept {
-  FreeBlock* b = d->free;
+  FreeBlock* b = d->run.free_list();
   ReportCorruption(b, "free list corrupted: the link in this free block was overwritten "
                       "(a heap overflow or a write after free)");
   // Count mode: neither b (a write after free may have put it on the list
   // twice, and it may be live) nor anything after it can be trusted. Drop
   // the whole list: those blocks stay counted as in use (leaked, never
   // handed out), and the allocation is served as if the run were spent.
-  d->free = reinterpret_cast<FreeBlock*>(ArenaOf(d));
-  d->used.Add(d->carved - d->Used());
+  d->run.DropFreeList(reinterpret_cast<FreeBlock*>(ArenaOf(d)));
   return Refill(d->size_class);
 }
 
-void Heap::MarkFull(PoolDesc* d) {
-  // Exhausted (no free block, fully carved): every block is in use. The run
-  // sleeps until WakeFrees(capacity) of them come back (see kWakeShare).
-  d->list = PoolList::kNone;
-  d->SetBias(d->capacity - WakeFrees(d->capacity));
-}
-
 void* Heap::PopCarving(PoolDesc* d) {
-  const uint32_t size = kClasses[d->size_class].size;
-  uint32_t n = static_cast<uint32_t>(kPoolSize) / size;  // about a page at a time
-  if (n == 0) n = 1;
-  if (n > d->capacity - d->carved) n = d->capacity - d->carved;
-  char* first = d->Start() + size_t{d->carved} * size;
-  // Link first .. first + (n-1)*size in address order, onto the free list.
-  char* p = first + size_t{n - 1} * size;
-  FreeBlock* head = d->free;
-  for (uint32_t i = 0; i < n; ++i, p -= size) {
-    auto* b = reinterpret_cast<FreeBlock*>(p);
-    SetLink(b, head, link_key_);
-    head = b;
-  }
-  d->free = head;
-  d->carved += n;
+  d->run.Carve(d->Start(), d->size, d->capacity, link_key_);
   return PopFree(d);
 }
 
 void Heap::SetCurrent(size_t cls, PoolDesc* d) {
   PoolDesc* old = runs_[cls];
   // The old current run is exhausted (no free, fully carved): it is full.
-  if (old != &g_empty_pool) MarkFull(old);
-  d->list = PoolList::kCurrent;
-  d->SetBias(0u - kCurrentBias);
+  // The old current run is spent (no free block, fully carved): it sleeps.
+  if (old != &g_empty_pool) old->run.FallAsleep(old->capacity);
+  d->run.BecomeCurrent();
   runs_[cls] = d;
   SetFastRun(cls, stats_mode_ ? &g_empty_pool : d);
 }
@@ -203,51 +181,29 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
     LinkArena(a, /*avail=*/false);
   }
   PoolDesc* head = a->pool(static_cast<size_t>(start));
-  head->free = reinterpret_cast<FreeBlock*>(a);  // the list's end
-  head->used.Set(0);
-  head->bias.Set(0);
-  head->carved = 0;
-  head->size = kClasses[cls].size;
-  head->SetOrigin(static_cast<uint32_t>(start) * static_cast<uint32_t>(kPoolSize), kClasses[cls].div_magic);
-  head->capacity = static_cast<uint16_t>(kClasses[cls].blocks);
-  head->size_class = static_cast<uint8_t>(cls);
-  head->run_pools = static_cast<uint8_t>(n);
-  head->SetHeadBytes(0);
-  head->state = PoolState::kHead;
-  head->list = PoolList::kNone;
-  head->prev = head->next = nullptr;
-  for (uint32_t i = 1; i < n; ++i) {
-    PoolDesc* t = head + i;
-    t->state = PoolState::kTail;
-    t->SetHeadBytes(static_cast<uint16_t>(i * sizeof(PoolDesc)));
-    t->size_class = static_cast<uint8_t>(cls);
-  }
+  head->FormatHead(cls, n, reinterpret_cast<FreeBlock*>(a));  // the list ends at the arena base
+  for (uint32_t i = 1; i < n; ++i) head[i].FormatTail(cls, i);
   counters_.runs_created.Add(1);
   PublishCachedPools();
   return head;
 }
 
 void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
-  const uint32_t used = d->used.Get();
-  if (ABSL_PREDICT_FALSE(used == ~uint32_t{0})) {
+  if (ABSL_PREDICT_FALSE(d->run.TestedCount() == ~uint32_t{0})) {
     // The count went below zero: the block's run had no live block (an
     // empty run whose list was purged, so the double free did not show).
     // Undo the push and report.
-    FreeBlock* b = d->free;
-    d->free = NextOf(b, link_key_);
-    d->used.Set(0);
+    FreeBlock* b = d->run.UndoPush(link_key_);
     ReportInvalidFree(b, "double free (its run has no live block)", "free");
     return;
   }
-  const PoolList list = d->list;
+  const RunState state = d->run.state();
   // A current run's count carries kCurrentBias and does not get here (but
   // after 2^24 double frees); it is kept for the next allocation anyway.
-  if (list == PoolList::kCurrent) return;
-  if (list == PoolList::kNone) {
-    // Asleep, and enough blocks came back to wake it (used counted down to
-    // zero): the true count is the bias.
-    const uint32_t in_use = d->Used();
-    d->SetBias(0);
+  if (state == RunState::kCurrent) return;
+  if (state == RunState::kAsleep) {
+    // Enough blocks came back to wake it.
+    const uint32_t in_use = d->run.Wake();
     counters_.runs_woken.Add(1);
     if (in_use == 0) {
       ReleaseRun(d);  // a run of one block
@@ -257,7 +213,7 @@ void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
     return;
   }
   // used == 0 on a partial run.
-  if (list == PoolList::kPartial) {
+  if (state == RunState::kPartial) {
     UnlinkPartial(d);
     KeepOrRelease(d);
   }
@@ -282,18 +238,15 @@ void Heap::KeepOrRelease(PoolDesc* d) {
 
 void Heap::LinkEmptyLocked(PoolDesc* d, uint64_t now) {
   const size_t cls = d->size_class;
-  d->list = PoolList::kEmpty;
-  d->cached_empty = true;
-  d->free_since = static_cast<uint32_t>(now);
+  d->run.KeepEmpty(static_cast<uint32_t>(now));
   empty_[cls].PushFront(d);
   empty_run_pools_ += d->run_pools;
   PublishCachedPools();
 }
 
-void Heap::UnlinkEmptyLocked(PoolDesc* d) {
+void Heap::UnlinkEmptyLocked(PoolDesc* d, bool reuse) {
   empty_[d->size_class].Remove(d);
-  d->list = PoolList::kNone;
-  d->cached_empty = false;
+  d->run.LeaveEmpty(reuse, reinterpret_cast<FreeBlock*>(ArenaOf(d)));
   empty_run_pools_ -= d->run_pools;
   PublishCachedPools();
 }
@@ -305,25 +258,19 @@ PoolDesc* Heap::TakeEmpty(size_t cls) {
   threading::SpinLockHolder hold(&meta_lock_);
   PoolDesc* d = empty_[cls].front();
   if (d == nullptr) return nullptr;
-  UnlinkEmptyLocked(d);
-  if (d->purged) {
-    // Its pages were given back: they read as zero, the list is gone.
-    d->purged = false;
-    d->carved = 0;
-    d->free = reinterpret_cast<FreeBlock*>(ArenaOf(d));
-  }
+  UnlinkEmptyLocked(d, /*reuse=*/true);  // re-carved if it was purged
   return d;
 }
 
 void Heap::LinkPartial(PoolDesc* d) {
   const size_t cls = d->size_class;
-  d->list = PoolList::kPartial;
+  d->run.EnterPartial();
   partial_[cls].PushFront(d);
 }
 
 void Heap::UnlinkPartial(PoolDesc* d) {
   partial_[d->size_class].Remove(d);
-  d->list = PoolList::kNone;
+  d->run.LeavePartial();
 }
 
 void Heap::LinkArena(ArenaHeader* a, bool avail) {
@@ -342,17 +289,16 @@ bool Heap::IsValid() const {
     for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) {
       if (by_size_[k] != current_[cls]) return false;
     }
-    if (c != &g_empty_pool && (c->list != PoolList::kCurrent || c->size_class != cls || !c->IsValid())) {
+    if (c != &g_empty_pool && (c->run.state() != RunState::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }
     for (const PoolDesc* d = partial_[cls].front(); d != nullptr; d = d->next) {
-      if (d->list != PoolList::kPartial || d->size_class != cls || !d->IsValid()) return false;
-      if (IsListEnd(d->free) && d->carved == d->capacity) return false;
+      if (d->run.state() != RunState::kPartial || d->size_class != cls || !d->IsValid()) return false;
     }
     threading::SpinLockHolder hold(&meta_lock_);
     for (const PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
-      if (d->list != PoolList::kEmpty || d->size_class != cls || d->Used() != 0) return false;
-      if (!d->purged && !d->IsValid()) return false;
+      if (d->run.state() != RunState::kEmpty || d->size_class != cls || d->Used() != 0) return false;
+      if (!d->IsValid()) return false;
     }
   }
   // The purger may be updating dirty masks: read the arenas under the lock.

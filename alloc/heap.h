@@ -170,25 +170,8 @@ class alignas(kCacheLine) Heap {
 
   // Pops a block of run d (a current_ entry), or returns nullptr.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocateFrom(PoolDesc* d) noexcept {
-    FreeBlock* b = d->free;
-    if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
-    FreeBlock* next = NextOf(b, link_key_);
-    // A run's list stays in its arena: anything else is a damaged link (a
-    // heap overflow, a write after free). The slow path reports it (PopFree)
-    // before it is followed; a plain return keeps the fast path free of calls.
-    if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return nullptr;
-    d->free = next;
-    // The next pop reads next's link: start that load now, so that a list
-    // whose blocks are cold (freed in random order, long ago) costs the
-    // program's time between two allocations instead of a stall in the
-    // next one. A prefetch never faults, so the list end (an arena's base)
-    // needs no test.
-    __builtin_prefetch(next);
-    // The link must not survive in a block handed out: if the program frees
-    // it untouched, it must not look like a block already on a free list.
-    b->next = nullptr;
-    d->used.Add(1);
-    return b;
+    // A damaged link is not followed: the slow path (PopFree) reports it.
+    return d->run.TryPop(link_key_);
   }
 
   // Counts an allocation of n bytes against the sampling countdown: true
@@ -214,12 +197,8 @@ class alignas(kCacheLine) Heap {
 
   // Frees block p of run d (its head). REQUIRES: this heap owns d's arena.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeLocal(PoolDesc* d, void* p) noexcept {
-    auto* b = static_cast<FreeBlock*>(p);
-    SetLink(b, d->free, link_key_);
-    d->free = b;
-    // One signed test for both rare cases: the run is now empty, or it is
-    // asleep (full) and this free wakes it (see kWakeShare in arena.h).
-    if (ABSL_PREDICT_FALSE(d->used.DecrementToNonPositive())) FreeLocalSlow(d);
+    // Rare: the run is now empty, or asleep and due to wake (run.h).
+    if (d->run.Push(static_cast<FreeBlock*>(p), link_key_)) FreeLocalSlow(d);
   }
 
   // The link key, held by the heap: the fast paths load it off the heap
@@ -429,7 +408,6 @@ class alignas(kCacheLine) Heap {
   void* Refill(size_t cls);
   void* PopFree(PoolDesc* d);
   void* PopCarving(PoolDesc* d);
-  static void MarkFull(PoolDesc* d);
   void SetCurrent(size_t cls, PoolDesc* d);
   // current_[cls] = d, and the by_size_ slots of cls with it.
   void SetFastRun(size_t cls, PoolDesc* d) {
@@ -452,7 +430,8 @@ class alignas(kCacheLine) Heap {
   // list, or releases it when the cache of empty runs is full.
   void KeepOrRelease(PoolDesc* d);
   void LinkEmptyLocked(PoolDesc* d, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
-  void UnlinkEmptyLocked(PoolDesc* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
+  // Takes d off the empty list; with `reuse`, a purged run is re-carved.
+  void UnlinkEmptyLocked(PoolDesc* d, bool reuse) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_lock_);
   // Takes an empty run of class cls for reuse (re-carving it if purged).
   PoolDesc* TakeEmpty(size_t cls);
   // Releases every cached empty run. Returns the pools freed.

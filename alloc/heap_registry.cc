@@ -51,15 +51,15 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     PoolDesc* d = a->pool(i);
     if (d->state != PoolState::kHead) continue;
-    if (d->list == PoolList::kPartial) {
+    if (d->run.state() == RunState::kPartial) {
       from->UnlinkPartial(d);
       LinkPartial(d);
-    } else if (d->list == PoolList::kEmpty) {
+    } else if (d->run.state() == RunState::kEmpty) {
       uint32_t since;
       {
         threading::SpinLockHolder hold(&from->meta_lock_);
-        since = d->free_since;
-        from->UnlinkEmptyLocked(d);
+        since = d->run.free_since();
+        from->UnlinkEmptyLocked(d, /*reuse=*/false);
       }
       threading::SpinLockHolder hold(&meta_lock_);
       LinkEmptyLocked(d, since);
@@ -88,14 +88,13 @@ void Heap::Abandon() {
     if (d == &g_empty_pool) continue;
     runs_[cls] = &g_empty_pool;
     SetFastRun(cls, &g_empty_pool);
-    d->list = PoolList::kNone;
-    d->SetBias(0);
-    if (d->used.Get() == 0) {
+    d->run.Demote();
+    if (d->Used() == 0) {
       ReleaseRun(d);
-    } else if (!IsListEnd(d->free) || d->carved < d->capacity) {
+    } else if (!IsListEnd(d->run.free_list()) || d->run.carved() < d->capacity) {
       LinkPartial(d);
     } else {
-      MarkFull(d);
+      d->run.FallAsleep(d->capacity);
     }
   }
   // Return every empty run and empty arena: a dead thread needs no spares.

@@ -34,11 +34,11 @@ size_t Heap::ReleaseEmptyRuns(uint64_t now) {
   threading::SpinLockHolder hold(&meta_lock_);
   for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
     while (PoolDesc* d = empty_[cls].front()) {
-      const bool purged = d->purged;
-      const uint32_t since = d->free_since;
+      const bool purged = d->run.purged();
+      const uint32_t since = d->run.free_since();
       const uint32_t n = d->run_pools;
       const uint8_t index = d->index;
-      UnlinkEmptyLocked(d);
+      UnlinkEmptyLocked(d, /*reuse=*/false);
       pools += n;
       ReleaseRunLocked(d, now);
       if (purged) {
@@ -46,7 +46,7 @@ size_t Heap::ReleaseEmptyRuns(uint64_t now) {
         ArenaOf(d)->dirty_mask &= ~RunBits(n, index);
       } else {
         // Free since it went empty: due for purging as it would have been.
-        for (uint32_t i = 0; i < n; ++i) d[i].free_since = since;
+        for (uint32_t i = 0; i < n; ++i) d[i].ResetToFree(since);
       }
     }
   }
@@ -67,10 +67,7 @@ void Heap::ReleaseRunLocked(PoolDesc* d, uint64_t now) {
   ArenaHeader* a = ArenaOf(d);
   const uint32_t n = d->run_pools;
   const uint8_t start = d->index;
-  for (uint32_t i = 0; i < n; ++i) {
-    d[i].ResetToFree();
-    d[i].free_since = static_cast<uint32_t>(now);
-  }
+  for (uint32_t i = 0; i < n; ++i) d[i].ResetToFree(static_cast<uint32_t>(now));
   const uint64_t bits = RunBits(n, start);
   a->free_mask |= bits;
   a->dirty_mask |= bits;
@@ -134,8 +131,8 @@ void Heap::ReleaseEmptyCurrentRuns(uint64_t now) {
     if (d == &g_empty_pool || d->Used() != 0) continue;
     runs_[cls] = &g_empty_pool;
     SetFastRun(cls, &g_empty_pool);
-    d->list = PoolList::kNone;
-    ReleaseRunLocked(d, now);  // resets the run's bias with the rest
+    d->run.Demote();
+    ReleaseRunLocked(d, now);
   }
 }
 
@@ -182,11 +179,11 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
   // Empty runs kept whole: purged in place (their list is rebuilt on reuse).
   for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
     for (PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
-      if (d->purged) continue;
-      if (!force && static_cast<int32_t>(now - d->free_since) < delay_ms) continue;
+      if (d->run.purged()) continue;
+      if (!force && static_cast<int32_t>(now - d->run.free_since()) < delay_ms) continue;
       const size_t run_bytes = size_t{d->run_pools} * kPoolSize;
       if (os::Purge(d->Start(), run_bytes, mode)) {
-        d->purged = true;
+        d->run.MarkPurged();
         counters_.pools_purged.Add(d->run_pools);
         bytes += run_bytes;
       }
@@ -197,7 +194,7 @@ size_t Heap::PurgeLocked(uint64_t now, int64_t delay_ms, bool force) {
     uint64_t due = 0;
     for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
       const int i = __builtin_ctzll(m);
-      if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->free_since) >= delay_ms) {
+      if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->run.free_since()) >= delay_ms) {
         due |= uint64_t{1} << i;
       }
     }

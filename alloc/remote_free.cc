@@ -188,7 +188,7 @@ size_t Heap::DrainSuspects() {
     // free was seen was not the freeing thread's to free: it was free here
     // then, and handed out (or taken apart) since. One that is on no list,
     // unchanged and not travelling was live: its data only looked free.
-    if (!ValidateBlock(d, p, d->carved) || d->HasFreeBlock(p) ||
+    if (!ValidateBlock(d, p, d->run.carved()) || d->HasFreeBlock(p) ||
         *static_cast<const uintptr_t*>(p) != word) {
       ReportInvalidFree(p, "double free (block already free)", "free");
       continue;  // count mode: drop the second free

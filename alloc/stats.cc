@@ -69,7 +69,7 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
       ++out->pools_free;
       if ((a->dirty_mask >> i) & 1) {
         (orphaned ? r.free_pools_orphaned : r.free_pools_cached) += kPoolSize;
-        deadlines->Add(d.free_since);
+        deadlines->Add(d.run.free_since());
       } else {
         r.free_pools_purged += kPoolSize;
       }
@@ -78,17 +78,17 @@ void AddArena(Stats* out, const ArenaHeader* a, bool orphaned, Deadlines* deadli
     ++out->pools_in_runs;
     if (d.state != PoolState::kHead) continue;
     SizeClassStats& s = out->classes[d.size_class];
-    if (d.cached_empty) {
+    if (d.run.kept_empty()) {
       // An empty run kept whole (read under the heap lock, like its list).
       s.blocks_free += d.capacity;
       ++s.runs_empty;
       const uint64_t run_bytes = uint64_t{d.run_pools} * kPoolSize;
-      if (d.purged) {
+      if (d.run.purged()) {
         r.free_pools_purged += run_bytes;
       } else {
         r.free_in_empty_runs += uint64_t{d.capacity} * s.block_size;
         r.run_tails += run_bytes - uint64_t{d.capacity} * s.block_size;
-        deadlines->Add(d.free_since);
+        deadlines->Add(d.run.free_since());
       }
       continue;
     }

@@ -26,6 +26,7 @@ set(STRATA_CORE_SOURCES
   alloc/profile_triggers.cc
   alloc/release.cc
   alloc/remote_free.cc
+  alloc/run.cc
   alloc/sampled_alloc.cc
   alloc/stack_trace.cc
   alloc/stats.cc

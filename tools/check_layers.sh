@@ -11,7 +11,7 @@ rank() {
   case "$1" in
     config|size_class|os|free_link|sampling|stack_trace) echo 0 ;;
     fd_writer|options|error|foreign_hook|page_map|meta_alloc|limit) echo 1 ;;
-    arena|large|heap_profile) echo 2 ;;
+    run|arena|large|heap_profile) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
     release|fork|stats|stats_format|retention_rows|fast_path|free_slow|strata|foreign|init|profile|profile_triggers|sampled_alloc) echo 4 ;;
     override|new_failure|flags) echo 5 ;;

@@ -153,7 +153,7 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
     }
     ASSERT_NE(asleep, nullptr);
     ASSERT_EQ(mine.size(), capacity);
-    EXPECT_EQ(asleep->list, PoolList::kNone);
+    EXPECT_EQ(asleep->run.state(), RunState::kAsleep);
     EXPECT_EQ(asleep->Used(), capacity);
     for (uint32_t i = 0; i + 1 < wake; ++i) strata::Deallocate(mine[i]);
     EXPECT_TRUE(asleep->Asleep());
@@ -169,7 +169,7 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
     const uint64_t woken = tls_heap->counters().runs_woken.Get();
     strata::Deallocate(mine[wake - 1]);
     EXPECT_FALSE(asleep->Asleep());
-    EXPECT_EQ(asleep->list, PoolList::kPartial);
+    EXPECT_EQ(asleep->run.state(), RunState::kPartial);
     EXPECT_EQ(asleep->Used(), capacity - wake);
     EXPECT_EQ(tls_heap->counters().runs_woken.Get(), woken + 1);
     EXPECT_TRUE(tls_heap->IsValid());
