@@ -184,18 +184,13 @@ void PoolDesc::ResetToFree(uint32_t now) {
 }
 
 bool PoolDesc::IsValid() const {
-  if (run.own_start() != start || run.own_div_magic() != div_magic || run.own_head_bytes() != head_bytes) {
-    return false;
-  }
-  if (state != PoolState::kHead) {
-    if (!run.IsValid(/*head=*/false, 0, 0, nullptr)) return false;
-    return (state == PoolState::kFree && head_bytes == 0) || (state == PoolState::kTail && head_bytes != 0);
-  }
+  const bool head = state == PoolState::kHead;
+  if (!run.IsValid({head, capacity, size, start, div_magic, head_bytes, head ? Start() : nullptr})) return false;
+  if (!head) return (state == PoolState::kFree && head_bytes == 0) || (state == PoolState::kTail && head_bytes != 0);
   const ClassInfo& k = kClasses[size_class];
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks) return false;
-  if (size != k.size || div_magic != k.div_magic || start != uint32_t{index} * kPoolSize) return false;
-  return run.IsValid(/*head=*/true, capacity, size, Start());
+  return size == k.size && div_magic == k.div_magic && start == uint32_t{index} * kPoolSize;
 }
 
 // Held from the prepare handler to the parent's or child's (fork.cc): a

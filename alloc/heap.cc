@@ -1,323 +1,371 @@
-// The thread cache proper: allocation slow paths (refill from the current,
-// partial and empty runs, new runs from owned arenas), the local free slow
-// path (waking sleeping runs, emptied runs), the per-class run lists, and
-// the owner-side invariant check. See heap.h for the protocol. The rest of
-// Heap lives by concern in heap_release.cc (giving memory back),
-// remote_free.cc (cross-thread frees) and heap_registry.cc (heaps for
-// threads, thread exit, orphans, fork).
+// The thread cache's slow paths, which make its parts work together (see
+// heap.h): the refill, the local free's rare case, the drain of blocks
+// other threads handed back, thread exit, absorbing orphans, and the
+// heap's share of giving memory back.
 #include "alloc/heap.h"
 
 #include <errno.h>
 
-#include "alloc/error.h"
-#include "alloc/heap_internal.h"
+#include "alloc/free_path.h"
+#include "alloc/misuse.h"
 #include "alloc/options.h"
-#include "alloc/os.h"
 
 namespace strata::internal {
 
-using heap_internal::FindRun;
-using heap_internal::RunBits;
+constinit Heap g_empty_heap(0, LinkKey{});
 
-constinit PoolDesc g_empty_pool;
-constinit Heap g_empty_heap(0);
-constinit thread_local Heap* tls_heap ABSL_ATTRIBUTE_INITIAL_EXEC = &g_empty_heap;
+namespace {
+
+// SYNCHRONIZATION: release store by the release layer, acquire load here.
+std::atomic<GlobalDecayHook> g_decay_hook{nullptr};
+
+// The owner's judgement of the blocks other threads parked in its suspect
+// slots (misuse.h), after its queue was drained. Returns the blocks freed.
+size_t DrainSuspects(Heap* h) {
+  size_t freed = 0;
+  h->incoming().suspects().TakeEach([&](void* p, uintptr_t word) {
+    ArenaHeader* a = ArenaOf(p);
+    PoolDesc* d = RunOf(a, p);
+    // Acquire pairs with the release store of owner on arena hand-over.
+    Heap* owner = a->owner.load(std::memory_order_acquire);
+    if (owner != h) {
+      // The arena moved on: the new owner checks it.
+      if (owner == nullptr) {
+        ReportMisuse(p, Misuse::kEmptyArena, "free");
+      } else if (!owner->incoming().suspects().Push(p, word)) {
+        FreeRemoteUnjudged(h, owner, p, d->size, "free");  // every slot taken
+      }
+      return;
+    }
+    switch (JudgeParked(d, p, word)) {
+      case ParkedVerdict::kDoubleFree:
+        ReportMisuse(p, Misuse::kDoubleFree, "free");  // count mode: drop the second free
+        return;
+      case ParkedVerdict::kDoubleFreeRemote:
+        ReportMisuse(p, Misuse::kDoubleFreeRemote, "free");
+        return;
+      case ParkedVerdict::kLive:
+        FreeToRun(h, d, p);
+        ++freed;
+        return;
+    }
+  });
+  return freed;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // Allocation
 
 void* Heap::AllocateSlow(size_t cls, size_t size) noexcept {
-  if (this == &g_empty_heap) {
-    Heap* h = AcquireHeapForThread();
-    if (h == nullptr) {
-      errno = ENOMEM;
-      return nullptr;
-    }
-    return h->Allocate(cls, size);
-  }
   SyncStatsMode();
-  if (stats_mode_) {
+  if (runs_.stats_mode()) {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
   }
   // In stats mode every allocation comes here; otherwise a current run with
-  // free blocks means the fast path met a damaged link, which PopFree
+  // free blocks means the fast path met a damaged link, which PopFrom
   // reports before following it.
-  PoolDesc* d = runs_[cls];
-  if (!IsListEnd(d->run.free_list())) return PopFree(d);
+  PoolDesc* d = runs_.current(cls);
+  if (!IsListEnd(d->run.free_list())) return PopFrom(d);
   return Refill(cls);
 }
 
 void Heap::SyncStatsMode() {
   const bool want = GetOption(Option::kStats) != 0;
-  if (want != stats_mode_) SetStatsMode(want);
-}
-
-void Heap::SetStatsMode(bool on) {
-  stats_mode_ = on;
-  for (size_t c = 1; c < kNumClasses; ++c) SetFastRun(c, on ? &g_empty_pool : runs_[c]);
+  if (want != runs_.stats_mode()) runs_.SetStatsMode(want);
 }
 
 void* Heap::Refill(size_t cls) {
   counters_.refills.Add(1);
-  PoolDesc* d = runs_[cls];
+  PoolDesc* d = runs_.current(cls);
   // 1. The current run still has uncarved blocks.
-  if (d->run.carved() < d->capacity) return PopCarving(d);
+  if (d->run.carved() < d->capacity) return PopFrom(d);
   // 2. Blocks other threads gave back (may refill the current run).
   if (DrainRemote() > 0) {
-    d = runs_[cls];
-    if (!IsListEnd(d->run.free_list())) return PopFree(d);
+    d = runs_.current(cls);
+    if (!IsListEnd(d->run.free_list())) return PopFrom(d);
   }
   // 3. A partial run of this class, then an empty one kept whole.
-  PoolDesc* p = partial_[cls].front();
+  PoolDesc* p = runs_.TakePartial(cls);
+  if (p == nullptr) p = arenas_.TakeEmpty(cls);
   if (p != nullptr) {
-    UnlinkPartial(p);
-  } else {
-    p = TakeEmpty(cls);
-  }
-  if (p != nullptr) {
-    SetCurrent(cls, p);
-    return !IsListEnd(p->run.free_list()) ? PopFree(p) : PopCarving(p);
+    runs_.SetCurrent(cls, p);
+    return PopFrom(p);
   }
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
   FlushOutgoing();
+  const uint64_t now = env_->now_ms();
   const uint32_t pools = kClasses[cls].run_pools;
   ArenaHeader* arena = nullptr;
-  int start = FindFreeRun(pools, &arena);
+  int start = arenas_.FindFreeRun(pools, &arena);
   // Empty runs of other classes give their pools back before we take more.
-  if (start < 0 && EmptyRunPoolsOwner() != 0 && ReleaseEmptyRuns(os::NowMs()) != 0) {
-    start = FindFreeRun(pools, &arena);
+  if (start < 0 && arenas_.ReleaseEmptyRuns(now, counters_) != 0) {
+    start = arenas_.FindFreeRun(pools, &arena);
   }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
-    if (PoolDesc* q = partial_[cls].front()) {
-      UnlinkPartial(q);
-      SetCurrent(cls, q);
-      return !IsListEnd(q->run.free_list()) ? PopFree(q) : PopCarving(q);
+    if (PoolDesc* q = runs_.TakePartial(cls)) {
+      runs_.SetCurrent(cls, q);
+      return PopFrom(q);
     }
-    start = FindFreeRun(pools, &arena);
+    start = arenas_.FindFreeRun(pools, &arena);
   }
   PoolDesc* run = NewRun(cls, arena, start);
   if (run == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
-  SetCurrent(cls, run);
-  void* block = PopCarving(run);
-  MaybeDecay(os::NowMs(), /*released=*/false);
+  runs_.SetCurrent(cls, run);
+  void* block = PopFrom(run);
+  MaybeDecay(now, /*released=*/false);
   return block;
 }
 
-void* Heap::PopFree(PoolDesc* d) {
-  // The fast path's pop; d's list is not empty, so a refusal is damage.
-  if (void* b = TryAllocateFrom(d)) return b;
-  return DamagedFreeList(d);
+PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
+  if (start < 0) {
+    // Outside the lock: may map memory (and takes the arena source's locks).
+    a = env_->acquire_arena(this);
+    if (a == nullptr) return nullptr;
+    counters_.arenas_acquired.Add(1);
+  }
+  return arenas_.ClaimRun(cls, a, start, counters_);
 }
 
-void* Heap::DamagedFreeList(PoolDesc* d) noexcept {
-  FreeBlock* b = d->run.free_list();
-  ReportCorruption(b, "free list corrupted: the link in this free block was overwritten "
-                      "(a heap overflow or a write after free)");
-  // Count mode: neither b (a write after free may have put it on the list
-  // twice, and it may be live) nor anything after it can be trusted. Drop
-  // the whole list: those blocks stay counted as in use (leaked, never
-  // handed out), and the allocation is served as if the run were spent.
+void* Heap::PopFrom(PoolDesc* d) {
+  if (IsListEnd(d->run.free_list())) d->run.Carve(d->Start(), d->size, d->capacity, link_key_);
+  // The fast path's pop; the list is not empty, so a refusal is damage.
+  if (void* b = d->run.TryPop(link_key_)) return b;
+  ReportDamage(d->run.free_list(), Misuse::kListDamaged);
+  // Count mode: neither that block (a write after free may have put it on
+  // the list twice, and it may be live) nor anything after it can be
+  // trusted. The whole list is dropped: those blocks stay counted in use
+  // (leaked, never handed out), and the allocation is served as if the run
+  // were spent.
   d->run.DropFreeList(reinterpret_cast<FreeBlock*>(ArenaOf(d)));
   return Refill(d->size_class);
 }
 
-void* Heap::PopCarving(PoolDesc* d) {
-  d->run.Carve(d->Start(), d->size, d->capacity, link_key_);
-  return PopFree(d);
-}
-
-void Heap::SetCurrent(size_t cls, PoolDesc* d) {
-  PoolDesc* old = runs_[cls];
-  // The old current run is exhausted (no free, fully carved): it is full.
-  // The old current run is spent (no free block, fully carved): it sleeps.
-  if (old != &g_empty_pool) old->run.FallAsleep(old->capacity);
-  d->run.BecomeCurrent();
-  runs_[cls] = d;
-  SetFastRun(cls, stats_mode_ ? &g_empty_pool : d);
-}
-
-int Heap::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
-  ArenaHeader* a = FirstAvailArenaOwner();
-  for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
-    const int start = FindRun(a->free_mask, n);
-    if (start >= 0) {
-      *arena = a;
-      return start;
-    }
-  }
-  return -1;
-}
-
-PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
-  const uint32_t n = kClasses[cls].run_pools;
-  if (start < 0) {
-    // Outside the lock: may map memory (and takes the arena source's locks).
-    a = AcquireArena(this);
-    if (a == nullptr) return nullptr;
-    counters_.arenas_acquired.Add(1);
-  }
-  threading::SpinLockHolder hold(&meta_lock_);
-  if (start < 0) {
-    ++arenas_;
-    ++empty_arenas_;
-    free_pools_ += kUsablePools;
-    LinkArena(a, /*avail=*/true);
-    start = FindRun(a->free_mask, n);
-  }
-  if (a->used_pools == 0) --empty_arenas_;
-  const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
-  a->free_mask &= ~bits;
-  a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
-  a->used_pools += n;
-  free_pools_ -= n;
-  if (a->free_mask == 0) {
-    UnlinkArena(a);
-    LinkArena(a, /*avail=*/false);
-  }
-  PoolDesc* head = a->pool(static_cast<size_t>(start));
-  head->FormatHead(cls, n, reinterpret_cast<FreeBlock*>(a));  // the list ends at the arena base
-  for (uint32_t i = 1; i < n; ++i) head[i].FormatTail(cls, i);
-  counters_.runs_created.Add(1);
-  PublishCachedPools();
-  return head;
-}
+// ---------------------------------------------------------------------------
+// The local free's rare case
 
 void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
-  if (ABSL_PREDICT_FALSE(d->run.TestedCount() == ~uint32_t{0})) {
+  if (ABSL_PREDICT_FALSE(d->run.Underflowed())) {
     // The count went below zero: the block's run had no live block (an
     // empty run whose list was purged, so the double free did not show).
     // Undo the push and report.
-    FreeBlock* b = d->run.UndoPush(link_key_);
-    ReportInvalidFree(b, "double free (its run has no live block)", "free");
+    ReportMisuse(d->run.UndoPush(link_key_), Misuse::kDoubleFreeEmptyRun, "free");
     return;
   }
-  const RunState state = d->run.state();
-  // A current run's count carries kCurrentBias and does not get here (but
-  // after 2^24 double frees); it is kept for the next allocation anyway.
-  if (state == RunState::kCurrent) return;
-  if (state == RunState::kAsleep) {
-    // Enough blocks came back to wake it.
-    const uint32_t in_use = d->run.Wake();
-    counters_.runs_woken.Add(1);
-    if (in_use == 0) {
-      ReleaseRun(d);  // a run of one block
-    } else {
-      LinkPartial(d);
-    }
-    return;
-  }
-  // used == 0 on a partial run.
-  if (state == RunState::kPartial) {
-    UnlinkPartial(d);
-    KeepOrRelease(d);
-  }
-}
-
-void Heap::KeepOrRelease(PoolDesc* d) {
-  // Empty runs are kept whole, free list and all, up to the thread cache
-  // budget: a thread that frees a batch and allocates the next one reuses
-  // them without claiming pools or carving again. The release policy purges
-  // them in place when they stay unused for purge_delay_ms.
-  if (CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= CacheBudget()) {
-    const uint64_t now = os::NowMs();
-    {
-      threading::SpinLockHolder hold(&meta_lock_);
-      LinkEmptyLocked(d, now);
-    }
-    MaybeDecay(now, /*released=*/true);
-    return;
-  }
-  ReleaseRun(d);
-}
-
-void Heap::LinkEmptyLocked(PoolDesc* d, uint64_t now) {
-  const size_t cls = d->size_class;
-  d->run.KeepEmpty(static_cast<uint32_t>(now));
-  empty_[cls].PushFront(d);
-  empty_run_pools_ += d->run_pools;
-  PublishCachedPools();
-}
-
-void Heap::UnlinkEmptyLocked(PoolDesc* d, bool reuse) {
-  empty_[d->size_class].Remove(d);
-  d->run.LeaveEmpty(reuse, reinterpret_cast<FreeBlock*>(ArenaOf(d)));
-  empty_run_pools_ -= d->run_pools;
-  PublishCachedPools();
-}
-
-PoolDesc* Heap::TakeEmpty(size_t cls) {
-  // The owner's peek: only the owner adds to its empty lists (the purger
-  // may only take runs off), so an empty list stays empty unlocked.
-  if (NoEmptyRunOwner(cls)) return nullptr;
-  threading::SpinLockHolder hold(&meta_lock_);
-  PoolDesc* d = empty_[cls].front();
-  if (d == nullptr) return nullptr;
-  UnlinkEmptyLocked(d, /*reuse=*/true);  // re-carved if it was purged
-  return d;
-}
-
-void Heap::LinkPartial(PoolDesc* d) {
-  const size_t cls = d->size_class;
-  d->run.EnterPartial();
-  partial_[cls].PushFront(d);
-}
-
-void Heap::UnlinkPartial(PoolDesc* d) {
-  partial_[d->size_class].Remove(d);
-  d->run.LeavePartial();
-}
-
-void Heap::LinkArena(ArenaHeader* a, bool avail) {
-  a->on_avail_list = avail;
-  (avail ? avail_arenas_ : full_arenas_).PushFront(a);
-}
-
-void Heap::UnlinkArena(ArenaHeader* a) {
-  (a->on_avail_list ? avail_arenas_ : full_arenas_).Remove(a);
-}
-
-bool Heap::IsValid() const {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    const PoolDesc* c = runs_[cls];
-    if (current_[cls] != (stats_mode_ ? &g_empty_pool : c)) return false;
-    for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) {
-      if (by_size_[k] != current_[cls]) return false;
-    }
-    if (c != &g_empty_pool && (c->run.state() != RunState::kCurrent || c->size_class != cls || !c->IsValid())) {
-      return false;
-    }
-    for (const PoolDesc* d = partial_[cls].front(); d != nullptr; d = d->next) {
-      if (d->run.state() != RunState::kPartial || d->size_class != cls || !d->IsValid()) return false;
-    }
-    threading::SpinLockHolder hold(&meta_lock_);
-    for (const PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
-      if (d->run.state() != RunState::kEmpty || d->size_class != cls || d->Used() != 0) return false;
-      if (!d->IsValid()) return false;
-    }
-  }
-  // The purger may be updating dirty masks: read the arenas under the lock.
-  threading::SpinLockHolder hold(&meta_lock_);
-  size_t arenas = 0, empty = 0, free_pools = 0;
-  for (const ArenaList* list : {&avail_arenas_, &full_arenas_}) {
-    for (const ArenaHeader* a = list->front(); a != nullptr; a = a->next) {
-      ++arenas;
-      if (a->used_pools == 0) ++empty;
-      free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
-      // Relaxed: we own the arena; only we write its owner.
-      if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != this) return false;
-      if (a->on_avail_list != (a->free_mask != 0)) return false;
-      for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
-        if (a->pool(i)->state == PoolState::kHead && !a->pool(i)->IsValid()) return false;
+  switch (d->run.state()) {
+    case RunState::kCurrent:
+      // Its count carries kCurrentBias and does not get here (but after
+      // 2^24 double frees); it is kept for the next allocation anyway.
+      return;
+    case RunState::kAsleep:
+      // Enough blocks came back to wake it.
+      counters_.runs_woken.Add(1);
+      if (d->run.Wake() == 0) {
+        ReleaseRun(d);  // a run of one block
+      } else {
+        runs_.LinkPartial(d);
       }
+      return;
+    case RunState::kPartial: {
+      // Its last live block came back. Empty runs are kept whole, free list
+      // and all, up to the thread cache budget: a thread that frees a batch
+      // and allocates the next one reuses them without claiming pools or
+      // carving again. The release policy purges them in place when they
+      // stay unused for purge_delay_ms.
+      runs_.UnlinkPartial(d);
+      if (arenas_.CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= ReleaseBudget::Bytes()) {
+        const uint64_t now = env_->now_ms();
+        arenas_.KeepEmpty(d, now);
+        MaybeDecay(now, /*released=*/true);
+      } else {
+        ReleaseRun(d);
+      }
+      return;
+    }
+    case RunState::kHeld:
+    case RunState::kEmpty:
+    case RunState::kNone:
+      return;  // not reached: no block of such a run is freed
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Blocks other threads handed back
+
+size_t Heap::DrainRemote() {
+  // Frees each block locally if its arena is still ours, else on to its
+  // owner (the arena moved while the block travelled).
+  struct Sink {
+    Heap* h;
+    // True when `next`, a link decoded from travelling block b, is a block
+    // (not a header) of b's arena or of an arena in our cache (ours, so
+    // mapped): safe to follow without the page map.
+    bool Known(const FreeBlock* b, const FreeBlock* next) const {
+      if (!SameArena(b, next) && !h->arena_cache_.Holds(next)) return false;
+      return InBlockPool(next);  // a header (or null) is never a block
+    }
+    void Free(FreeBlock* b, ArenaHeader* a, PoolDesc* d, size_t size) {
+      // An arena in our cache is ours (see ArenaCache) without a look at
+      // its owner.
+      if (h->arena_cache_.Holds(b)) return FreeToRun(h, d, b);
+      // Acquire pairs with the release store of owner when the arena
+      // changed hands.
+      Heap* owner = a->owner.load(std::memory_order_acquire);
+      if (owner == h) {
+        // Remembered only by the heap's own thread: a heap drained by
+        // another (an orphan, tidied or absorbed) must not keep entries for
+        // arenas that then leave it.
+        if (h == tls_heap) h->arena_cache_.Remember(a);
+        return FreeToRun(h, d, b);
+      }
+      h->counters_.remote_forwarded.Add(1);
+      BatchRemote(h, owner, b, size);
+    }
+  };
+  Sink sink{this};
+  const size_t received = incoming_.Drain(sink);
+  if (received > 0) counters_.remote_received.Add(received);
+  // After the queue: a suspect that came back through it is on its list.
+  return received + DrainSuspects(this);
+}
+
+// ---------------------------------------------------------------------------
+// Thread exit and orphans
+
+void Heap::Abandon() {
+  arena_cache_.ForgetAll();  // the next thread to hold this heap starts afresh
+  DrainRemote();             // may forward blocks: they join outgoing batches
+  outgoing_.FlushAndForget(counters_);
+  if (runs_.stats_mode()) runs_.SetStatsMode(false);
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    PoolDesc* d = runs_.TakeCurrent(cls);
+    if (d == nullptr) continue;
+    if (d->Used() == 0) {
+      ReleaseRun(d);
+    } else if (!IsListEnd(d->run.free_list()) || d->run.carved() < d->capacity) {
+      runs_.LinkPartial(d);
+    } else {
+      d->run.FallAsleep(d->capacity);
     }
   }
-  return arenas == arenas_ && empty == empty_arenas_ && free_pools == free_pools_;
+  // Return every empty run and empty arena: a dead thread needs no spares.
+  const uint64_t now = env_->now_ms();
+  arenas_.ReleaseEmptyRuns(now, counters_);
+  arenas_.ReleaseEmptyArenas(0, now, &arena_cache_, *env_, counters_);
 }
+
+size_t Heap::CollectOrphans(size_t max_orphans) {
+  size_t absorbed = 0;
+  while (absorbed < max_orphans) {
+    Heap* orphan = PopOrphan();
+    if (orphan == nullptr) break;
+    // Blocks already queued for the orphan: freed as the orphan, whose
+    // metadata we hold exclusively, before its arenas move. Blocks still
+    // addressed to it afterwards reach it through its queue and are
+    // forwarded by its next holder.
+    orphan->DrainRemote();
+    orphan->FlushOutgoing();
+    while (ArenaHeader* a = orphan->arenas_.AnyArena()) MoveArenaFrom(orphan, a);
+    counters_.orphans_absorbed.Add(1);
+    RetireAbsorbed(orphan);
+    ++absorbed;
+  }
+  // Keep what we absorbed within budget, but donate nothing back: we are
+  // absorbing because we need memory.
+  if (absorbed > 0) {
+    arenas_.ReleaseEmptyArenas(ReleaseBudget::Bytes(), env_->now_ms(), &arena_cache_, *env_, counters_);
+  }
+  SweepFreeHeaps(max_orphans > 1 ? 64 : 4);
+  return absorbed;
+}
+
+void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
+  // The two heaps' locks are taken one after the other, never nested:
+  // between them the arena is on neither heap's lists.
+  const size_t free_pools = from->arenas_.Detach(a, &from->arena_cache_);
+  // Partial and empty runs move with the arena (partial-list links are
+  // owner-only data: the caller holds both heaps exclusively as owner).
+  for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
+    PoolDesc* d = a->pool(i);
+    if (d->state != PoolState::kHead) continue;
+    if (d->run.state() == RunState::kPartial) {
+      from->runs_.UnlinkPartial(d);
+      runs_.LinkPartial(d);
+    } else if (d->run.state() == RunState::kEmpty) {
+      from->arenas_.MoveEmptyRun(d, &arenas_);
+    }
+  }
+  // Release pairs with the acquire load of owner by freeing threads: a
+  // thread that sees us as owner sends blocks here. Threads that still saw
+  // `from` send them to `from`, which forwards them (DrainRemote).
+  a->owner.store(this, std::memory_order_release);
+  arenas_.Attach(a, free_pools);
+}
+
+// ---------------------------------------------------------------------------
+// Giving memory back (the policy: release.h)
+
+void Heap::ReleaseRun(PoolDesc* d) {
+  const uint64_t now = env_->now_ms();
+  arenas_.ReleaseRun(d, now, counters_);
+  if (budget_.OverBudget(arenas_.free_pools(), arenas_.CachedPoolBytes())) {
+    const size_t budget = ReleaseBudget::Bytes();
+    ReleaseOverBudget(budget, now);
+    budget_.Checked(arenas_.free_pools(), budget);
+  }
+  MaybeDecay(now, /*released=*/true);
+}
+
+void Heap::ReleaseOverBudget(size_t budget, uint64_t now) {
+  arenas_.ReleaseEmptyRuns(now, counters_);
+  // A current run with no live block is kept for the class's next
+  // allocation; over budget, it must not pin an otherwise free arena.
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    PoolDesc* d = runs_.current(cls);
+    if (d == &g_empty_pool || d->Used() != 0) continue;
+    runs_.TakeCurrent(cls);
+    arenas_.ReleaseRun(d, now, counters_);
+  }
+  arenas_.ReleaseEmptyArenas(budget, now, &arena_cache_, *env_, counters_);
+}
+
+void Heap::MaybeDecay(uint64_t now, bool released) {
+  const int64_t delay = GetOption(Option::kPurgeDelayMs);
+  if (budget_.DecayDue(now, delay) && delay >= 0) {
+    arenas_.Purge(now, delay, /*force=*/false, /*wait=*/true, counters_);
+  }
+  // Every time: the hook rate-limits its own work with one relaxed load, and
+  // must see each release (it starts the background thread on the first).
+  RunGlobalDecay(now, released);
+}
+
+size_t Heap::Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive) {
+  if (!exclusive) return arenas_.Purge(now, delay_ms, force, /*wait=*/force, counters_);
+  DrainRemote();
+  FlushOutgoing();
+  arenas_.ReleaseEmptyArenas(0, now, &arena_cache_, *env_, counters_);
+  return arenas_.Purge(now, delay_ms, force, /*wait=*/true, counters_);
+}
+
+void RunGlobalDecay(uint64_t now, bool released) {
+  // Acquire pairs with the release store in SetGlobalDecayHook().
+  if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
+}
+
+void SetGlobalDecayHook(GlobalDecayHook hook) {
+  // Release pairs with the acquire load in RunGlobalDecay().
+  g_decay_hook.store(hook, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------------------
+
+bool Heap::IsValid() const { return runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid(link_key_); }
 
 }  // namespace strata::internal

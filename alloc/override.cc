@@ -17,10 +17,12 @@
 
 #include "alloc/config.h"
 #include "alloc/error.h"
-#include "alloc/fast_path.h"
+#include "alloc/alloc_path.h"
+#include "alloc/free_path.h"
 #include "alloc/foreign.h"
 #include "alloc/foreign_hook.h"
 #include "alloc/init.h"
+#include "alloc/misuse.h"
 #include "alloc/new_failure.h"
 #include "alloc/page_map.h"
 #include "alloc/stats.h"
@@ -89,7 +91,7 @@ STRATA_ENTRY void* realloc(void* p, size_t size) noexcept {
     // glibc frees it, recognised once); anything else is an invalid pointer.
     const size_t old = GlibcUsableSize(p);
     if (old == 0) {
-      strata::internal::ReportInvalidFree(p, "pointer was not allocated by strata", "realloc");
+      strata::internal::ReportMisuse(p, strata::internal::Misuse::kNotOurs, "realloc");
       errno = EINVAL;  // count mode: the pointer is left alone
       return nullptr;
     }

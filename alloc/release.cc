@@ -70,7 +70,7 @@ struct OrphanWork {
 
 void DecayOne(Heap* orphan, void* arg) {
   auto* w = static_cast<OrphanWork*>(arg);
-  w->purged += orphan->DecayOrphan(w->now, w->delay, w->force);
+  w->purged += orphan->Decay(w->now, w->delay, w->force, /*exclusive=*/true);
 }
 
 size_t Retained() { return static_cast<size_t>(GetOption(Option::kArenasRetained)); }
@@ -92,9 +92,9 @@ ReleaseTotals PassLocked(uint64_t now, bool force, size_t retained)
   t.pool_bytes_purged += work.purged;
   // 2. Every live heap's free pools that are due, including threads that
   //    have stopped allocating (TryLock: a busy owner purges its own).
-  for (Heap* h = AllHeaps(); h != nullptr; h = h->all_next()) {
-    if (h->state() == Heap::State::kFree) continue;
-    t.pool_bytes_purged += h->PurgeFreePools(now, delay, force, /*wait=*/force);
+  for (Heap* h = AllHeaps(); h != nullptr; h = h->entry().all_next()) {
+    if (h->entry().state() == HeapEntry::State::kFree) continue;
+    t.pool_bytes_purged += h->Decay(now, delay, force, /*exclusive=*/false);
   }
   // 3. Empty arenas: purge, and unmap beyond the retained count.
   const ArenaDecayResult a = DecayEmptyArenas(now, delay, retained, force);
@@ -241,7 +241,7 @@ void ReleaseForLimit() {
 void OnOptionChange(Option o) {
   if (o == Option::kProfileSampleBytes) {
     // The calling thread follows at once; the others at their next check.
-    if (tls_heap != &g_empty_heap) tls_heap->ResetSampleCountdown(GetOption(o));
+    if (Heap* h = ThreadHeapIfAny()) h->samples().Reset(GetOption(o));
     return;
   }
   if (o == Option::kProfileSignal || o == Option::kProfileFile) {
@@ -251,7 +251,7 @@ void OnOptionChange(Option o) {
   if (o == Option::kStats) {
     // The calling thread follows at once; every other heap on its next
     // slow path (see Heap::SyncStatsMode).
-    if (tls_heap != &g_empty_heap) tls_heap->SyncStatsMode();
+    if (Heap* h = ThreadHeapIfAny()) h->SyncStatsMode();
     return;
   }
   if (o != Option::kBackgroundRelease && o != Option::kSampleIntervalMs) return;

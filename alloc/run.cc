@@ -128,8 +128,14 @@ void Run::DropFreeList(FreeBlock* list_end) {
   used_.Add(carved_ - Used());
 }
 
-bool Run::IsValid(bool head, uint32_t capacity, uint32_t size, const char* run_start) const {
-  if (!head) return carved_ == 0 && state_ == RunState::kNone && !kept_empty_ && !purged_;
+bool Run::IsValid(const RunShape& shape) const {
+  if (own_start_ != shape.start || own_div_magic_ != shape.div_magic || own_head_bytes_ != shape.head_bytes) {
+    return false;
+  }
+  if (!shape.head) return carved_ == 0 && state_ == RunState::kNone && !kept_empty_ && !purged_;
+  const uint32_t capacity = shape.capacity;
+  const uint32_t size = shape.size;
+  if (size == 0 || capacity == 0) return false;
   if (carved_ > capacity) return false;
   const uint32_t bias = bias_.Get();
   const uint32_t used = used_.Get();
@@ -154,7 +160,7 @@ bool Run::IsValid(bool head, uint32_t capacity, uint32_t size, const char* run_s
   uint32_t free_count = 0;
   for (FreeBlock* b = free_; !IsListEnd(b); b = NextOf(b, key)) {
     if (++free_count > capacity) return false;  // a cycle
-    const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(run_start);
+    const uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(shape.run_start);
     if (off % size != 0 || off / size >= carved_) return false;
   }
   // A run's list ends at its own arena's base.

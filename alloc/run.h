@@ -139,12 +139,19 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsBlockOfRun(const void* p, uint32_t st
 // kEmpty runs, which change only under the owner's metadata lock (the purger
 // purges them in place), and `used_`, which has one writer and racy readers
 // (stats, through threading::SingleWriter).
+// The shape a run's owner line is checked against (PoolDesc's first line).
+struct RunShape {
+  bool head;              // a run head (else a free or tail pool)
+  uint32_t capacity;      // blocks
+  uint32_t size;          // bytes a block
+  uint32_t start;         // the run's offset in its arena
+  uint32_t div_magic;     // ceil(2^32 / size)
+  uint16_t head_bytes;    // a tail's way back to its head
+  const char* run_start;  // the run's first block
+};
+
 class Run {
  public:
-  constexpr Run() = default;
-  Run(const Run&) = delete;
-  Run& operator=(const Run&) = delete;
-
   // ---- Fast paths (owner) ----
 
   // The head of the free list (decoded): a block, or the list's end (the
@@ -199,10 +206,9 @@ class Run {
 
   // Blocks in use (handed out, or travelling back).
   uint32_t Used() const { return used_.Get() + bias_.Get(); }
-  // The tested count (see THE COUNT): ~0 after a push into a run with no
-  // live block (obscurity 4).
-  uint32_t TestedCount() const { return used_.Get(); }
-  uint32_t bias() const { return bias_.Get(); }
+  // True when the tested count (see THE COUNT) went below zero: a push into
+  // a run with no live block (obscurity 4).
+  bool Underflowed() const { return used_.Get() == ~uint32_t{0}; }
   uint32_t carved() const { return carved_; }
   RunState state() const { return state_; }
   // kEmpty only, read under the owner's lock (obscurity 2).
@@ -211,8 +217,6 @@ class Run {
   // A free pool, or an empty run: the low 32 bits of os::NowMs() when it
   // became free (the purge delay runs from there).
   uint32_t free_since() const { return free_since_; }
-  uint32_t own_start() const { return own_start_; }
-  uint32_t own_div_magic() const { return own_div_magic_; }
   // True when p is on the free list (a walk of at most `capacity` steps that
   // stops at a link leaving the arena).
   bool HasFreeBlock(const void* p, uint32_t capacity) const;
@@ -257,10 +261,8 @@ class Run {
   // Drops the whole list (damaged), counting its blocks in use (obscurity 5).
   void DropFreeList(FreeBlock* list_end);
 
-  // Checks the invariants above for a head of `capacity` blocks of `size`
-  // bytes starting at `run_start` (the shape's), or for a free or tail pool
-  // when `head` is false.
-  bool IsValid(bool head, uint32_t capacity, uint32_t size, const char* run_start) const;
+  // Checks the invariants above, and that the copies agree with `shape`.
+  bool IsValid(const RunShape& shape) const;
 
  private:
   // Sets bias_ to b, keeping Used(): the one writer of bias_.

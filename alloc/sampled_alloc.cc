@@ -3,7 +3,8 @@
 #include <cstring>
 
 #include "alloc/arena.h"
-#include "alloc/fast_path.h"
+#include "alloc/free_path.h"
+#include "alloc/heap_registry.h"
 #include "alloc/heap_profile.h"
 #include "alloc/large.h"
 #include "alloc/options.h"
@@ -14,14 +15,14 @@ namespace strata::internal {
 
 Heap* HeapForSampling() noexcept {
   if (GetOption(Option::kProfileSampleBytes) == 0) return nullptr;
-  return AcquireHeapForThread();
+  return ThreadHeap();
 }
 
 // In the entry section (config.h): the stack capture below skips it.
 STRATA_ENTRY void* Sample(void* b, size_t n, size_t align, bool zero) noexcept {
   Heap* h = tls_heap;
   const int64_t rate = GetOption(Option::kProfileSampleBytes);
-  h->ResetSampleCountdown(rate);
+  h->samples().Reset(rate);
   if (rate == 0) return b;
   auto* header = static_cast<ArenaHeader*>(GetPageMap().Lookup(b));
   LargeHeader* large = nullptr;

@@ -34,12 +34,12 @@ ABSL_ATTRIBUTE_NOINLINE Heap* HeapForSampling() noexcept;
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* MaybeSample(void* p, size_t n, size_t align,
                                                       bool zero) noexcept {
   if (ABSL_PREDICT_FALSE(p == nullptr)) return p;
-  Heap* h = tls_heap;
-  if (ABSL_PREDICT_FALSE(h == &g_empty_heap)) {
+  Heap* h = ThreadHeapIfAny();
+  if (ABSL_PREDICT_FALSE(h == nullptr)) {
     h = HeapForSampling();
     if (h == nullptr) return p;
   }
-  if (h->CountDownSample(n)) return Sample(p, n, align, zero);
+  if (h->samples().CountDown(n)) return Sample(p, n, align, zero);
   return p;
 }
 

@@ -13,6 +13,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "alloc/os.h"
+
 namespace strata::internal {
 
 // With profiling off, a thread still comes to the slow path once per this
@@ -81,6 +85,34 @@ inline double SampleProbability(size_t n, int64_t rate) {
   if (x < 1e-3) return x * (1 - x / 2 * (1 - x / 3));
   return 1 - ExpNeg(x);
 }
+
+// A thread's countdown to its next sample: every allocation subtracts its
+// size once it has a block; below zero it is sampled and Reset draws the
+// next interval. Owner thread only (a heap's part, heap.h).
+// Invariant: left_ <= the last interval drawn (kSampleCheckBytes when off).
+class SampleCountdown {
+ public:
+  constexpr SampleCountdown() = default;
+
+  // Counts an allocation of n bytes: true when it is to be sampled. Two
+  // instructions on the fast path (subtract from memory, branch on sign).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool CountDown(size_t n) {
+    left_ -= static_cast<int64_t>(n);
+    return ABSL_PREDICT_FALSE(left_ < 0);
+  }
+  // A new countdown for profile_sample_bytes = rate (0: off). The
+  // generator is seeded on first use from the countdown's own address (one
+  // per heap) and the time.
+  void Reset(int64_t rate) {
+    if (rng_ == 0) rng_ = (reinterpret_cast<uintptr_t>(this) ^ (os::NowMs() << 32)) | 1;
+    left_ = NextSampleInterval(&rng_, rate);
+  }
+  int64_t left() const { return left_; }
+
+ private:
+  int64_t left_ = kSampleCheckBytes;  // bytes until the next sample
+  uint64_t rng_ = 0;                  // the generator's state (0: not seeded)
+};
 
 }  // namespace strata::internal
 

@@ -24,6 +24,7 @@ namespace strata {
 
 using internal::ArenaHeader;
 using internal::Heap;
+using HeapState = internal::HeapEntry::State;
 using internal::kClasses;
 using internal::kPoolSize;
 using internal::PoolDesc;
@@ -138,30 +139,30 @@ void GetStats(Stats* out) {
   Deadlines deadlines{now, delay < 0 ? 0 : delay};
   RetentionStats& r = out->retention;
   uint64_t transit = 0;
-  for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->all_next()) {
+  for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->entry().all_next()) {
     ++out->heaps;
-    const Heap::State state = h->state();
-    if (state == Heap::State::kActive) ++out->heaps_active;
-    if (state == Heap::State::kOrphan) ++out->heaps_orphaned;
-    h->ForEachArenaHoldingLock(
-        [&](ArenaHeader* a) { AddArena(out, a, state == Heap::State::kOrphan, &deadlines); });
+    const HeapState state = h->entry().state();
+    if (state == HeapState::kActive) ++out->heaps_active;
+    if (state == HeapState::kOrphan) ++out->heaps_orphaned;
+    h->arenas().ForEachArenaHoldingLock(
+        [&](ArenaHeader* a) { AddArena(out, a, state == HeapState::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
     out->remote_frees += k.remote_frees.Get();
     out->remote_bytes += k.remote_bytes.Get();
-    const uint64_t outgoing = h->OutgoingBytes();
+    const uint64_t outgoing = h->outgoing().Bytes();
     for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
       const uint64_t batches = k.batch_blocks[b].Get();
       out->batch_histogram[b] += batches;
       out->remote_batches += batches;
     }
-    out->remote_received += k.blocks_received.Get();
-    out->remote_forwarded += k.blocks_forwarded.Get();
+    out->remote_received += k.remote_received.Get();
+    out->remote_forwarded += k.remote_forwarded.Get();
     out->orphans_absorbed += k.orphans_absorbed.Get();
     out->refills += k.refills.Get();
     out->runs_woken += k.runs_woken.Get();
     out->pools_purged += k.pools_purged.Get();
-    const int64_t queued = h->QueuedBytes();
-    const int64_t suspects = h->SuspectBytes();
+    const int64_t queued = h->incoming().QueuedBytes();
+    const int64_t suspects = h->incoming().suspects().Bytes();
     out->outgoing_bytes += outgoing;
     out->queued_bytes += queued > 0 ? static_cast<uint64_t>(queued) : 0;
     transit += outgoing + (queued > 0 ? static_cast<uint64_t>(queued) : 0) +

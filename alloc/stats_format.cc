@@ -191,12 +191,12 @@ void Field(FdWriter& w, const char* name, uint64_t v, bool comma = true) {
 void WriteArenaMapJson(FdWriter& w) {
   w.Str(",\"arenas\":[");
   bool first = true;
-  for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->all_next()) {
-    const bool orphaned = h->state() == Heap::State::kOrphan;
-    h->ForEachArenaHoldingLock([&](ArenaHeader* a) {
+  for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->entry().all_next()) {
+    const bool orphaned = h->entry().state() == internal::HeapEntry::State::kOrphan;
+    h->arenas().ForEachArenaHoldingLock([&](ArenaHeader* a) {
       if (!first) w.Char(',');
       first = false;
-      w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(a)).Str("\",\"heap\":").Uint(h->id())
+      w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(a)).Str("\",\"heap\":").Uint(h->entry().id())
           .Str(",\"state\":\"").Str(orphaned ? "orphaned" : "owned").Str("\",\"pools\":[");
       for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
         const PoolDesc& d = *a->pool(i);

@@ -1,7 +1,7 @@
 // strata's public entry points (see strata.h). The fast paths live in
-// fast_path.h, shared with the malloc override; this file holds their slow
-// halves and everything else: validation and error reports, remote and
-// large frees, calloc, realloc, aligned allocation, ReleaseMemory.
+// alloc_path.h and free_path.h, shared with the malloc override; this file
+// holds the allocation slow halves and everything else: calloc, realloc,
+// aligned allocation and frees, usable size, ReleaseMemory.
 #include "alloc/strata.h"
 
 #include <errno.h>
@@ -14,11 +14,13 @@
 #include "alloc/arena.h"
 #include "alloc/config.h"
 #include "alloc/error.h"
-#include "alloc/fast_path.h"
-#include "alloc/free_slow.h"
+#include "alloc/alloc_path.h"
+#include "alloc/free_path.h"
 #include "alloc/heap.h"
+#include "alloc/heap_registry.h"
 #include "alloc/init.h"
 #include "alloc/large.h"
+#include "alloc/misuse.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
 #include "alloc/sampled_alloc.h"
@@ -37,6 +39,17 @@ using internal::Resolve;
 using internal::Resolved;
 using internal::FreeResolved;
 using internal::UsableResolved;
+
+// A block of class cls for a request of n bytes from the calling thread's
+// heap (given one on first need); errno ENOMEM on failure.
+void* AllocateInClass(size_t cls, size_t n) {
+  Heap* h = internal::ThreadHeap();
+  if (ABSL_PREDICT_FALSE(h == nullptr)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return h->Allocate(cls, n);
+}
 
 ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, bool zero = false) {
   void* p = internal::LargeAllocate(size, align, zero);
@@ -73,8 +86,7 @@ namespace strata::internal {
 // The slow halves and the public entry points are in the entry section
 // (config.h), so that the heap profiler's stacks start at the program.
 STRATA_ENTRY void* AllocateSlowPath(size_t n) noexcept {
-  void* p = n <= kMaxMediumSize ? tls_heap->Allocate(SizeToClass(n), n)
-                                : AllocateLargeOrFail(n, kMaxNaturalAlign);
+  void* p = n <= kMaxMediumSize ? AllocateInClass(SizeToClass(n), n) : AllocateLargeOrFail(n, kMaxNaturalAlign);
   return MaybeSample(p, n, kMaxNaturalAlign, /*zero=*/false);
 }
 
@@ -90,7 +102,7 @@ STRATA_ENTRY void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
     return MaybeSample(AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true), bytes,
                        kMaxNaturalAlign, /*zero=*/true);
   }
-  void* p = tls_heap->Allocate(SizeToClass(bytes), bytes);
+  void* p = AllocateInClass(SizeToClass(bytes), bytes);
   if (p != nullptr) memset(p, 0, bytes);
   return MaybeSample(p, bytes, kMaxNaturalAlign, /*zero=*/true);
 }
@@ -115,7 +127,7 @@ STRATA_ENTRY void* AllocateAligned(size_t alignment, size_t size) noexcept {
   if (size == 0) size = 1;
   void* p;
   if (const size_t cls = AlignedClass(size, alignment)) {
-    p = internal::tls_heap->Allocate(cls, size);
+    p = AllocateInClass(cls, size);
   } else {
     p = AllocateLargeOrFail(size, alignment);
   }
@@ -130,7 +142,7 @@ void DeallocateSized(void* p, size_t size) noexcept {
 
 void DeallocateAligned(void* p, size_t alignment) noexcept {
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
-    internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned");
+    internal::ReportMisuse(p, internal::Misuse::kMisaligned, "free_aligned");
     return;
   }
   internal::FreeFast(p, SIZE_MAX, "free_aligned");
@@ -139,11 +151,11 @@ void DeallocateAligned(void* p, size_t alignment) noexcept {
 void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
   if (p == nullptr) return;  // as free(NULL), whatever the size and alignment
   if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0)) {
-    internal::ReportInvalidFree(p, "alignment is not a power of two", "free_aligned_sized");
+    internal::ReportMisuse(p, internal::Misuse::kBadAlignment, "free_aligned_sized");
     return;
   }
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
-    internal::ReportInvalidFree(p, "pointer does not have the stated alignment", "free_aligned_sized");
+    internal::ReportMisuse(p, internal::Misuse::kMisaligned, "free_aligned_sized");
     return;
   }
   // An aligned request was served rounded up to its alignment (up to a
@@ -166,7 +178,7 @@ STRATA_ENTRY void* Reallocate(void* p, size_t size) noexcept {
     return nullptr;
   }
   if (ABSL_PREDICT_FALSE(internal::LooksAlreadyFree(r, p))) {
-    internal::ReportInvalidFree(p, "double free (block already free)", "realloc");
+    internal::ReportMisuse(p, internal::Misuse::kDoubleFree, "realloc");
     errno = EINVAL;  // count mode: the freed block is left alone
     return nullptr;
   }
@@ -190,9 +202,7 @@ size_t UsableSize(const void* p) noexcept {
 }
 
 size_t ReleaseMemory() noexcept {
-  Heap* self = internal::tls_heap;
-  if (self == &internal::g_empty_heap) self = internal::AcquireHeapForThread();
-  if (self != nullptr) {
+  if (Heap* self = internal::ThreadHeap()) {
     // What we hold for others is handed over (to dead threads' heaps too,
     // which are absorbed next); dead threads' memory becomes ours, and the
     // blocks parked in free heaps' queues are forwarded; then every block
@@ -204,7 +214,7 @@ size_t ReleaseMemory() noexcept {
       self->FlushOutgoing();
     }
     // Our spare arenas go to the shared stack, to be purged or unmapped.
-    self->ReleaseIdle();
+    self->ReleaseOverBudget(0, internal::os::NowMs());
   }
   return internal::ReleaseNow().Total();
 }

@@ -6,26 +6,29 @@
 # protocol (compiled twice) and the Abseil flags.
 set(STRATA_CORE_SOURCES
   alloc/arena.cc
+  alloc/class_runs.cc
   alloc/error.cc
   alloc/foreign_hook.cc
   alloc/fork.cc
   alloc/free_link.cc
-  alloc/free_slow.cc
   alloc/heap.cc
   alloc/heap_profile.cc
   alloc/heap_registry.cc
-  alloc/heap_release.cc
+  alloc/incoming_queue.cc
   alloc/init.cc
   alloc/large.cc
   alloc/limit.cc
   alloc/meta_alloc.cc
+  alloc/misuse.cc
   alloc/options.cc
   alloc/os.cc
+  alloc/outgoing_batches.cc
+  alloc/owned_arenas.cc
   alloc/page_map.cc
   alloc/profile.cc
   alloc/profile_triggers.cc
   alloc/release.cc
-  alloc/remote_free.cc
+  alloc/release_budget.cc
   alloc/run.cc
   alloc/sampled_alloc.cc
   alloc/stack_trace.cc

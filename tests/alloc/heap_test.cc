@@ -61,7 +61,7 @@ TEST(HeapTest, OrphanedHeapIsAdoptedAndItsBlocksStayFreeable) {
     dead = tls_heap;
   });
   maker.join();
-  EXPECT_EQ(dead->state(), Heap::State::kOrphan);
+  EXPECT_EQ(dead->entry().state(), HeapEntry::State::kOrphan);
   for (void* p : blocks) strata::Deallocate(p);  // remote frees into the orphan
   tls_heap->FlushOutgoing();
   std::thread adopter([&] {

@@ -147,13 +147,13 @@ TEST_F(ReleaseTest, ThreadCacheBudgetBoundsWhatAHeapKeeps) {
   std::vector<void*> blocks = Fill(16 << 20, 128);
   FreeAll(blocks);
   // Empty arenas beyond the budget went back to the shared stack.
-  EXPECT_LE(tls_heap->CachedPoolBytes(), size_t{256 << 10} + internal::kArenaSize);
+  EXPECT_LE(tls_heap->arenas().CachedPoolBytes(), size_t{256 << 10} + internal::kArenaSize);
   EXPECT_GT(Snapshot().arenas_empty, 0u);
 
   SetOption(Option::kThreadCacheBytes, int64_t{1} << 30);
   blocks = Fill(16 << 20, 128);
   FreeAll(blocks);
-  EXPECT_GE(tls_heap->CachedPoolBytes(), size_t{15} << 20);
+  EXPECT_GE(tls_heap->arenas().CachedPoolBytes(), size_t{15} << 20);
 }
 
 TEST_F(ReleaseTest, TotalCacheBudgetOverridesThePerThreadOne) {
@@ -162,7 +162,7 @@ TEST_F(ReleaseTest, TotalCacheBudgetOverridesThePerThreadOne) {
   SetOption(Option::kTotalCacheBytes, 0);
   std::vector<void*> blocks = Fill(16 << 20, 128);
   FreeAll(blocks);
-  EXPECT_LE(tls_heap->CachedPoolBytes(), size_t{1} << 20);
+  EXPECT_LE(tls_heap->arenas().CachedPoolBytes(), size_t{1} << 20);
 }
 
 TEST_F(ReleaseTest, ArenasBeyondTheRetainedCountAreUnmapped) {

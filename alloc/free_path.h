@@ -1,0 +1,357 @@
+// The free path, in call order: from the entry points (free, operator
+// delete, strata::Deallocate and their sized and aligned forms) to the block
+// on its run's list (a local free), in its outgoing batch (a remote free:
+// another thread's block), or reported (misuse.h). Everything but the
+// common local free is out of line; all of it is here, top to bottom, as
+// mimalloc's free.c reads. The cross-thread variants all carry "Remote".
+//
+//   FreeFast(p)                      inline: the arena cache says "ours"?
+//     FreeOwned(self, p)             inline: a carved block start that does
+//                                    not look free
+//       FreeToRun(self, run, p)      inline: Run::Push; rare -> Heap::FreeLocalSlow
+//   FreeUncached(self, p)            not in the cache: the page map; our arena
+//                                    -> remembered, FreeOwned; another heap's ->
+//     FreeRemote(self, p, owner)     the shape's checks -> Heap::BatchRemote
+//                                    (outgoing_batches.h -> the owner's
+//                                    IncomingQueue -> Heap::DrainRemote ->
+//                                    FreeToRun, heap.cc)
+//       FreeRemoteUncommon           a block that looks free, or a thread with
+//                                    no heap yet (ThreadHeapIfAny decides)
+//         FreeRemoteWithoutHeap      the thread gets a heap, or p goes alone
+//         FreeRemoteLookingFree      a second free? (misuse.h's predicates)
+//   FreeSlow(p)                      anything else: null, foreign memory,
+//                                    large blocks, sized-free mismatches,
+//                                    blocks that look free (checked here)
+//     Resolve -> FreeResolved -> FreeLarge | FreeLocalChecked | FreeRemoteChecked
+#ifndef STRATA_ALLOC_FREE_PATH_H_
+#define STRATA_ALLOC_FREE_PATH_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "alloc/arena.h"
+#include "alloc/config.h"
+#include "alloc/foreign_hook.h"
+#include "alloc/free_link.h"
+#include "alloc/heap.h"
+#include "alloc/heap_profile.h"
+#include "alloc/heap_registry.h"
+#include "alloc/large.h"
+#include "alloc/misuse.h"
+#include "alloc/page_map.h"
+#include "alloc/size_class.h"
+
+namespace strata::internal {
+
+// The out-of-line steps, defined below in call order. `op` names the entry
+// point for messages; `max_size` is the size a sized free says it
+// allocated (SIZE_MAX: unsized).
+// (Declared ahead so that the file reads in call order; each is defined
+// below, inline and noinline: one out-of-line copy shared by every includer.)
+void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept;
+void FreeRemote(Heap* self, void* p, size_t max_size, const char* op, Heap* owner, ArenaHeader* arena) noexcept;
+void FreeSlow(void* p, const char* op, size_t max_size) noexcept;
+
+// ---- 1. The local free -------------------------------------------------
+
+// The local free, once p is known to be a carved block of run `run` of
+// self's: on the run's list, counted (run.h).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeToRun(Heap* self, PoolDesc* run, void* p) noexcept {
+  if (run->run.Push(static_cast<FreeBlock*>(p), self->link_key())) self->FreeLocalSlow(run);
+}
+
+// p's arena belongs to `self`: p must be a carved block start of its run (a
+// free pool has carved == 0: nothing passes) that does not look free
+// already; anything else goes to FreeSlow, which reports it.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t max_size,
+                                                   const char* op) noexcept {
+  const uintptr_t desc_offset = DescOffset(p);
+  // Pool 0 is the arena header (and pool 1's zero descriptor validates
+  // nothing, see InBlockPool): never a block.
+  if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
+  // The owner's line only (Run's copies of the shape).
+  d = d->OwnHead();
+  if (ABSL_PREDICT_FALSE(!d->run.HoldsCarved(p) ||
+                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
+    return FreeSlow(p, op, max_size);
+  }
+  // A block on a free list, or travelling back from another thread, looks
+  // free (free_link.h): the slow path confirms and reports it.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeSlow(p, op, max_size);
+  FreeToRun(self, d, p);
+}
+
+// Every free starts here. max_size: the size the caller says it allocated
+// (sized free), or SIZE_MAX; op: the entry point's name, for messages.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZE_MAX,
+                                                  const char* op = "free") noexcept {
+  Heap* self = tls_heap;
+  // A hit means p lies in an arena this heap owns (so it is strata's, not
+  // null, not foreign, not large): no page-map lookup, no owner load.
+  if (ABSL_PREDICT_FALSE(!self->arena_cache().Holds(p))) return FreeUncached(self, p, max_size, op);
+  FreeOwned(self, p, max_size, op);
+}
+
+// p's arena is not in self's arena cache: the page map says whether it is
+// an arena at all; if self owns it, it is remembered and freed locally,
+// else p is another heap's block.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(Heap* self, void* p, size_t max_size,
+                                                 const char* op) noexcept {
+  // Null, foreign memory and large blocks are not in an arena.
+  if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
+  ArenaHeader* arena = ArenaOf(p);
+  // Acquire pairs with the release store of owner when the arena changed
+  // hands. Only an arena we own may enter our cache.
+  Heap* owner = arena->owner.load(std::memory_order_acquire);
+  if (owner == self) {
+    self->arena_cache().Remember(arena);
+    return FreeOwned(self, p, max_size, op);
+  }
+  FreeRemote(self, p, max_size, op, owner, arena);
+}
+
+// ---- 2. The remote free: a block of another heap's arena -----------------
+
+// Links p (of `bytes`, checked), freed by self's thread, into self's
+// outgoing batch for heap `owner` != self: the remote free's common path,
+// inlined, no call (outgoing_batches.h; the batch reaches the owner's
+// IncomingQueue, and its drain in heap.cc puts p on its run's list).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, void* p, size_t bytes) {
+  self->outgoing().Push(p, &owner->incoming(), owner->entry().id(), bytes, self->link_key(),
+                        self->counters());
+}
+
+// Hands p (of `bytes`, checked) to `owner`: batched by `self`, or alone
+// when the thread has no heap (self null).
+inline void SendRemote(Heap* self, Heap* owner, void* p, size_t bytes) {
+  if (ABSL_PREDICT_FALSE(self == nullptr)) {
+    owner->incoming().PushOne(static_cast<FreeBlock*>(p), bytes);
+    return;
+  }
+  BatchRemote(self, owner, p, bytes);
+}
+
+// A block that looks free and that its owner cannot check (every suspect
+// slot taken): reported when its words are those of a travelling block or
+// of a block on its run's list, else sent.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, void* p, size_t size,
+                                                       const char* op) {
+  if (LooksTravelling(p, size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
+  if (LooksOnItsList(p, owner->link_key())) return ReportMisuse(p, Misuse::kDoubleFree, op);
+  SendRemote(self, owner, p, size);
+}
+
+// A block for another heap that looks free (free_link.h) must not be linked
+// into a batch: its first word may be the owner's free-list link, or a
+// batch's. If it waits in our own batch this is a double free; otherwise the
+// owner, who alone may walk its lists, checks it. `self` is null for a
+// thread without a heap.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                          const char* op) {
+  const bool on_list = LooksOnItsList(p, owner->link_key());
+  const bool travelling = !on_list && LooksTravelling(p, run->size);
+  // Only the words of a list or batch member can be free (see
+  // FreeLocalChecked): program data that merely looks free goes on.
+  if (!on_list && !travelling) return SendRemote(self, owner, p, run->size);
+  if (self != nullptr &&
+      self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p, self->link_key())) {
+    return ReportMisuse(p, Misuse::kDoubleFreeHere, op);
+  }
+  // Reported here, so that it does not wait for the owner's next drain:
+  // program data passes these checks with a chance of 2^-46 (a link into
+  // the block's own arena) or 2^-80 (two travelling links).
+  if (on_list) return ReportMisuse(p, Misuse::kDoubleFree, op);
+  if (run->size >= 2 * sizeof(FreeBlock*)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
+  // An 8-byte block has one word to judge by (2^-40): its owner checks it.
+  if (owner->incoming().suspects().Push(p, *static_cast<const uintptr_t*>(p))) return;
+  FreeRemoteUnjudged(self, owner, p, run->size, op);  // every suspect slot taken
+}
+
+// The first free of a thread that has no heap yet: it takes one (which may
+// be p's owner itself, an orphan adopted) and frees p by the general path,
+// checks and all. Without a heap, p travels alone.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteWithoutHeap(Heap* owner, PoolDesc* run, void* p,
+                                                          const char* op) {
+  if (ThreadHeap() != nullptr) return FreeSlow(p, op, SIZE_MAX);
+  if (LooksFree(p, owner->link_key())) return FreeRemoteLookingFree(nullptr, owner, run, p, op);
+  SendRemote(nullptr, owner, p, run->size);
+}
+
+// A remote free that looks free, or a thread without a heap: g_empty_heap's
+// link key is zero, so that every block looks free to it and its frees
+// come here with the others, off the common path.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUncommon(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                       const char* op) {
+  if (ThreadHeapIfAny() == nullptr) return FreeRemoteWithoutHeap(owner, run, p, op);
+  FreeRemoteLookingFree(self, owner, run, p, op);
+}
+
+// A block of another heap's arena (owner != self, read from the arena): the
+// fast path's checks, against a run we may only read the shape of (it does
+// not change while a block of it lives; a free pool has capacity 0, so
+// nothing in it passes), then batched to its owner. Only tail calls. A
+// function apart from FreeUncached, whose local path must not pay for the
+// callee-saved registers the inlined push needs; FreeUncached's arguments
+// come first, in the same registers, so the call moves none of them.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_size, const char* op,
+                                               Heap* owner, ArenaHeader* arena) noexcept {
+  const uintptr_t desc_offset = DescOffset(p);
+  if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
+  PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
+  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
+                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
+    return FreeSlow(p, op, max_size);
+  }
+  // Every heap but g_empty_heap holds the owner's key.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeRemoteUncommon(self, owner, d, p, op);
+  BatchRemote(self, owner, p, d->size);
+}
+
+// ---- 3. The general path -----------------------------------------------
+
+// What a pointer resolves to, after validation.
+struct Resolved {
+  ArenaHeader* arena;  // null for a large block (or when invalid)
+  PoolDesc* run;       // arena only
+  LargeHeader* large;  // large only
+  bool ok() const { return arena != nullptr || large != nullptr; }
+};
+
+// A pointer strata does not own: a free may belong to the foreign-free hook
+// (memory from before strata took over); anything else is an error.
+ABSL_ATTRIBUTE_NOINLINE inline void ResolveForeign(const void* p, const char* op) {
+  const bool is_free = op[0] == 'f' && op[1] == 'r' && op[2] == 'e' && op[3] == 'e';
+  if (is_free) {
+    if (ForeignFreeHook hook = GetForeignFreeHook()) {
+      if (hook(const_cast<void*>(p))) return;
+    }
+  }
+  ReportMisuse(p, Misuse::kNotOurs, op);
+}
+
+// Resolves p (non-null). An invalid pointer is reported (abort, or in count
+// mode a result with ok() false, and the caller does nothing). realloc and
+// malloc_usable_size share it.
+ABSL_ATTRIBUTE_NOINLINE inline Resolved Resolve(const void* p, const char* op) {
+  void* header = GetPageMap().Lookup(p);
+  if (ABSL_PREDICT_FALSE(header == nullptr)) {
+    ResolveForeign(p, op);
+    return {nullptr, nullptr, nullptr};
+  }
+  auto* arena = static_cast<ArenaHeader*>(header);
+  if (ABSL_PREDICT_FALSE(arena->kind != kArenaKind)) {
+    auto* large = static_cast<LargeHeader*>(header);
+    if (!IsLargeBlock(large, p)) {
+      ReportMisuse(p, Misuse::kNotLiveLarge, op);
+      return {nullptr, nullptr, nullptr};
+    }
+    return {nullptr, nullptr, large};
+  }
+  if (!InBlockPool(p)) {
+    ReportMisuse(p, Misuse::kNotBlockStart, op);
+    return {nullptr, nullptr, nullptr};
+  }
+  PoolDesc* d = RunOf(arena, p);
+  // Only fields that stay fixed while a block of the run lives are read here
+  // (start, div_magic, capacity: a free pool's capacity is 0); `carved` is
+  // the owner's and is checked on the local path in FreeLocalChecked.
+  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity))) {
+    ReportMisuse(p, Misuse::kNotBlockStart, op);
+    return {nullptr, nullptr, nullptr};
+  }
+  return {arena, d, nullptr};
+}
+
+// The usable size of a block Resolve() accepted.
+inline size_t UsableResolved(const Resolved& r) {
+  return r.large != nullptr ? r.large->ProgramUsable() : r.run->size;
+}
+
+ABSL_ATTRIBUTE_NOINLINE inline void FreeLarge(LargeHeader* h, const void* p, const char* op) {
+  if (!LargeTryBeginFree(h)) return ReportMisuse(p, Misuse::kDoubleFreeLarge, op);
+  // A sampled block leaves the live profile (heap_profile.h).
+  if (h->sample != nullptr) ProfileFree(h->sample);
+  // A cached mapping is released by the policy's clock: the global pass
+  // (and the background thread, started here on first need) must know,
+  // or an idle program would keep it resident.
+  const uint64_t now = os::NowMs();
+  if (LargeFree(h, now)) RunGlobalDecay(now, /*released=*/true);
+}
+
+// A local free the fast path did not finish (or realloc's): the block must
+// have been carved, and if it looks free (free_link.h) it is looked for
+// where a free block of ours can be: on its run's list, in our queue (which
+// is drained first), or still travelling in another thread's batch.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
+  if (!ValidateBlock(run, p, run->run.carved())) return ReportMisuse(p, Misuse::kNotBlockStart, op);
+  if (HoldsFreeWords(p, run->size, self->link_key())) {
+    if (run->HasFreeBlock(p)) return ReportMisuse(p, Misuse::kDoubleFree, op);
+    // Blocks other threads sent back join their lists. A run with a live
+    // block is never released: if p's run went, p was free.
+    self->DrainRemote();
+    run = RunOf(ArenaOf(p), p);
+    if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p)) {
+      return ReportMisuse(p, Misuse::kDoubleFree, op);
+    }
+    if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
+  }
+  FreeToRun(self, run, p);
+}
+
+// A block of another heap's arena, by the general path: a block of an empty
+// arena is already free; otherwise as FreeRemote's uncommon cases.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteChecked(Heap* self, Heap* owner, PoolDesc* run, void* p,
+                                                      const char* op) {
+  if (ABSL_PREDICT_FALSE(owner == nullptr)) return ReportMisuse(p, Misuse::kEmptyArena, op);
+  if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, run, p, op);
+  // The owner's copy of the key: one load each off a pointer we hold.
+  if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) return FreeRemoteLookingFree(self, owner, run, p, op);
+  SendRemote(self, owner, p, run->size);
+}
+
+// Frees p, which Resolve() accepted, locally or to its owner.
+ABSL_ATTRIBUTE_NOINLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
+  if (ABSL_PREDICT_FALSE(r.large != nullptr)) return FreeLarge(r.large, p, op);
+  // Acquire pairs with the release store of owner when the arena was taken.
+  Heap* owner = r.arena->owner.load(std::memory_order_acquire);
+  Heap* self = tls_heap;
+  if (owner == self) return FreeLocalChecked(self, r.run, p, op);
+  FreeRemoteChecked(self, owner, r.run, p, op);
+}
+
+ABSL_ATTRIBUTE_NOINLINE inline void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
+  if (p == nullptr) return;
+  const Resolved r = Resolve(p, op);
+  if (!r.ok()) return;
+  // A sized free: the size must be one the block could have been
+  // allocated with (size_class.h, SizedFreeFits).
+  const size_t usable = UsableResolved(r);
+  if (ABSL_PREDICT_FALSE(max_size != SIZE_MAX && !SizedFreeFits(usable, max_size))) {
+    return ReportMisuse(p, max_size > usable ? Misuse::kSizeTooLarge : Misuse::kSizeTooSmall, op);
+  }
+  FreeResolved(r, p, op);
+}
+
+// True when block p, which Resolve() accepted, is free: a small block that
+// holds the words of a free block (on a list or travelling; chance for
+// program data: 2^-40 or less), or a large block that is not live (in the
+// large cache). realloc's in-place paths, which free nothing, check it.
+ABSL_ATTRIBUTE_NOINLINE inline bool LooksAlreadyFree(const Resolved& r, const void* p) {
+  if (r.large != nullptr) {
+    // A freed large block whose mapping waits in the large cache still
+    // resolves (its header and block are where they were): its state says
+    // it is not live. Without this, realloc resized the cached block in
+    // place and handed it out while the cache could hand it out again.
+    // Relaxed: the program's own hand-off orders its free before this call
+    // (as for offset and usable, large.h).
+    return r.large->state.load(std::memory_order_relaxed) != LargeHeader::kLive;
+  }
+  return HoldsFreeWords(p, r.run->size, GetLinkKey());
+}
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_FREE_PATH_H_

@@ -1,0 +1,69 @@
+// The misuse table's messages, the reports, and the judgments that read a
+// block's words (misuse.h).
+#include "alloc/misuse.h"
+
+namespace strata::internal {
+namespace {
+
+constexpr const char* kMessages[] = {
+#define STRATA_MISUSE_MESSAGE(name, message) message,
+    STRATA_MISUSE_LIST(STRATA_MISUSE_MESSAGE)
+#undef STRATA_MISUSE_MESSAGE
+};
+
+}  // namespace
+
+const char* MisuseMessage(Misuse m) { return kMessages[static_cast<size_t>(m)]; }
+
+void ReportMisuse(const void* p, Misuse m, const char* op) { ReportInvalidFree(p, MisuseMessage(m), op); }
+
+void ReportDamage(const void* p, Misuse m) { ReportCorruption(p, MisuseMessage(m)); }
+
+bool LooksTravelling(const void* p, size_t size) {
+  const LinkKey key = GetLinkKey();
+  auto* b = static_cast<FreeBlock*>(const_cast<void*>(p));
+  if (!LinkTargetIsStrata(NextOf(b, key))) return false;
+  return size < 2 * sizeof(FreeBlock*) || LinkTargetIsStrata(NextOf(SkipWord(b), key));
+}
+
+size_t SuspectSlots::BlockSize(const void* p) {
+  return kClasses[RunOf(ArenaOf(p), p)->size_class].size;
+}
+
+bool SuspectSlots::Push(void* p, uintptr_t word) {
+  for (size_t i = 0; i < kSlots; ++i) {
+    void* empty = nullptr;
+    // Acquire pairs with the owner's release store of null in TakeEach():
+    // its read of the slot's previous word is done before we overwrite it.
+    if (!slots_[i].compare_exchange_strong(empty, kClaimed, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+      continue;
+    }
+    words_[i].store(word, std::memory_order_relaxed);  // published by the store below
+    // Relaxed: statistics only.
+    bytes_.fetch_add(static_cast<int64_t>(BlockSize(p)), std::memory_order_relaxed);
+    // Release pairs with the owner's acquire load of the slot in TakeEach():
+    // it sees the word (and the program's writes before the free).
+    slots_[i].store(p, std::memory_order_release);
+    // Release pairs with the acquire exchange in TakeEach(): the owner looks
+    // at the slots again.
+    has_.store(true, std::memory_order_release);
+    return true;
+  }
+  return false;
+}
+
+ParkedVerdict JudgeParked(const PoolDesc* run, const void* p, uintptr_t word) {
+  // A block whose first word changed since it was parked was not the
+  // freeing thread's to free: it was free here then, and handed out (or
+  // taken apart) since. One that is on no list, unchanged and not
+  // travelling was live: its data only looked free.
+  if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p) ||
+      *static_cast<const uintptr_t*>(p) != word) {
+    return ParkedVerdict::kDoubleFree;
+  }
+  if (LooksTravelling(p, run->size)) return ParkedVerdict::kDoubleFreeRemote;
+  return ParkedVerdict::kLive;
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,96 @@
+// A heap's sending side: blocks this thread freed for other heaps, batched
+// per owner and handed over a batch at a time (one CAS on the owner's
+// IncomingQueue, incoming_queue.h). One of a heap's parts (heap.h).
+#ifndef STRATA_ALLOC_OUTGOING_BATCHES_H_
+#define STRATA_ALLOC_OUTGOING_BATCHES_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "alloc/config.h"
+#include "alloc/free_link.h"
+#include "alloc/heap_counters.h"
+#include "alloc/incoming_queue.h"
+#include "alloc/options.h"
+#include "threading/single_writer.h"
+
+namespace strata::internal {
+
+// Distinct owners a thread batches for at once (direct-mapped by owner id).
+inline constexpr size_t kOutgoingSlots = 8;
+
+// Invariants, per slot: blocks == the length of the chain head..tail (tail
+// is the first block pushed), bytes == the sum of their run sizes; target
+// is null or the queue the chain goes to; an empty chain has head == null
+// and count == 0; recent[k % kSkipAhead] is push k's block (or null).
+// SYNCHRONIZATION: the owner thread only, but each slot's `count`, which has
+// racy readers (stats) through threading::SingleWriter.
+class OutgoingBatches {
+ public:
+  constexpr OutgoingBatches() = default;
+
+  // Links p (a block of `bytes`, freed by this thread) into the batch for
+  // the heap of id `owner_id` whose queue is `to`; hands the batch over
+  // when it reaches remote_batch_bytes. Counts the remote free.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Push(void* p, IncomingQueue* to, uint32_t owner_id, size_t bytes,
+                                         const LinkKey& key, HeapCounters& counters) {
+    Slot& o = slots_[owner_id % kOutgoingSlots];
+    if (ABSL_PREDICT_FALSE(o.target != to)) return Retarget(o, p, to, bytes, key, counters);
+    auto* b = static_cast<FreeBlock*>(p);
+    FreeBlock* const head = o.head;
+    SetLink(b, head, key);
+    FreeBlock*& recent = o.recent[o.Blocks() % kSkipAhead];
+    if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), recent, key);
+    recent = b;
+    if (head == nullptr) o.tail = b;
+    o.head = b;
+    const uint64_t count = o.count.Add(Slot::kBlock + bytes);
+    counters.remote_frees.Add(1);
+    counters.remote_bytes.Add(bytes);
+    if (ABSL_PREDICT_FALSE((count & (Slot::kBlock - 1)) >=
+                           static_cast<uint64_t>(GetOption(Option::kRemoteBatchBytes)))) {
+      return Flush(o, counters);
+    }
+  }
+
+  // Hands every batch to its owner.
+  void FlushAll(HeapCounters& counters);
+  // FlushAll, and forgets every target (a heap whose thread exits).
+  void FlushAndForget(HeapCounters& counters);
+  // True when p waits in the batch for the queue `to` (a walk).
+  bool Contains(const IncomingQueue* to, uint32_t owner_id, const void* p, const LinkKey& key) const;
+  // Bytes waiting in the batches (racy; statistics).
+  uint64_t Bytes() const;
+  // Checks the invariants (owner, or quiescent).
+  bool IsValid(const LinkKey& key) const;
+
+ private:
+  // One cache line. `count` packs the batch's bytes (low 32 bits) and its
+  // blocks (high 32 bits), so a push counts both with one add.
+  struct Slot {
+    static constexpr uint64_t kBlock = uint64_t{1} << 32;
+    IncomingQueue* target;
+    FreeBlock* head;
+    FreeBlock* tail;
+    threading::SingleWriter<uint64_t> count;
+    // Push k of the batch writes recent[k % kSkipAhead], which until then
+    // holds push k - kSkipAhead (or null): the skip target.
+    FreeBlock* recent[kSkipAhead];
+    uint64_t Bytes() const { return count.Get() & (kBlock - 1); }
+    uint64_t Blocks() const { return count.Get() >> 32; }
+  };
+  static_assert(sizeof(Slot) == 64, "one cache line, indexed by a shift");
+
+  // A slot taken by another owner: flushed, retargeted, then p is pushed.
+  ABSL_ATTRIBUTE_NOINLINE void Retarget(Slot& o, void* p, IncomingQueue* to, size_t bytes,
+                                        const LinkKey& key, HeapCounters& counters);
+  ABSL_ATTRIBUTE_NOINLINE void Flush(Slot& o, HeapCounters& counters);
+
+  Slot slots_[kOutgoingSlots] = {};
+};
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_OUTGOING_BATCHES_H_

@@ -1,0 +1,331 @@
+// The memory a heap holds: runs claimed and released, empty runs kept and
+// taken back, arenas released, moved and purged (owned_arenas.h).
+#include "alloc/owned_arenas.h"
+
+#include "alloc/options.h"
+#include "alloc/os.h"
+
+namespace strata::internal {
+namespace {
+
+// Index of the lowest pool starting n consecutive free pools, or -1.
+int FindRun(uint64_t mask, uint32_t n) {
+  uint64_t m = mask;
+  for (uint32_t i = 1; i < n && m != 0; ++i) m &= mask >> i;
+  return m == 0 ? -1 : __builtin_ctzll(m);
+}
+
+// The mask of pools [start, start + n).
+uint64_t RunBits(uint32_t n, uint32_t start) {
+  return (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << start;
+}
+
+// SYNCHRONIZATION: relaxed sum of the heaps' published free pools (a budget
+// heuristic and a statistic).
+std::atomic<int64_t> g_cached_pools{0};
+
+// A heap publishes its cached-pool count when it has moved by this many
+// pools (so the shared counter is not written on every run).
+constexpr size_t kPublishStep = 16;
+
+}  // namespace
+
+uint64_t CachedPoolBytesAllHeaps() {
+  // Relaxed: a heuristic and a statistic.
+  const int64_t pools = g_cached_pools.load(std::memory_order_relaxed);
+  return pools > 0 ? static_cast<uint64_t>(pools) * kPoolSize : 0;
+}
+
+void OwnedArenas::Publish() {
+  const size_t now = free_pools_ + EmptyRunPoolsOwner();
+  const size_t was = published_pools_;
+  if (now >= was + kPublishStep || was >= now + kPublishStep || (now == 0 && was != 0)) {
+    // Relaxed: a budget heuristic and a statistic.
+    g_cached_pools.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(was),
+                             std::memory_order_relaxed);
+    published_pools_ = now;
+  }
+}
+
+// ---- Runs ------------------------------------------------------------------
+
+int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
+  ArenaHeader* a = FirstAvailArenaOwner();
+  for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
+    const int start = FindRun(a->free_mask, n);
+    if (start >= 0) {
+      *arena = a;
+      return start;
+    }
+  }
+  return -1;
+}
+
+PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCounters& counters) {
+  const uint32_t n = kClasses[cls].run_pools;
+  threading::SpinLockHolder hold(&lock_);
+  if (start < 0) {
+    ++arenas_;
+    ++empty_arenas_;
+    free_pools_ += kUsablePools;
+    LinkArena(a, /*avail=*/true);
+    start = FindRun(a->free_mask, n);
+  }
+  if (a->used_pools == 0) --empty_arenas_;
+  const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
+  a->free_mask &= ~bits;
+  a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
+  a->used_pools += n;
+  free_pools_ -= n;
+  if (a->free_mask == 0) {
+    UnlinkArena(a);
+    LinkArena(a, /*avail=*/false);
+  }
+  PoolDesc* head = a->pool(static_cast<size_t>(start));
+  head->FormatHead(cls, n, reinterpret_cast<FreeBlock*>(a));  // the list ends at the arena base
+  for (uint32_t i = 1; i < n; ++i) head[i].FormatTail(cls, i);
+  counters.runs_created.Add(1);
+  Publish();
+  return head;
+}
+
+void OwnedArenas::ReleaseRun(PoolDesc* d, uint64_t now, HeapCounters& counters) {
+  threading::SpinLockHolder hold(&lock_);
+  ReleaseRunLocked(d, now, counters);
+}
+
+void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters) {
+  ArenaHeader* a = ArenaOf(d);
+  const uint32_t n = d->run_pools;
+  const uint8_t start = d->index;
+  for (uint32_t i = 0; i < n; ++i) d[i].ResetToFree(static_cast<uint32_t>(now));
+  const uint64_t bits = RunBits(n, start);
+  a->free_mask |= bits;
+  a->dirty_mask |= bits;
+  a->used_pools -= n;
+  free_pools_ += n;
+  if (!a->on_avail_list) {
+    UnlinkArena(a);
+    LinkArena(a, /*avail=*/true);
+  }
+  if (a->used_pools == 0) ++empty_arenas_;
+  counters.runs_released.Add(1);
+  Publish();
+}
+
+// ---- Empty runs ------------------------------------------------------------
+
+void OwnedArenas::KeepEmpty(PoolDesc* d, uint64_t now) {
+  threading::SpinLockHolder hold(&lock_);
+  LinkEmptyLocked(d, now);
+}
+
+void OwnedArenas::LinkEmptyLocked(PoolDesc* d, uint64_t now) {
+  d->run.KeepEmpty(static_cast<uint32_t>(now));
+  empty_[d->size_class].PushFront(d);
+  empty_run_pools_ += d->run_pools;
+  Publish();
+}
+
+void OwnedArenas::UnlinkEmptyLocked(PoolDesc* d, bool reuse) {
+  empty_[d->size_class].Remove(d);
+  d->run.LeaveEmpty(reuse, reinterpret_cast<FreeBlock*>(ArenaOf(d)));
+  empty_run_pools_ -= d->run_pools;
+  Publish();
+}
+
+PoolDesc* OwnedArenas::TakeEmpty(size_t cls) {
+  // The owner's peek: only the owner adds to its empty lists (the purger
+  // may only purge runs in place), so an empty list stays empty unlocked.
+  if (NoEmptyRunOwner(cls)) return nullptr;
+  threading::SpinLockHolder hold(&lock_);
+  PoolDesc* d = empty_[cls].front();
+  if (d == nullptr) return nullptr;
+  UnlinkEmptyLocked(d, /*reuse=*/true);  // re-carved if it was purged
+  return d;
+}
+
+size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters) {
+  // The owner's peek (see EmptyRunPoolsOwner): no lock when there are none.
+  if (EmptyRunPoolsOwner() == 0) return 0;
+  size_t pools = 0;
+  threading::SpinLockHolder hold(&lock_);
+  for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
+    while (PoolDesc* d = empty_[cls].front()) {
+      const bool purged = d->run.purged();
+      const uint32_t since = d->run.free_since();
+      const uint32_t n = d->run_pools;
+      const uint8_t index = d->index;
+      UnlinkEmptyLocked(d, /*reuse=*/false);
+      pools += n;
+      ReleaseRunLocked(d, now, counters);
+      if (purged) {
+        // Its pages are already given back: free, not dirty.
+        ArenaOf(d)->dirty_mask &= ~RunBits(n, index);
+      } else {
+        // Free since it went empty: due for purging as it would have been.
+        for (uint32_t i = 0; i < n; ++i) d[i].ResetToFree(since);
+      }
+    }
+  }
+  return pools;
+}
+
+// ---- Arenas ----------------------------------------------------------------
+
+void OwnedArenas::LinkArena(ArenaHeader* a, bool avail) {
+  a->on_avail_list = avail;
+  (avail ? avail_ : full_).PushFront(a);
+}
+
+void OwnedArenas::UnlinkArena(ArenaHeader* a) { (a->on_avail_list ? avail_ : full_).Remove(a); }
+
+void OwnedArenas::ReleaseEmptyArenas(size_t budget, uint64_t now, ArenaCache* cache, const HeapEnv& env,
+                                     HeapCounters& counters) {
+  // Empty arenas first: nothing pins them.
+  if (empty_arenas_ == 0) return;
+  threading::SpinLockHolder hold(&lock_);
+  for (ArenaHeader* a = avail_.front(); a != nullptr && CachedPoolBytes() > budget;) {
+    ArenaHeader* next = a->next;
+    if (a->used_pools == 0) {
+      UnlinkArena(a);
+      --arenas_;
+      --empty_arenas_;
+      free_pools_ -= kUsablePools;
+      counters.arenas_released.Add(1);
+      cache->Forget(a);
+      env.release_arena(a, now);
+    }
+    a = next;
+  }
+  Publish();
+}
+
+size_t OwnedArenas::Purge(uint64_t now, int64_t delay_ms, bool force, bool wait, HeapCounters& counters) {
+  if (wait) {
+    lock_.Lock();
+  } else if (!lock_.TryLock()) {
+    return 0;
+  }
+  const size_t bytes = PurgeLocked(now, delay_ms, force, counters);
+  lock_.Unlock();
+  return bytes;
+}
+
+size_t OwnedArenas::PurgeLocked(uint64_t now, int64_t delay_ms, bool force, HeapCounters& counters) {
+  if (delay_ms < 0 && !force) return 0;
+  const auto mode =
+      GetOption(Option::kPurgeMode) == 1 ? os::PurgeMode::kFree : os::PurgeMode::kDontNeed;
+  size_t bytes = 0;
+  // Empty runs kept whole: purged in place (their list is rebuilt on reuse).
+  for (size_t cls = 1; cls < kNumClasses && empty_run_pools_ != 0; ++cls) {
+    for (PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
+      if (d->run.purged()) continue;
+      if (!force && static_cast<int32_t>(now - d->run.free_since()) < delay_ms) continue;
+      const size_t run_bytes = size_t{d->run_pools} * kPoolSize;
+      if (os::Purge(d->Start(), run_bytes, mode)) {
+        d->run.MarkPurged();
+        counters.pools_purged.Add(d->run_pools);
+        bytes += run_bytes;
+      }
+    }
+  }
+  // Full arenas have no free pools: only the avail list matters.
+  for (ArenaHeader* a = avail_.front(); a != nullptr; a = a->next) {
+    uint64_t due = 0;
+    for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
+      const int i = __builtin_ctzll(m);
+      if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->run.free_since()) >= delay_ms) {
+        due |= uint64_t{1} << i;
+      }
+    }
+    // One madvise per stretch of consecutive due pools.
+    while (due != 0) {
+      const int start = __builtin_ctzll(due);
+      const uint64_t from_start = due >> start;
+      const int len = from_start == ~uint64_t{0} ? 64 : __builtin_ctzll(~from_start);
+      const uint64_t bits = RunBits(static_cast<uint32_t>(len), static_cast<uint32_t>(start));
+      if (os::Purge(a->Base() + size_t(start) * kPoolSize, size_t(len) * kPoolSize, mode)) {
+        a->dirty_mask &= ~bits;
+        counters.pools_purged.Add(static_cast<uint64_t>(len));
+        bytes += size_t(len) * kPoolSize;
+      }
+      due &= ~bits;
+    }
+  }
+  return bytes;
+}
+
+// ---- Moving arenas ---------------------------------------------------------
+
+ArenaHeader* OwnedArenas::AnyArena() {
+  threading::SpinLockHolder hold(&lock_);
+  return !avail_.empty() ? avail_.front() : full_.front();
+}
+
+size_t OwnedArenas::Detach(ArenaHeader* a, ArenaCache* cache) {
+  const size_t free = static_cast<size_t>(__builtin_popcountll(a->free_mask));
+  threading::SpinLockHolder hold(&lock_);
+  cache->Forget(a);  // the cache holds only arenas the heap owns
+  UnlinkArena(a);
+  --arenas_;
+  free_pools_ -= free;
+  if (a->used_pools == 0) --empty_arenas_;
+  Publish();
+  return free;
+}
+
+void OwnedArenas::MoveEmptyRun(PoolDesc* d, OwnedArenas* to) {
+  // The two heaps' locks one after the other, never nested.
+  uint32_t since;
+  {
+    threading::SpinLockHolder hold(&lock_);
+    since = d->run.free_since();
+    UnlinkEmptyLocked(d, /*reuse=*/false);
+  }
+  threading::SpinLockHolder hold(&to->lock_);
+  to->LinkEmptyLocked(d, since);
+}
+
+void OwnedArenas::Attach(ArenaHeader* a, size_t free_pools) {
+  threading::SpinLockHolder hold(&lock_);
+  LinkArena(a, a->free_mask != 0);
+  ++arenas_;
+  free_pools_ += free_pools;
+  if (a->used_pools == 0) ++empty_arenas_;
+  Publish();
+}
+
+// ---- Checks ----------------------------------------------------------------
+
+bool OwnedArenas::IsValid(const Heap* owner) const {
+  // The purger may be updating dirty masks: read under the lock.
+  threading::SpinLockHolder hold(&lock_);
+  size_t empty_pools = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    for (const PoolDesc* d = empty_[cls].front(); d != nullptr; d = d->next) {
+      if (d->run.state() != RunState::kEmpty || d->size_class != cls || d->Used() != 0) return false;
+      if (!d->IsValid()) return false;
+      empty_pools += d->run_pools;
+    }
+  }
+  if (empty_pools != empty_run_pools_) return false;
+  size_t arenas = 0, empty = 0, free_pools = 0;
+  for (const ArenaList* list : {&avail_, &full_}) {
+    for (const ArenaHeader* a = list->front(); a != nullptr; a = a->next) {
+      ++arenas;
+      if (a->used_pools == 0) ++empty;
+      free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
+      // Relaxed: the owner writes the owner field only when the arena moves.
+      if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != owner) return false;
+      if (a->on_avail_list != (a->free_mask != 0)) return false;
+      if ((list == &avail_) != a->on_avail_list) return false;
+      for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
+        if (a->pool(i)->state == PoolState::kHead && !a->pool(i)->IsValid()) return false;
+      }
+    }
+  }
+  return arenas == arenas_ && empty == empty_arenas_ && free_pools == free_pools_;
+}
+
+}  // namespace strata::internal
