@@ -61,6 +61,7 @@
 #include "alloc/arena.h"
 #include "alloc/config.h"
 #include "alloc/free_link.h"
+#include "alloc/heap_counters.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/sampling.h"
@@ -113,32 +114,6 @@ bool LooksTravelling(const void* p, size_t size);
 // The descriptor every empty slot of current_ points at: no free blocks, no
 // uncarved blocks, so the fast path falls to the slow path without a null test.
 extern PoolDesc g_empty_pool;
-
-// Per-heap statistics, summed over every heap on read (stats.h). Written
-// only on slow paths, by the heap's owner (or, for pools_purged and
-// bytes_purged, by whoever holds meta_lock_).
-struct HeapCounters {
-  using Counter = threading::SingleWriter<uint64_t>;
-  Counter remote_frees;       // blocks this heap sent to other heaps
-  Counter remote_bytes;       // their bytes
-  // Batches handed to other heaps' queues, by blocks per batch; their sum
-  // is the number of batches (one counter, so a snapshot cannot see a batch
-  // counted in one and not yet in the other).
-  Counter batch_blocks[kBatchBuckets];
-  Counter blocks_received;    // blocks taken from this heap's queue
-  Counter blocks_forwarded;   // of those, sent on (the arena had moved)
-  Counter refills;            // allocations the current run could not serve (slow path)
-  Counter runs_woken;         // sleeping full runs back on the partial list
-  Counter runs_created;
-  Counter runs_released;
-  Counter arenas_acquired;    // arenas taken from the arena source
-  Counter arenas_released;    // empty arenas given back to it
-  Counter orphans_absorbed;
-  Counter pools_purged;       // free pools given back to the OS (madvise)
-  // Detailed statistics (option `stats`): calls and requested bytes per class.
-  Counter allocations[kNumClasses];
-  Counter requested_bytes[kNumClasses];
-};
 
 class alignas(kCacheLine) Heap {
  public:

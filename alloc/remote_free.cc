@@ -102,7 +102,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Heap::FreeLocalOrForward(void* p, Arena
     if (this == tls_heap) ArenaCacheSlot(reinterpret_cast<uintptr_t>(p)) = reinterpret_cast<uintptr_t>(a);
     FreeLocal(d, p);
   } else {
-    counters_.blocks_forwarded.Add(1);
+    counters_.remote_forwarded.Add(1);
     FreeRemote(p, owner, size);
   }
 }
@@ -245,7 +245,7 @@ size_t Heap::DrainRemote() {
       b = next;
       ++received;
     }
-    counters_.blocks_received.Add(received);
+    counters_.remote_received.Add(received);
     // Relaxed: statistics (see Flush()).
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     n = received;

@@ -46,8 +46,8 @@ set(STRATA_NEW_FAILURE_SOURCE alloc/new_failure.cc)
 # --strata_* Abseil flags (optional: STRATA_BUILD_FLAGS).
 set(STRATA_FLAGS_SOURCES alloc/flags.cc)
 
-# Installed as include/strata/<name>.h; the two alloc/ headers stats.h needs
-# go to include/strata/alloc/.
+# Installed as include/strata/<name>.h; the headers stats.h needs keep their
+# folder: include/strata/alloc/, include/strata/threading/.
 set(STRATA_PUBLIC_HEADERS
   alloc/flags.h
   alloc/options.h
@@ -57,7 +57,9 @@ set(STRATA_PUBLIC_HEADERS
 )
 set(STRATA_PUBLIC_SUPPORT_HEADERS
   alloc/config.h
+  alloc/heap_counters.h
   alloc/size_class.h
+  threading/single_writer.h
 )
 
 # GoogleTest unit tests (STRATA_BUILD_TESTS): the same files as Bazel's

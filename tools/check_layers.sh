@@ -9,7 +9,7 @@ set -euo pipefail
 # Rank of each alloc/ header: lower ranks never include higher ones.
 rank() {
   case "$1" in
-    config|size_class|os|free_link|sampling|stack_trace) echo 0 ;;
+    config|size_class|os|free_link|sampling|stack_trace|heap_counters) echo 0 ;;
     fd_writer|options|error|foreign_hook|page_map|meta_alloc|limit) echo 1 ;;
     arena|large|heap_profile) echo 2 ;;
     heap|heap_internal|heap_registry|heap_release|remote_free) echo 3 ;;
