@@ -10,6 +10,7 @@
 #include "alloc/error.h"
 #include "alloc/foreign_hook.h"
 #include "alloc/heap.h"
+#include "alloc/heap_counters.h"
 #include "alloc/heap_profile.h"
 #include "alloc/large.h"
 #include "alloc/limit.h"
@@ -147,20 +148,15 @@ void GetStats(Stats* out) {
     h->arenas().ForEachArenaHoldingLock(
         [&](ArenaHeader* a) { AddArena(out, a, state == HeapState::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
-    out->remote_frees += k.remote_frees.Get();
-    out->remote_bytes += k.remote_bytes.Get();
+    for (size_t i = 0; i < internal::kNumHeapCounters; ++i) {
+      out->*internal::kStatsCounterFields[i] += (k.*internal::kHeapCounterRows[i].field).Get();
+    }
     const uint64_t outgoing = h->outgoing().Bytes();
     for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
       const uint64_t batches = k.batch_blocks[b].Get();
       out->batch_histogram[b] += batches;
       out->remote_batches += batches;
     }
-    out->remote_received += k.remote_received.Get();
-    out->remote_forwarded += k.remote_forwarded.Get();
-    out->orphans_absorbed += k.orphans_absorbed.Get();
-    out->refills += k.refills.Get();
-    out->runs_woken += k.runs_woken.Get();
-    out->pools_purged += k.pools_purged.Get();
     const int64_t queued = h->incoming().QueuedBytes();
     const int64_t suspects = h->incoming().suspects().Bytes();
     out->outgoing_bytes += outgoing;

@@ -18,7 +18,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 
+#include "alloc/heap_counter_list.h"
 #include "alloc/size_class.h"
 
 namespace strata {
@@ -110,25 +112,24 @@ struct Stats {
   uint64_t heaps;                // created
   uint64_t heaps_active;         // serving a thread
   uint64_t heaps_orphaned;       // of exited threads, still owning arenas
-  uint64_t orphans_absorbed;
-  // Thread-cache slow paths: allocations the current run could not serve
-  // (each a refill), and sleeping full runs woken by frees.
-  uint64_t refills;
-  uint64_t runs_woken;
 
-  // Cross-thread frees.
-  uint64_t remote_frees;         // blocks freed by a thread that did not own them
-  uint64_t remote_bytes;
+  // The thread caches' counters, summed over every heap: one field per row
+  // of STRATA_HEAP_COUNTER_LIST (alloc/heap_counter_list.h), named as the row
+  // is and documented by its help text (refills, runs_woken, remote_frees,
+  // remote_bytes, remote_received, remote_forwarded, orphans_absorbed,
+  // pools_purged, ...).
+#define STRATA_STATS_COUNTER_FIELD(name, help, section, json_key, metric, label) uint64_t name;
+  STRATA_HEAP_COUNTER_LIST(STRATA_STATS_COUNTER_FIELD)
+#undef STRATA_STATS_COUNTER_FIELD
+
+  // Cross-thread frees: batches (the histogram's sum) and what waits now.
   uint64_t remote_batches;       // batches handed to owners' queues
   uint64_t batch_histogram[kBatchHistogramBuckets];
-  uint64_t remote_received;      // blocks owners took from their queues
-  uint64_t remote_forwarded;     // of those, sent on (the arena had moved)
   uint64_t outgoing_bytes;       // waiting in outgoing batches now
   uint64_t queued_bytes;         // waiting in owners' queues now
 
   // The release engine.
   uint64_t released_bytes;       // purged + unmapped so far by the engine and ReleaseMemory
-  uint64_t pools_purged;         // free pools of heaps purged so far
   bool background_running;
   uint64_t background_passes;
   uint64_t slow_path_passes;
@@ -166,6 +167,15 @@ void WriteStats(int fd, StatsFormat format, const Stats* stats = nullptr);
 void WriteStatsTable(int fd, const Stats* stats = nullptr);
 
 namespace internal {
+// The Stats field of each row of kHeapCounterRows (heap_counters.h), in the
+// same order: what GetStats sums into and what the outputs print.
+inline constexpr uint64_t Stats::*kStatsCounterFields[] = {
+#define STRATA_STATS_COUNTER_POINTER(name, help, section, json_key, metric, label) &Stats::name,
+    STRATA_HEAP_COUNTER_LIST(STRATA_STATS_COUNTER_POINTER)
+#undef STRATA_STATS_COUNTER_POINTER
+};
+static_assert(std::size(kStatsCounterFields) == kNumHeapCounters);
+
 // Writes statistics in the format the stats_format option names.
 void WriteStatsInConfiguredFormat(int fd);
 // The stats_on_exit option's work (called by a destructor in strata.cc).

@@ -1,7 +1,8 @@
 // The statistics outputs: a human table, JSON and Prometheus text
 // exposition of a snapshot (GetStats, stats.cc), the sampler's lines and
 // the report at exit. The retention rows come from retention_rows.h, the
-// format names from the stats_format option (STRATA_STATS_FORMAT_NAMES).
+// thread caches' counters from heap_counters.h, the format names from the
+// stats_format option (STRATA_STATS_FORMAT_NAMES).
 // All of it writes through FdWriter into a stack buffer: nothing here
 // allocates.
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include "alloc/arena.h"
 #include "alloc/fd_writer.h"
 #include "alloc/heap.h"
+#include "alloc/heap_counters.h"
 #include "alloc/options.h"
 #include "alloc/retention_rows.h"
 #include "alloc/stats.h"
@@ -20,6 +22,7 @@
 namespace strata {
 
 using internal::ArenaHeader;
+using internal::CounterSection;
 using internal::FdWriter;
 using internal::Heap;
 using internal::kClasses;
@@ -28,9 +31,16 @@ using internal::PoolState;
 
 namespace {
 
+using internal::HeapCounterRow;
+using internal::kHeapCounterRows;
+using internal::kNumHeapCounters;
 using internal::kPinBucketNames;
 using internal::kRetentionRows;
+using internal::kStatsCounterFields;
 using internal::RetentionRow;
+
+// The value of counter row i in snapshot s.
+uint64_t CounterValue(const Stats& s, size_t i) { return s.*kStatsCounterFields[i]; }
 
 // ---- Options, in each format ----------------------------------------------
 
@@ -124,13 +134,13 @@ void WriteTable(int fd, const Stats& s) {
       .Str(" maps, ").Uint(s.os_unmaps).Str(" unmaps, ").Uint(s.os_purges).Str(" purges (")
       .Uint(s.os_purged_bytes).Str(" bytes); process RSS ").Uint(s.resident_bytes).Char('\n');
   w.Str("# heaps: ").Uint(s.heaps).Str(" created, ").Uint(s.heaps_active).Str(" active, ")
-      .Uint(s.heaps_orphaned).Str(" orphaned; ").Uint(s.orphans_absorbed)
-      .Str(" orphans absorbed; slow paths: ").Uint(s.refills).Str(" refills, ")
-      .Uint(s.runs_woken).Str(" runs woken\n");
-  w.Str("# cross-thread: ").Uint(s.remote_frees).Str(" frees (").Uint(s.remote_bytes)
-      .Str(" bytes) in ").Uint(s.remote_batches).Str(" batches, ").Uint(s.remote_received)
-      .Str(" received, ").Uint(s.remote_forwarded).Str(" forwarded; now ")
-      .Uint(s.outgoing_bytes).Str(" bytes outgoing, ").Uint(s.queued_bytes).Str(" queued\n");
+      .Uint(s.heaps_orphaned).Str(" orphaned\n");
+  w.Str("# thread caches (counters summed over every heap):\n");
+  for (size_t i = 0; i < kNumHeapCounters; ++i) {
+    w.Str("#   ").Pad(kHeapCounterRows[i].label, 38).Uint(CounterValue(s, i), 14).Char('\n');
+  }
+  w.Str("# cross-thread: ").Uint(s.remote_batches).Str(" batches; now ").Uint(s.outgoing_bytes)
+      .Str(" bytes outgoing, ").Uint(s.queued_bytes).Str(" queued\n");
   w.Str("# batch sizes (blocks):");
   for (size_t b = 0; b < kBatchHistogramBuckets; ++b) {
     if (s.batch_histogram[b] == 0) continue;
@@ -143,8 +153,7 @@ void WriteTable(int fd, const Stats& s) {
     w.Char(':').Uint(s.batch_histogram[b]);
   }
   w.Char('\n');
-  w.Str("# release: ").Uint(s.released_bytes).Str(" bytes given back so far, ")
-      .Uint(s.pools_purged).Str(" heap pools purged; background thread ")
+  w.Str("# release: ").Uint(s.released_bytes).Str(" bytes given back so far; background thread ")
       .Str(s.background_running ? "running" : "not running").Str(" (")
       .Uint(s.background_passes).Str(" passes), ").Uint(s.slow_path_passes)
       .Str(" passes from slow paths\n");
@@ -186,6 +195,21 @@ void WriteTable(int fd, const Stats& s) {
 void Field(FdWriter& w, const char* name, uint64_t v, bool comma = true) {
   if (comma) w.Char(',');
   w.Char('"').Str(name).Str("\":").Uint(v);
+}
+
+// Closes the previous object and opens `section`'s, by the name the
+// counters' table gives it.
+void OpenSection(FdWriter& w, CounterSection section) {
+  w.Str("},\"").Str(internal::kCounterSectionKeys[static_cast<size_t>(section)]).Str("\":{");
+}
+
+// The counters of `section`, each after a comma (the section's own first
+// field is written before them).
+void CounterFields(FdWriter& w, const Stats& s, CounterSection section) {
+  for (size_t i = 0; i < kNumHeapCounters; ++i) {
+    const HeapCounterRow& row = kHeapCounterRows[i];
+    if (row.section == section) Field(w, row.json_key, CounterValue(s, i));
+  }
 }
 
 void WriteArenaMapJson(FdWriter& w) {
@@ -279,19 +303,14 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
   Field(w, "purges", s.os_purges);
   Field(w, "purged_bytes", s.os_purged_bytes);
   Field(w, "resident_bytes", s.resident_bytes);
-  w.Str("},\"heaps\":{");
+  OpenSection(w, CounterSection::kHeaps);
   Field(w, "created", s.heaps, false);
   Field(w, "active", s.heaps_active);
   Field(w, "orphaned", s.heaps_orphaned);
-  Field(w, "orphans_absorbed", s.orphans_absorbed);
-  Field(w, "refills", s.refills);
-  Field(w, "runs_woken", s.runs_woken);
-  w.Str("},\"cross_thread\":{");
-  Field(w, "frees", s.remote_frees, false);
-  Field(w, "bytes", s.remote_bytes);
-  Field(w, "batches", s.remote_batches);
-  Field(w, "received", s.remote_received);
-  Field(w, "forwarded", s.remote_forwarded);
+  CounterFields(w, s, CounterSection::kHeaps);
+  OpenSection(w, CounterSection::kCrossThread);
+  Field(w, "batches", s.remote_batches, false);
+  CounterFields(w, s, CounterSection::kCrossThread);
   Field(w, "outgoing_bytes", s.outgoing_bytes);
   Field(w, "queued_bytes", s.queued_bytes);
   w.Str(",\"batch_histogram\":[");
@@ -301,9 +320,10 @@ void WriteJson(int fd, const Stats& s, bool arena_map) {
     Field(w, "batches", s.batch_histogram[b]);
     w.Char('}');
   }
-  w.Str("]},\"release\":{");
+  w.Char(']');
+  OpenSection(w, CounterSection::kRelease);
   Field(w, "released_bytes", s.released_bytes, false);
-  Field(w, "pools_purged", s.pools_purged);
+  CounterFields(w, s, CounterSection::kRelease);
   w.Str(",\"background_running\":").Str(s.background_running ? "true" : "false");
   Field(w, "background_passes", s.background_passes);
   Field(w, "slow_path_passes", s.slow_path_passes);
@@ -372,11 +392,10 @@ void WritePrometheus(int fd, const Stats& s) {
   Metric(w, "heaps", "gauge", "Thread heaps created.", s.heaps);
   Metric(w, "heaps_orphaned", "gauge", "Heaps of exited threads still owning arenas.",
          s.heaps_orphaned);
-  Metric(w, "refills_total", "counter", "Allocations the thread cache's current run could not serve.",
-         s.refills);
-  Metric(w, "runs_woken_total", "counter", "Sleeping full runs woken by frees.", s.runs_woken);
-  Metric(w, "remote_frees_total", "counter", "Blocks freed by a thread that did not own them.",
-         s.remote_frees);
+  for (size_t i = 0; i < kNumHeapCounters; ++i) {
+    const HeapCounterRow& row = kHeapCounterRows[i];
+    Metric(w, row.metric, "counter", row.help, CounterValue(s, i));
+  }
   Metric(w, "remote_batches_total", "counter", "Batches of remote frees handed to owners.",
          s.remote_batches);
   Metric(w, "remote_queued_bytes", "gauge", "Bytes waiting in owners' queues.", s.queued_bytes);

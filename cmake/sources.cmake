@@ -50,8 +50,8 @@ set(STRATA_NEW_FAILURE_SOURCE alloc/new_failure.cc)
 # --strata_* Abseil flags (optional: STRATA_BUILD_FLAGS).
 set(STRATA_FLAGS_SOURCES alloc/flags.cc)
 
-# Installed as include/strata/<name>.h; the two alloc/ headers stats.h needs
-# go to include/strata/alloc/.
+# Installed as include/strata/<name>.h; the alloc/ headers stats.h needs go
+# to include/strata/alloc/.
 set(STRATA_PUBLIC_HEADERS
   alloc/flags.h
   alloc/options.h
@@ -61,6 +61,7 @@ set(STRATA_PUBLIC_HEADERS
 )
 set(STRATA_PUBLIC_SUPPORT_HEADERS
   alloc/config.h
+  alloc/heap_counter_list.h
   alloc/size_class.h
 )
 

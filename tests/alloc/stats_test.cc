@@ -6,10 +6,12 @@
 #include <atomic>
 #include <barrier>
 #include <cstring>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "alloc/heap_counters.h"
 #include "alloc/options.h"
 #include "alloc/release.h"
 #include "alloc/size_class.h"
@@ -96,6 +98,118 @@ TEST(StatsTest, StatsWriteTakesTheOptionsFormatNames) {
   EXPECT_EQ(GetOption(Option::kStatsFormat), static_cast<int64_t>(StatsFormat::kJsonArenas));
   ASSERT_TRUE(SetOptionByName("stats_format", "table", OptionSource::kApi));
   Deallocate(p);
+}
+
+using internal::kCounterSectionKeys;
+using internal::kHeapCounterRows;
+using internal::kNumHeapCounters;
+using internal::kStatsCounterFields;
+
+// The JSON object under `key` (braces matched), or "" when there is none.
+std::string JsonObject(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":{");
+  if (at == std::string::npos) return "";
+  const size_t open = json.find('{', at);
+  int depth = 0;
+  for (size_t i = open; i < json.size(); ++i) {
+    if (json[i] == '{') ++depth;
+    if (json[i] == '}' && --depth == 0) return json.substr(open, i - open + 1);
+  }
+  return "";
+}
+
+// True when object `obj` has "key":value as one of its own fields.
+bool HasField(const std::string& obj, const char* key, uint64_t value) {
+  const std::string field = std::string("\"") + key + "\":" + std::to_string(value);
+  for (size_t at = obj.find(field); at != std::string::npos; at = obj.find(field, at + 1)) {
+    const char before = obj[at - 1];
+    const char after = obj[at + field.size()];
+    if ((before == '{' || before == ',') && (after == ',' || after == '}')) return true;
+  }
+  return false;
+}
+
+// Every row of heap_counters.h is named once and reaches every output with
+// the value of its Stats field, without an edit outside the table.
+TEST(StatsCountersTest, EveryCounterRowIsInEveryFormat) {
+  std::set<std::string> names, metrics, keys, labels;
+  for (const auto& row : kHeapCounterRows) {
+    EXPECT_TRUE(names.insert(row.name).second) << row.name;
+    EXPECT_TRUE(metrics.insert(row.metric).second) << row.metric;
+    EXPECT_TRUE(labels.insert(row.label).second) << row.label;
+    const std::string key = std::string(kCounterSectionKeys[static_cast<size_t>(row.section)]) +
+                            "." + row.json_key;
+    EXPECT_TRUE(keys.insert(key).second) << key;
+    const std::string metric = row.metric;
+    EXPECT_EQ(metric.substr(metric.size() - 6), "_total") << metric << ": a counter";
+    const std::string help = row.help;
+    EXPECT_EQ(help.back(), '.') << row.name << ": help is one sentence";
+    EXPECT_EQ(help.find('\n'), std::string::npos) << row.name;
+  }
+
+  // Known activity: allocations enough to refill (new runs, an arena), and
+  // blocks freed by another thread, which then exits (flushing its batches).
+  std::vector<void*> blocks;
+  for (int i = 0; i < 5000; ++i) blocks.push_back(Allocate(72));
+  std::thread([&] {
+    for (size_t i = 0; i < blocks.size(); i += 2) Deallocate(blocks[i]);
+  }).join();
+  for (size_t i = 1; i < blocks.size(); i += 2) Deallocate(blocks[i]);
+
+  Stats s;
+  GetStats(&s);
+  EXPECT_GT(s.refills, 0u);
+  EXPECT_GT(s.runs_created, 0u);
+  EXPECT_GT(s.arenas_acquired, 0u);
+  EXPECT_GE(s.remote_frees, 2500u);
+  EXPECT_GE(s.remote_bytes, 2500u * 72);
+
+  // Every format prints this one snapshot, so each value is exactly s's.
+  auto write = [&s](StatsFormat format) {
+    std::string text;
+    CaptureWrite([&](int fd) { WriteStats(fd, format, &s); return 0; }, &text);
+    return text;
+  };
+  const std::string json = write(StatsFormat::kJson);
+  const std::string prometheus = write(StatsFormat::kPrometheus);
+  const std::string table = write(StatsFormat::kTable);
+  ASSERT_NE(table.find("# thread caches"), std::string::npos);
+  for (size_t i = 0; i < kNumHeapCounters; ++i) {
+    const auto& row = kHeapCounterRows[i];
+    const uint64_t value = s.*kStatsCounterFields[i];
+    const char* section_key = kCounterSectionKeys[static_cast<size_t>(row.section)];
+    const std::string section = JsonObject(json, section_key);
+    ASSERT_FALSE(section.empty()) << row.name;
+    EXPECT_TRUE(HasField(section, row.json_key, value))
+        << row.name << " = " << value << " not in " << section;
+    const std::string m = std::string("strata_") + row.metric;
+    EXPECT_NE(prometheus.find("# HELP " + m + " " + row.help + "\n# TYPE " + m + " counter\n" + m +
+                              " " + std::to_string(value) + "\n"),
+              std::string::npos)
+        << m;
+    // The table's line: its label, then the value right-aligned.
+    const size_t line = table.find(std::string("#   ") + row.label + " ");
+    ASSERT_NE(line, std::string::npos) << row.label;
+    const std::string text = table.substr(line, table.find('\n', line) - line);
+    EXPECT_EQ(text.substr(text.find_last_of(' ') + 1), std::to_string(value)) << text;
+  }
+
+  // The names the counters have always had stay put (dashboards, tools).
+  EXPECT_TRUE(HasField(JsonObject(json, "heaps"), "refills", s.refills));
+  EXPECT_TRUE(HasField(JsonObject(json, "heaps"), "runs_woken", s.runs_woken));
+  EXPECT_TRUE(HasField(JsonObject(json, "heaps"), "orphans_absorbed", s.orphans_absorbed));
+  EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "frees", s.remote_frees));
+  EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "bytes", s.remote_bytes));
+  EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "received", s.remote_received));
+  EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "forwarded", s.remote_forwarded));
+  EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "batches", s.remote_batches));
+  EXPECT_TRUE(HasField(JsonObject(json, "release"), "pools_purged", s.pools_purged));
+  for (const char* help :
+       {"# HELP strata_refills_total Allocations the thread cache's current run could not serve.\n",
+        "# HELP strata_runs_woken_total Sleeping full runs woken by frees.\n",
+        "# HELP strata_remote_frees_total Blocks freed by a thread that did not own them.\n"}) {
+    EXPECT_NE(prometheus.find(help), std::string::npos) << help;
+  }
 }
 
 }  // namespace
