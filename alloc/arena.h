@@ -7,7 +7,8 @@
 //
 // Arenas come from the process-wide source below: a lock-free stack of empty
 // arenas, else the current OS reservation (16 arenas mapped at once, under a
-// spin lock: the only lock, on the rare "map more memory" path).
+// spin lock, on the rare "map more memory" path). The run's owner line and
+// its state machine are run.h's.
 #ifndef STRATA_ALLOC_ARENA_H_
 #define STRATA_ALLOC_ARENA_H_
 

@@ -4,7 +4,7 @@
 // own blocks back to glibc (foreign.h holds that policy). The hook returns
 // true when it took care of p; false lets the free be reported as invalid
 // (error.h). Without the override there is no hook: every such free is
-// invalid. Here, below the free path, so that free_slow.cc can call what a
+// invalid. Here, below the free path, so that the free path (free_path.h) can call what a
 // higher layer installs.
 #ifndef STRATA_ALLOC_FOREIGN_HOOK_H_
 #define STRATA_ALLOC_FOREIGN_HOOK_H_

@@ -11,7 +11,7 @@
 //       FreeToRun(self, run, p)      inline: Run::Push; rare -> Heap::FreeLocalSlow
 //   FreeUncached(self, p)            not in the cache: the page map; our arena
 //                                    -> remembered, FreeOwned; another heap's ->
-//     FreeRemote(self, p, owner)     the shape's checks -> Heap::BatchRemote
+//     FreeRemote(self, p, owner)     the shape's checks -> BatchRemote
 //                                    (outgoing_batches.h -> the owner's
 //                                    IncomingQueue -> Heap::DrainRemote ->
 //                                    FreeToRun, heap.cc)

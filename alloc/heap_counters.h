@@ -22,7 +22,7 @@ namespace strata::internal {
 // Per-heap statistics, summed over every heap on read (stats.h). Written by
 // the heap's owner only (remote_frees and remote_bytes on every remote free,
 // the rest on slow paths; pools_purged by whoever holds the heap's
-// meta_lock_), read by any thread: hence SingleWriter.
+// metadata lock, OwnedArenas), read by any thread: hence SingleWriter.
 struct HeapCounters {
   using Counter = threading::SingleWriter<uint64_t>;
 #define STRATA_HEAP_COUNTER_MEMBER(name, help, section, json_key, metric, label) Counter name;

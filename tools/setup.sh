@@ -16,6 +16,8 @@ PACKAGES=(
   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
   # Measurement, and the charts drawn from it (Debian's python3, /usr/bin/python3).
   valgrind time python3-matplotlib
+  # The class-shape check (tests/class_shape_test.sh) counts members with ctags.
+  universal-ctags
   # Reading strata's heap profiles (google-pprof, the legacy heap-profile format).
   google-perftools
   # Real programs the preload tests run under strata: python3 and its stdlib
