@@ -188,6 +188,9 @@ class alignas(kCacheLine) Heap {
   OwnedArenas arenas_;
   IncomingQueue incoming_;
 
+  // Unit tests reach the parts above through a peer
+  // (tests/alloc/heap_test_peer.h); nothing else does.
+  friend class HeapTestPeer;
 };
 
 // The release engine's global pass, run from heaps' slow paths when due

@@ -119,6 +119,9 @@ class OwnedArenas {
   size_t CachedPoolBytes() const { return (free_pools_ + EmptyRunPoolsOwner()) * kPoolSize; }
   size_t free_pools() const { return free_pools_; }
   bool OwnsArenas() const { return arenas_ != 0; }
+  // Arenas owned, and how many of them hold no run (owner's view).
+  size_t arena_count() const { return arenas_; }
+  size_t empty_arena_count() const { return empty_arenas_; }
   // Checks the invariants, and every run's, for arenas owned by `owner`.
   // Takes the lock.
   bool IsValid(const Heap* owner) const;

@@ -69,6 +69,7 @@ set(STRATA_PUBLIC_SUPPORT_HEADERS
 # cc_tests of these folders. flags_test needs STRATA_BUILD_FLAGS.
 set(STRATA_TESTS
   tests/alloc/error_test.cc
+  tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/init_test.cc
   tests/alloc/limit_rss_test.cc
@@ -78,6 +79,7 @@ set(STRATA_TESTS
   tests/alloc/os_test.cc
   tests/alloc/page_map_test.cc
   tests/alloc/release_test.cc
+  tests/alloc/run_test.cc
   tests/alloc/size_class_test.cc
   tests/alloc/stats_test.cc
   tests/alloc/strata_test.cc
