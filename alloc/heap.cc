@@ -315,10 +315,10 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
 void Heap::ReleaseRun(PoolDesc* d) {
   const uint64_t now = env_->now_ms();
   arenas_.ReleaseRun(d, now, counters_);
-  if (budget_.OverBudget(arenas_.free_pools(), arenas_.CachedPoolBytes())) {
+  if (budget_.OverBudget(arenas_.counts().free_pools, arenas_.CachedPoolBytes())) {
     const size_t budget = ReleaseBudget::Bytes();
     ReleaseOverBudget(budget, now);
-    budget_.Checked(arenas_.free_pools(), budget);
+    budget_.Checked(arenas_.counts().free_pools, budget);
   }
   MaybeDecay(now, /*released=*/true);
 }

@@ -117,11 +117,15 @@ class OwnedArenas {
   }
   // Bytes kept in free pools and empty runs (owner's view).
   size_t CachedPoolBytes() const { return (free_pools_ + EmptyRunPoolsOwner()) * kPoolSize; }
-  size_t free_pools() const { return free_pools_; }
   bool OwnsArenas() const { return arenas_ != 0; }
-  // Arenas owned, and how many of them hold no run (owner's view).
-  size_t arena_count() const { return arenas_; }
-  size_t empty_arena_count() const { return empty_arenas_; }
+  // The counts (owner's view): arenas owned, those of them that hold no
+  // run, and usable pools of owned arenas in no run.
+  struct Counts {
+    size_t arenas;
+    size_t empty_arenas;
+    size_t free_pools;
+  };
+  Counts counts() const { return {arenas_, empty_arenas_, free_pools_}; }
   // Checks the invariants, and every run's, for arenas owned by `owner`.
   // Takes the lock.
   bool IsValid(const Heap* owner) const;

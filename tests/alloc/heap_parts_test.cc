@@ -177,7 +177,7 @@ class PartsTest : public ::testing::Test {
     d->run.LeavePartial();
   }
 
-  size_t EmptyRunPools() const { return arenas_.CachedPoolBytes() / kPoolSize - arenas_.free_pools(); }
+  size_t EmptyRunPools() const { return arenas_.CachedPoolBytes() / kPoolSize - arenas_.counts().free_pools; }
 
   LinkKey key_;
   OwnedArenas arenas_;
@@ -198,9 +198,9 @@ TEST_F(PartsTest, ClaimRunInAFreshArenaJoinsItAndCountsItsPools) {
   EXPECT_EQ(d, a->pool(kFirstUsablePool));
   EXPECT_EQ(d->run.state(), RunState::kHeld);
   EXPECT_EQ(d->run.free_list(), reinterpret_cast<FreeBlock*>(a));
-  EXPECT_EQ(arenas_.arena_count(), 1u);
-  EXPECT_EQ(arenas_.empty_arena_count(), 0u);
-  EXPECT_EQ(arenas_.free_pools(), kUsablePools - n);
+  EXPECT_EQ(arenas_.counts().arenas, 1u);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
+  EXPECT_EQ(arenas_.counts().free_pools, kUsablePools - n);
   EXPECT_EQ(a->used_pools, n);
   EXPECT_TRUE(a->on_avail_list);
   EXPECT_EQ(Get(counters_.runs_created), 1u);
@@ -218,9 +218,9 @@ TEST_F(PartsTest, ClaimRunInAFreshArenaJoinsItAndCountsItsPools) {
   d->run.Demote();
   arenas_.ReleaseRun(d, now, counters_);
   EXPECT_EQ(Get(counters_.runs_released), 1u);
-  EXPECT_EQ(arenas_.free_pools(), kUsablePools);
-  EXPECT_EQ(arenas_.empty_arena_count(), 1u);
-  EXPECT_EQ(arenas_.arena_count(), 1u);
+  EXPECT_EQ(arenas_.counts().free_pools, kUsablePools);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 1u);
+  EXPECT_EQ(arenas_.counts().arenas, 1u);
   EXPECT_EQ(a->used_pools, 0u);
   for (uint32_t i = 0; i < n; ++i) {
     EXPECT_EQ(d[i].state, PoolState::kFree);
@@ -246,7 +246,7 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   ASSERT_EQ(runs.size(), kUsablePools);
   EXPECT_EQ(a->free_mask, 0u);
   EXPECT_FALSE(a->on_avail_list);
-  EXPECT_EQ(arenas_.free_pools(), 0u);
+  EXPECT_EQ(arenas_.counts().free_pools, 0u);
   EXPECT_EQ(Get(counters_.runs_created), kUsablePools);
   ArenaHeader* found = nullptr;
   EXPECT_EQ(arenas_.FindFreeRun(1, &found), -1);  // full arenas are not searched
@@ -257,8 +257,8 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   back->run.Demote();
   arenas_.ReleaseRun(back, TestHeapEnv::Now(), counters_);
   EXPECT_TRUE(a->on_avail_list);
-  EXPECT_EQ(arenas_.free_pools(), 1u);
-  EXPECT_EQ(arenas_.empty_arena_count(), 0u);
+  EXPECT_EQ(arenas_.counts().free_pools, 1u);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
   EXPECT_EQ(arenas_.FindFreeRun(1, &found), static_cast<int>(back->index));
   EXPECT_EQ(found, a);
   EXPECT_EQ(arenas_.FindFreeRun(2, &found), -1);  // one pool is no room for two
@@ -269,8 +269,8 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   ASSERT_NE(big, nullptr);
   EXPECT_NE(ArenaOf(big), a);
   big->run.BecomeCurrent();
-  EXPECT_EQ(arenas_.arena_count(), 2u);
-  EXPECT_EQ(arenas_.free_pools(), 1 + kUsablePools - kClasses[kCls1K].run_pools);
+  EXPECT_EQ(arenas_.counts().arenas, 2u);
+  EXPECT_EQ(arenas_.counts().free_pools, 1 + kUsablePools - kClasses[kCls1K].run_pools);
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 }
 
@@ -282,14 +282,14 @@ TEST_F(PartsTest, KeepEmptyAndTakeEmpty) {
   const uint32_t carved = d->run.carved();
   ASSERT_EQ(carved, 8u);
   Empty(d, out);
-  const size_t free_pools = arenas_.free_pools();
+  const size_t free_pools = arenas_.counts().free_pools;
   const uint64_t t = TestHeapEnv::Now();
 
   arenas_.KeepEmpty(d, t);
   EXPECT_EQ(d->run.state(), RunState::kEmpty);
   EXPECT_EQ(d->run.free_since(), static_cast<uint32_t>(t));
   EXPECT_EQ(EmptyRunPools(), d->run_pools);
-  EXPECT_EQ(arenas_.free_pools(), free_pools);  // kept whole: not free pools
+  EXPECT_EQ(arenas_.counts().free_pools, free_pools);  // kept whole: not free pools
   EXPECT_TRUE(arenas_.IsValid(nullptr));
   EXPECT_EQ(arenas_.TakeEmpty(kCls64), nullptr);  // another class's
 
@@ -331,7 +331,7 @@ TEST_F(PartsTest, ReleaseEmptyRunsFreesTheirPools) {
   ASSERT_GT(arenas_.Purge(t, 1000, /*force=*/false, /*wait=*/true, counters_), 0u);
   ASSERT_TRUE(purged->run.purged());
   ASSERT_FALSE(kept->run.purged());
-  const size_t free_pools = arenas_.free_pools();
+  const size_t free_pools = arenas_.counts().free_pools;
   const uint64_t released = Get(counters_.runs_released);
   const uint32_t n = kept->run_pools + purged->run_pools;
   const uint8_t kept_index = kept->index, purged_index = purged->index;
@@ -340,9 +340,9 @@ TEST_F(PartsTest, ReleaseEmptyRunsFreesTheirPools) {
   TestHeapEnv::Advance(200);
   EXPECT_EQ(arenas_.ReleaseEmptyRuns(TestHeapEnv::Now(), counters_), n);
   EXPECT_EQ(Get(counters_.runs_released), released + 2);
-  EXPECT_EQ(arenas_.free_pools(), free_pools + n);
+  EXPECT_EQ(arenas_.counts().free_pools, free_pools + n);
   EXPECT_EQ(EmptyRunPools(), 0u);
-  EXPECT_EQ(arenas_.empty_arena_count(), 1u);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 1u);
   EXPECT_EQ(a->used_pools, 0u);
   // The unpurged run's pool: dirty, free since it went empty (its purge
   // delay is not restarted). The purged run's: clean.
@@ -369,17 +369,17 @@ TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
   const uint64_t now = TestHeapEnv::Now();
   arenas_.ReleaseRun(r1, now, counters_);
   arenas_.ReleaseRun(r2, now, counters_);
-  ASSERT_EQ(arenas_.arena_count(), 2u);
-  ASSERT_EQ(arenas_.empty_arena_count(), 2u);
+  ASSERT_EQ(arenas_.counts().arenas, 2u);
+  ASSERT_EQ(arenas_.counts().empty_arenas, 2u);
   ASSERT_EQ(TestHeapEnv::released(), 0u);
 
   // A budget of one arena's pools: one goes back.
   arenas_.ReleaseEmptyArenas(kUsablePools * kPoolSize, now, &cache_, *TestHeapEnv::env(), counters_);
   EXPECT_EQ(TestHeapEnv::released(), 1u);
   EXPECT_EQ(Get(counters_.arenas_released), 1u);
-  EXPECT_EQ(arenas_.arena_count(), 1u);
-  EXPECT_EQ(arenas_.empty_arena_count(), 1u);
-  EXPECT_EQ(arenas_.free_pools(), kUsablePools);
+  EXPECT_EQ(arenas_.counts().arenas, 1u);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 1u);
+  EXPECT_EQ(arenas_.counts().free_pools, kUsablePools);
   ArenaHeader* gone = TestHeapEnv::last_released();
   ASSERT_TRUE(gone == a || gone == b);
   ArenaHeader* left = gone == a ? b : a;
@@ -393,8 +393,8 @@ TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
   r3->run.BecomeCurrent();
   arenas_.ReleaseEmptyArenas(0, now, &cache_, *TestHeapEnv::env(), counters_);
   EXPECT_EQ(TestHeapEnv::released(), 1u);
-  EXPECT_EQ(arenas_.arena_count(), 1u);
-  EXPECT_EQ(arenas_.empty_arena_count(), 0u);
+  EXPECT_EQ(arenas_.counts().arenas, 1u);
+  EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
 
   r3->run.Demote();
   arenas_.ReleaseRun(r3, now, counters_);
@@ -403,7 +403,7 @@ TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
   EXPECT_EQ(TestHeapEnv::last_released(), left);
   EXPECT_FALSE(cache_.Holds(left));
   EXPECT_FALSE(arenas_.OwnsArenas());
-  EXPECT_EQ(arenas_.free_pools(), 0u);
+  EXPECT_EQ(arenas_.counts().free_pools, 0u);
   EXPECT_EQ(arenas_.CachedPoolBytes(), 0u);
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 }
@@ -499,15 +499,15 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
   f.arenas().ReleaseRun(f.arenas().ClaimRun(kCls64, b, -1, f.counters()), now, f.counters());
   f.arena_cache().Remember(a);
   f.arena_cache().Remember(b);
-  ASSERT_EQ(f.arenas().arena_count(), 2u);
-  ASSERT_EQ(f.arenas().empty_arena_count(), 1u);
+  ASSERT_EQ(f.arenas().counts().arenas, 2u);
+  ASSERT_EQ(f.arenas().counts().empty_arenas, 1u);
   ASSERT_TRUE(f.arenas().IsValid(from.get()));
   const size_t free_a = kUsablePools - 1 - empty->run_pools;
 
   EXPECT_EQ(f.arenas().Detach(a, &f.arena_cache()), free_a);
   EXPECT_FALSE(f.arena_cache().Holds(a));
-  EXPECT_EQ(f.arenas().arena_count(), 1u);
-  EXPECT_EQ(f.arenas().free_pools(), kUsablePools);  // b's
+  EXPECT_EQ(f.arenas().counts().arenas, 1u);
+  EXPECT_EQ(f.arenas().counts().free_pools, kUsablePools);  // b's
   f.arenas().MoveEmptyRun(empty, &t.arenas());
   EXPECT_EQ(f.arenas().CachedPoolBytes(), kUsablePools * kPoolSize);
   EXPECT_EQ(t.arenas().CachedPoolBytes(), empty->run_pools * kPoolSize);  // the run went first
@@ -515,21 +515,21 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
   EXPECT_EQ(empty->run.free_since(), static_cast<uint32_t>(now));
   a->owner.store(to.get(), std::memory_order_release);
   t.arenas().Attach(a, free_a);
-  EXPECT_EQ(t.arenas().arena_count(), 1u);
-  EXPECT_EQ(t.arenas().empty_arena_count(), 0u);
-  EXPECT_EQ(t.arenas().free_pools(), free_a);
+  EXPECT_EQ(t.arenas().counts().arenas, 1u);
+  EXPECT_EQ(t.arenas().counts().empty_arenas, 0u);
+  EXPECT_EQ(t.arenas().counts().free_pools, free_a);
   EXPECT_EQ(t.arenas().CachedPoolBytes(), (free_a + empty->run_pools) * kPoolSize);
 
   const size_t free_b = f.arenas().Detach(b, &f.arena_cache());
   EXPECT_EQ(free_b, kUsablePools);
-  EXPECT_EQ(f.arenas().empty_arena_count(), 0u);
+  EXPECT_EQ(f.arenas().counts().empty_arenas, 0u);
   EXPECT_FALSE(f.arenas().OwnsArenas());
   EXPECT_EQ(f.arenas().CachedPoolBytes(), 0u);
   b->owner.store(to.get(), std::memory_order_release);
   t.arenas().Attach(b, free_b);
-  EXPECT_EQ(t.arenas().arena_count(), 2u);
-  EXPECT_EQ(t.arenas().empty_arena_count(), 1u);
-  EXPECT_EQ(t.arenas().free_pools(), free_a + free_b);
+  EXPECT_EQ(t.arenas().counts().arenas, 2u);
+  EXPECT_EQ(t.arenas().counts().empty_arenas, 1u);
+  EXPECT_EQ(t.arenas().counts().free_pools, free_a + free_b);
 
   EXPECT_TRUE(f.arenas().IsValid(from.get()));
   EXPECT_TRUE(t.arenas().IsValid(to.get()));
