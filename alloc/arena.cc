@@ -166,7 +166,10 @@ void PoolDesc::FormatHead(size_t cls, uint32_t n, FreeBlock* list_end) {
 void PoolDesc::FormatTail(size_t cls, uint32_t i) {
   state = PoolState::kTail;
   head_bytes = static_cast<uint16_t>(i * sizeof(PoolDesc));
+  // The class and block size on every pool of the run: the free fast path
+  // reads them from the pool it frees into.
   size_class = static_cast<uint8_t>(cls);
+  size = kClasses[cls].size;
   run.BeginTail(head_bytes);
 }
 
@@ -186,7 +189,10 @@ void PoolDesc::ResetToFree(uint32_t now) {
 bool PoolDesc::IsValid() const {
   const bool head = state == PoolState::kHead;
   if (!run.IsValid({head, capacity, size, start, div_magic, head_bytes, head ? Start() : nullptr})) return false;
-  if (!head) return (state == PoolState::kFree && head_bytes == 0) || (state == PoolState::kTail && head_bytes != 0);
+  if (!head) {
+    if (state == PoolState::kFree) return head_bytes == 0 && size_class == 0 && size == 0;
+    return state == PoolState::kTail && head_bytes != 0 && size_class != 0 && size == kClasses[size_class].size;
+  }
   const ClassInfo& k = kClasses[size_class];
   if (size_class == 0 || size_class >= kNumClasses) return false;
   if (run_pools != k.run_pools || capacity != k.blocks) return false;

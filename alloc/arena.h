@@ -100,7 +100,7 @@ struct alignas(2 * kCacheLine) PoolDesc {
   // The head of a new run of n pools of class cls at pool `index`: the
   // shape, and the owner line's new run (kHeld). REQUIRES: the owner's lock.
   void FormatHead(size_t cls, uint32_t n, FreeBlock* list_end);
-  // Pool `head + i` of that run.
+  // Pool `head + i` of that run (its class and block size too).
   void FormatTail(size_t cls, uint32_t i);
   // Back to a free pool, free since `now` (index is kept).
   void ResetToFree(uint32_t now);
@@ -141,15 +141,23 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const 
 //    the purger and stats reader holding that lock.
 //  - kind, record: fixed while the arena is mapped.
 struct alignas(kPoolSize) ArenaHeader {
+  // ---- The first line: fixed while the arena has an owner, read by every
+  // thread that frees into it (the owner writes none of it on its paths) ----
   uint32_t kind;               // kArenaKind (shared prefix with LargeHeader)
-  uint32_t used_pools;         // pools that are part of runs
+  uint32_t zero0 = 0;
+  // Always zero: the byte a free reads as pool 0's size class (pool 0's
+  // descriptor slot is this header; see kHeaderReadsAsNoClass), so that no
+  // pointer into the header is taken for a block.
+  uint64_t zero1 = 0;
   std::atomic<Heap*> owner;    // heap whose pools these are (null: empty)
+  ArenaRecord* record;         // type-stable record (global stacks, stats)
+  // ---- The second line: the owner's, under its metadata lock ----
+  alignas(kCacheLine) uint32_t used_pools;  // pools that are part of runs
+  bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
   uint64_t free_mask;          // bit i set <=> pool i is free; bits 0 and 1 never
   uint64_t dirty_mask;         // free pools whose pages may be resident (not purged)
   ArenaHeader* prev;           // owner's arena lists
   ArenaHeader* next;
-  ArenaRecord* record;         // type-stable record (global stacks, stats)
-  bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
   // descs[i - 1] describes pool i. Pools 0 and 1 are this header: pool 0
   // has no slot here (these fields take it), and pool 1's, descs[0], stays
   // zero (a free pool with no blocks, so nothing validates against it).
@@ -163,6 +171,10 @@ struct alignas(kPoolSize) ArenaHeader {
   bool IsValid() const;
 };
 static_assert(sizeof(ArenaHeader) == kPoolSize * kFirstUsablePool, "the header is pools 0 and 1");
+static_assert(offsetof(PoolDesc, size_class) >= offsetof(ArenaHeader, zero1) &&
+                  offsetof(PoolDesc, size_class) < offsetof(ArenaHeader, zero1) + sizeof(uint64_t),
+              "kHeaderReadsAsNoClass: pool 0's size class reads the header's zero word");
+static_assert(offsetof(ArenaHeader, used_pools) == kCacheLine, "the owner's fields on a line of their own");
 static_assert(offsetof(ArenaHeader, descs) == sizeof(PoolDesc), "descriptor i at base + 128 * i");
 static_assert(kFirstUsablePool * kPoolSize == (kPoolsPerArena * sizeof(PoolDesc)),
               "the descriptors fill the header pools");

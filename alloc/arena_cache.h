@@ -1,6 +1,9 @@
-// The free fast path's memory of the arenas its heap owns: a hit proves that
-// a pointer lies in an arena of this heap (so it is strata's, not null, not
-// foreign, not large, and local), with no page-map lookup and no owner load.
+// The free fast path's memory of the heap's own memory: the arenas it owns,
+// and the size class of the pools of their runs it met lately. A pool hit
+// gives the class of a pointer's block and proves that it lies in a run of
+// this heap (so it is strata's, not null, not foreign, not large, not in a
+// free pool or a header, and local), in one load and a compare; an arena
+// hit proves all but the run, with no page-map lookup and no owner load.
 // One of a heap's parts (heap.h).
 #ifndef STRATA_ALLOC_ARENA_CACHE_H_
 #define STRATA_ALLOC_ARENA_CACHE_H_
@@ -9,6 +12,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "alloc/config.h"
 
 namespace strata::internal {
@@ -20,15 +24,26 @@ namespace strata::internal {
 inline constexpr size_t kArenaCacheEntries = 256;
 // A slot holding no arena (no arena lives at address 1).
 inline constexpr uintptr_t kNoArena = 1;
+// Pools whose class the cache keeps, direct-mapped by pool number: 256
+// entries (2.3 KiB), 1 MiB of consecutive pools; the slot is the pool
+// number's low byte, one instruction on the free fast path.
+inline constexpr size_t kPoolCacheEntries = 256;
+// A slot holding no pool (no pool number is all ones).
+inline constexpr uintptr_t kNoPool = ~uintptr_t{0};
 
-// Invariant: every arena in the cache is owned by this cache's heap: an
+// Invariants: every arena in the cache is owned by this cache's heap: an
 // entry is added only after the page map and the arena's owner were
 // checked (Remember), and removed when the arena leaves the heap (Forget,
-// ForgetAll). Thread-safety: the owner thread only.
+// ForgetAll). Every pool in the cache is a pool of a run of such an arena,
+// of the class the cache gives (RememberPool), and leaves the cache when
+// its run is released (ForgetPools) or its arena leaves. Thread-safety: the
+// owner thread only.
 class ArenaCache {
  public:
   constexpr ArenaCache() {
     for (auto& a : entries_) a = kNoArena;
+    for (auto& k : pool_keys_) k = kNoPool;
+    for (auto& c : pool_classes_) c = 0;
   }
   ArenaCache(const ArenaCache&) = delete;
   ArenaCache& operator=(const ArenaCache&) = delete;
@@ -43,12 +58,41 @@ class ArenaCache {
     const uintptr_t a = reinterpret_cast<uintptr_t>(arena);
     Slot(a) = a;
   }
+  // Forgets `arena` and its pools (it leaves the heap).
   void Forget(const void* arena) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(arena);
     if (Slot(a) == a) Slot(a) = kNoArena;
+    ForgetPools(arena, kPoolsPerArena);
   }
   void ForgetAll() {
     for (auto& a : entries_) a = kNoArena;
+    for (auto& k : pool_keys_) k = kNoPool;
+  }
+
+  // True (and *cls set) when p lies in a pool the cache knows: a pool of a
+  // run of class *cls of an arena the heap owns (the free fast path's test).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool PoolClass(const void* p, size_t* cls) const {
+    const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
+    const size_t slot = pool & (kPoolCacheEntries - 1);
+    if (ABSL_PREDICT_FALSE(pool_keys_[slot] != pool)) return false;
+    *cls = pool_classes_[slot];
+    return true;
+  }
+  // Remembers that p's pool is in a run of class cls. REQUIRES: the run's
+  // arena is the heap's (and in this cache).
+  void RememberPool(const void* p, size_t cls) {
+    const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
+    const size_t slot = pool & (kPoolCacheEntries - 1);
+    pool_keys_[slot] = pool;
+    pool_classes_[slot] = static_cast<uint8_t>(cls);
+  }
+  // Forgets the n pools from `first` (a run released, an arena leaving).
+  void ForgetPools(const void* first, size_t n) {
+    const uintptr_t pool = reinterpret_cast<uintptr_t>(first) >> kPoolShift;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t slot = (pool + i) & (kPoolCacheEntries - 1);
+      if (pool_keys_[slot] == pool + i) pool_keys_[slot] = kNoPool;
+    }
   }
 
  private:
@@ -60,6 +104,8 @@ class ArenaCache {
   }
 
   uintptr_t entries_[kArenaCacheEntries];
+  uintptr_t pool_keys_[kPoolCacheEntries];
+  uint8_t pool_classes_[kPoolCacheEntries];
 };
 
 }  // namespace strata::internal

@@ -1,28 +1,21 @@
-// A heap's per-class allocation state (class_runs.h).
+// A heap's runs by class (class_runs.h).
 #include "alloc/class_runs.h"
 
 namespace strata::internal {
 
 constinit PoolDesc g_empty_pool;
 
-void ClassRuns::SetSlots(size_t cls, PoolDesc* d) {
-  current_[cls] = d;
-  for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) by_size_[k] = d;
-}
-
 void ClassRuns::SetCurrent(size_t cls, PoolDesc* d) {
   PoolDesc* old = runs_[cls];
   if (old != &g_empty_pool) old->run.FallAsleep(old->capacity);
   d->run.BecomeCurrent();
   runs_[cls] = d;
-  SetSlots(cls, stats_mode_ ? &g_empty_pool : d);
 }
 
 PoolDesc* ClassRuns::TakeCurrent(size_t cls) {
   PoolDesc* d = runs_[cls];
   if (d == &g_empty_pool) return nullptr;
   runs_[cls] = &g_empty_pool;
-  SetSlots(cls, &g_empty_pool);
   d->run.Demote();
   return d;
 }
@@ -43,18 +36,9 @@ void ClassRuns::UnlinkPartial(PoolDesc* d) {
   d->run.LeavePartial();
 }
 
-void ClassRuns::SetStatsMode(bool on) {
-  stats_mode_ = on;
-  for (size_t c = 1; c < kNumClasses; ++c) SetSlots(c, on ? &g_empty_pool : runs_[c]);
-}
-
 bool ClassRuns::IsValid() const {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     const PoolDesc* c = runs_[cls];
-    if (current_[cls] != (stats_mode_ ? &g_empty_pool : c)) return false;
-    for (size_t k = kLowSlots[cls].first; k < kLowSlots[cls].end; ++k) {
-      if (by_size_[k] != current_[cls]) return false;
-    }
     if (c != &g_empty_pool && (c->run.state() != RunState::kCurrent || c->size_class != cls || !c->IsValid())) {
       return false;
     }

@@ -26,12 +26,21 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "alloc/checks.h"
 #include "alloc/config.h"
 
 namespace strata::internal {
 
 struct FreeBlock {
   FreeBlock* next;  // encoded (EncodeLink); never read plainly
+};
+
+// A chain of free blocks, `count` of them, from `first`; `last` (when
+// known) is the one whose link ends the chain.
+struct BlockChain {
+  FreeBlock* first = nullptr;
+  FreeBlock* last = nullptr;
+  uint32_t count = 0;
 };
 
 // The process's link key. x and mul are random (mul odd); inv * mul == 1.
@@ -76,13 +85,24 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* DecodeLink(const void* b, const F
   return reinterpret_cast<FreeBlock*>(((w ^ reinterpret_cast<uintptr_t>(b)) * k.inv) ^ k.x);
 }
 
-// Stores b's link to next.
+// Stores b's link to next: encoded in the checked build (kEncodedLinks),
+// the plain address in the default build.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SetLink(FreeBlock* b, const FreeBlock* next, const LinkKey& k) {
-  b->next = EncodeLink(b, next, k);
+  if constexpr (kEncodedLinks) {
+    b->next = EncodeLink(b, next, k);
+  } else {
+    (void)k;
+    b->next = const_cast<FreeBlock*>(next);
+  }
 }
 // Reads b's link.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* NextOf(const FreeBlock* b, const LinkKey& k) {
-  return DecodeLink(b, b->next, k);
+  if constexpr (kEncodedLinks) {
+    return DecodeLink(b, b->next, k);
+  } else {
+    (void)k;
+    return b->next;
+  }
 }
 
 // A run's free list ends at its arena's base; the empty pool sentinel's

@@ -5,12 +5,17 @@
 // common local free is out of line; all of it is here, top to bottom, as
 // mimalloc's free.c reads. The cross-thread variants all carry "Remote".
 //
-//   FreeFast(p)                      inline: the arena cache says "ours"?
-//     FreeOwned(self, p)             inline: a carved block start that does
-//                                    not look free
-//       FreeToRun(self, run, p)      inline: Run::Push; rare -> Heap::FreeLocalSlow
-//   FreeUncached(self, p)            not in the cache: the page map; our arena
-//                                    -> remembered, FreeOwned; another heap's ->
+//   FreeFast(p)                      inline: the arena cache knows p's pool:
+//                                    p's class, and "ours"
+//     FreeInClass(self, cls, p)      inline: checks (checks.h) ->
+//                                    ClassCache::TryPush onto its class's
+//                                    list; rare -> Heap::FreeToCacheSlow (a
+//                                    double free at the list's head; an
+//                                    overfull list gives its older half
+//                                    back: FreeToRun)
+//   FreeUncached(p, self)            not in the cache: the arena cache or the
+//                                    page map; our arena -> the pool's class
+//                                    remembered, FreeInClass; another heap's ->
 //     FreeRemote(self, p, owner)     the shape's checks -> BatchRemote
 //                                    (outgoing_batches.h -> the owner's
 //                                    IncomingQueue -> Heap::DrainRemote ->
@@ -50,38 +55,48 @@ namespace strata::internal {
 // allocated (SIZE_MAX: unsized).
 // (Declared ahead so that the file reads in call order; each is defined
 // below, inline and noinline: one out-of-line copy shared by every includer.)
-void FreeUncached(Heap* self, void* p, size_t max_size, const char* op) noexcept;
+void FreeUncached(void* p, Heap* self, size_t max_size, const char* op) noexcept;
 void FreeRemote(Heap* self, void* p, size_t max_size, const char* op, Heap* owner, ArenaHeader* arena) noexcept;
 void FreeSlow(void* p, const char* op, size_t max_size) noexcept;
 
 // ---- 1. The local free -------------------------------------------------
 
-// The local free, once p is known to be a carved block of run `run` of
-// self's: on the run's list, counted (run.h).
+// A local free: block p of class cls onto its list in self's class cache.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeToCache(Heap* self, size_t cls, void* p, const char* op) noexcept {
+  if (ABSL_PREDICT_FALSE(!self->cache().TryPush(cls, p, self->link_key()))) Heap::FreeToCacheSlow(p, self, cls, op);
+}
+
+// A block of self's back on its run `run`: on the run's list, counted
+// (run.h). The drain of blocks other threads sent back and a class cache
+// giving blocks back come here; the program's own frees go to the class
+// cache (FreeInClass).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeToRun(Heap* self, PoolDesc* run, void* p) noexcept {
   if (run->run.Push(static_cast<FreeBlock*>(p), self->link_key())) self->FreeLocalSlow(run);
 }
 
-// p's arena belongs to `self`: p must be a carved block start of its run (a
-// free pool has carved == 0: nothing passes) that does not look free
-// already; anything else goes to FreeSlow, which reports it.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t max_size,
-                                                   const char* op) noexcept {
-  const uintptr_t desc_offset = DescOffset(p);
-  // Pool 0 is the arena header (and pool 1's zero descriptor validates
-  // nothing, see InBlockPool): never a block.
-  if (ABSL_PREDICT_FALSE(desc_offset == 0)) return FreeSlow(p, op, max_size);
-  PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + desc_offset);
-  // The owner's line only (Run's copies of the shape).
-  d = d->OwnHead();
-  if (ABSL_PREDICT_FALSE(!d->run.HoldsCarved(p) ||
-                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
+// Block p lies in a pool of a run of class cls of self's: p goes onto its
+// class's list in self's class cache. The default build checks only what
+// it can without loading p or multiplying: a sized free's size fits the
+// class; the checked build also that p is a carved block start of its run
+// and does not look free already (kCheckBlockStart, kCheckFreedBlock).
+// Anything else goes to FreeSlow, which reports it.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeInClass(Heap* self, size_t cls, void* p, size_t max_size,
+                                                     const char* op) noexcept {
+  if (max_size != SIZE_MAX && ABSL_PREDICT_FALSE(!SizedFreeFits(self->cache().ClassSize(cls), max_size))) {
     return FreeSlow(p, op, max_size);
   }
-  // A block on a free list, or travelling back from another thread, looks
-  // free (free_link.h): the slow path confirms and reports it.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeSlow(p, op, max_size);
-  FreeToRun(self, d, p);
+  if constexpr (kCheckBlockStart) {
+    // The run's owner line only (Run's copies of the shape).
+    const PoolDesc* d = reinterpret_cast<PoolDesc*>(ArenaOf(p)->Base() + DescOffset(p))->OwnHead();
+    if (ABSL_PREDICT_FALSE(!d->run.HoldsCarved(p))) return FreeSlow(p, op, max_size);
+  }
+  if constexpr (kCheckFreedBlock) {
+    // A block on a free list, in a class cache or travelling back from
+    // another thread looks free (free_link.h): the slow path confirms and
+    // reports it.
+    if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeSlow(p, op, max_size);
+  }
+  FreeToCache(self, cls, p, op);
 }
 
 // Every free starts here. max_size: the size the caller says it allocated
@@ -89,28 +104,40 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeOwned(Heap* self, void* p, size_t m
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZE_MAX,
                                                   const char* op = "free") noexcept {
   Heap* self = tls_heap;
-  // A hit means p lies in an arena this heap owns (so it is strata's, not
-  // null, not foreign, not large): no page-map lookup, no owner load.
-  if (ABSL_PREDICT_FALSE(!self->arena_cache().Holds(p))) return FreeUncached(self, p, max_size, op);
-  FreeOwned(self, p, max_size, op);
+  // A hit gives p's class and proves that p lies in a run of an arena this
+  // heap owns (so it is strata's, not null, not foreign, not large, not in
+  // a free pool or a header): no page-map lookup, no owner load, no
+  // descriptor.
+  size_t cls;
+  if (ABSL_PREDICT_FALSE(!self->arena_cache().PoolClass(p, &cls))) return FreeUncached(p, self, max_size, op);
+  FreeInClass(self, cls, p, max_size, op);
 }
 
-// p's arena is not in self's arena cache: the page map says whether it is
-// an arena at all; if self owns it, it is remembered and freed locally,
-// else p is another heap's block.
-ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(Heap* self, void* p, size_t max_size,
+// p's pool is not in self's arena cache: the arena cache, or else the page
+// map, says whether p lies in an arena of self's at all (another heap's
+// block is a remote free); then p's pool descriptor gives its class (0: a
+// free pool, the header's pools), which the cache remembers.
+// (p comes first, in the register it arrived in: the fast path moves
+// nothing before its tail calls.)
+ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max_size,
                                                  const char* op) noexcept {
-  // Null, foreign memory and large blocks are not in an arena.
-  if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
   ArenaHeader* arena = ArenaOf(p);
-  // Acquire pairs with the release store of owner when the arena changed
-  // hands. Only an arena we own may enter our cache.
-  Heap* owner = arena->owner.load(std::memory_order_acquire);
-  if (owner == self) {
+  if (!self->arena_cache().Holds(p)) {
+    // Null, foreign memory and large blocks are not in an arena.
+    if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
+    // Acquire pairs with the release store of owner when the arena changed
+    // hands. Only an arena we own may enter our cache.
+    Heap* owner = arena->owner.load(std::memory_order_acquire);
+    if (owner != self) return FreeRemote(self, p, max_size, op, owner, arena);
     self->arena_cache().Remember(arena);
-    return FreeOwned(self, p, max_size, op);
   }
-  FreeRemote(self, p, max_size, op, owner, arena);
+  // Pool 0's descriptor slot is the header, whose size-class byte reads 0
+  // (kHeaderReadsAsNoClass); pool 1's descriptor is zero; a free pool's
+  // class is 0: none of them holds a block.
+  const size_t cls = reinterpret_cast<const PoolDesc*>(arena->Base() + DescOffset(p))->size_class;
+  if (ABSL_PREDICT_FALSE(cls == 0)) return FreeSlow(p, op, max_size);
+  self->arena_cache().RememberPool(p, cls);
+  FreeInClass(self, cls, p, max_size, op);
 }
 
 // ---- 2. The remote free: a block of another heap's arena -----------------
@@ -176,7 +203,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteWithoutHeap(Heap* owner, PoolDesc* run, void* p,
                                                           const char* op) {
   if (ThreadHeap() != nullptr) return FreeSlow(p, op, SIZE_MAX);
-  if (LooksFree(p, owner->link_key())) return FreeRemoteLookingFree(nullptr, owner, run, p, op);
+  if (kCheckFreedBlock && LooksFree(p, owner->link_key())) return FreeRemoteLookingFree(nullptr, owner, run, p, op);
   SendRemote(nullptr, owner, p, run->size);
 }
 
@@ -205,8 +232,13 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
                          (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }
-  // Every heap but g_empty_heap holds the owner's key.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeRemoteUncommon(self, owner, d, p, op);
+  if constexpr (kCheckFreedBlock) {
+    // Every heap but g_empty_heap holds the owner's key; g_empty_heap's is
+    // zero, so that every block looks free to a thread with no heap yet.
+    if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeRemoteUncommon(self, owner, d, p, op);
+  } else {
+    if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, d, p, op);
+  }
   BatchRemote(self, owner, p, d->size);
 }
 
@@ -287,8 +319,11 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeLarge(LargeHeader* h, const void* p, con
 // is drained first), or still travelling in another thread's batch.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
   if (!ValidateBlock(run, p, run->run.carved())) return ReportMisuse(p, Misuse::kNotBlockStart, op);
-  if (HoldsFreeWords(p, run->size, self->link_key())) {
-    if (run->HasFreeBlock(p)) return ReportMisuse(p, Misuse::kDoubleFree, op);
+  // (The default build's blocks hold plain links: nothing to judge by.)
+  if (kCheckFreedBlock && HoldsFreeWords(p, run->size, self->link_key())) {
+    if (self->cache().Contains(run->size_class, p, self->link_key()) || run->HasFreeBlock(p)) {
+      return ReportMisuse(p, Misuse::kDoubleFree, op);
+    }
     // Blocks other threads sent back join their lists. A run with a live
     // block is never released: if p's run went, p was free.
     self->DrainRemote();
@@ -298,7 +333,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, 
     }
     if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   }
-  FreeToRun(self, run, p);
+  FreeToCache(self, run->size_class, p, op);
 }
 
 // A block of another heap's arena, by the general path: a block of an empty
@@ -308,7 +343,9 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteChecked(Heap* self, Heap* owner, P
   if (ABSL_PREDICT_FALSE(owner == nullptr)) return ReportMisuse(p, Misuse::kEmptyArena, op);
   if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, run, p, op);
   // The owner's copy of the key: one load each off a pointer we hold.
-  if (ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) return FreeRemoteLookingFree(self, owner, run, p, op);
+  if (kCheckFreedBlock && ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
+    return FreeRemoteLookingFree(self, owner, run, p, op);
+  }
   SendRemote(self, owner, p, run->size);
 }
 
@@ -349,7 +386,8 @@ ABSL_ATTRIBUTE_NOINLINE inline bool LooksAlreadyFree(const Resolved& r, const vo
     // (as for offset and usable, large.h).
     return r.large->state.load(std::memory_order_relaxed) != LargeHeader::kLive;
   }
-  return HoldsFreeWords(p, r.run->size, GetLinkKey());
+  // (The default build's free blocks hold plain links: nothing to judge by.)
+  return kCheckFreedBlock && HoldsFreeWords(p, r.run->size, GetLinkKey());
 }
 
 }  // namespace strata::internal

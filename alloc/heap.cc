@@ -9,6 +9,7 @@
 #include "alloc/free_path.h"
 #include "alloc/misuse.h"
 #include "alloc/options.h"
+#include "alloc/page_map.h"
 
 namespace strata::internal {
 
@@ -58,41 +59,90 @@ size_t DrainSuspects(Heap* h) {
 // ---------------------------------------------------------------------------
 // Allocation
 
-void* Heap::AllocateSlow(size_t cls, size_t size) noexcept {
-  SyncStatsMode();
-  if (runs_.stats_mode()) {
+Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
+  // The fast path counted this allocation down when the list had a block
+  // (it refused it then for the countdown, or for a link to check): the
+  // slow path counts it itself.
+  const int32_t countdown = IsListEnd(cache_.head(cls)) ? cache_.countdown(cls) : cache_.UndoPop(cls);
+  FollowOptions();
+  if (stats_mode_) {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
   }
-  // In stats mode every allocation comes here; otherwise a current run with
-  // free blocks means the fast path met a damaged link, which PopFrom
-  // reports before following it.
-  PoolDesc* d = runs_.current(cls);
-  if (!IsListEnd(d->run.free_list())) return PopFrom(d);
-  return Refill(cls);
+  // An empty list is refilled from the class's runs.
+  auto refill = [this, cls] {
+    counters_.refills.Add(1);
+    const BlockChain chain = TakeFromRuns(cls);
+    if (chain.count == 0) return false;  // the OS refused memory (errno ENOMEM)
+    cache_.Add(cls, chain, link_key_);
+    cache_.SetRoom(cls);
+    return true;
+  };
+  if (IsListEnd(cache_.head(cls)) && !refill()) return {nullptr, false};
+  if constexpr (kCheckPoppedLinks) {
+    // The fast path follows a link within the block's arena or into one
+    // in the arena cache; any other must lead to a block of an arena this
+    // heap owns, or the list was damaged (a heap overflow, a write after
+    // free) and is not followed.
+    FreeBlock* first = cache_.head(cls);
+    FreeBlock* next = cache_.FirstLink(cls, link_key_);
+    if (!IsListEnd(next) && !SameArena(first, next) && !arena_cache_.Holds(next) &&
+        !(GetPageMap().InArena(next) && InBlockPool(next) &&
+          ArenaOf(next)->owner.load(std::memory_order_acquire) == this)) {
+      ReportDamage(first, Misuse::kListDamaged);
+      // Count mode: neither that block (a write after free may have put
+      // it on the list twice, and it may be live) nor anything after it
+      // can be trusted: the list is dropped (its blocks stay counted in use
+      // by their runs, never handed out), and refilled.
+      cache_.Drop(cls);
+      if (!refill()) return {nullptr, false};
+    }
+  }
+  void* b = cache_.PopSlow(cls, link_key_);
+  bool sample = false;
+  if (stats_mode_) {
+    cache_.SetCountdown(cls, 1);  // the next allocation comes here too
+  } else if (countdown <= 1) {
+    // This allocation ended the countdown: it is sampled when the heap
+    // profile is on (the countdown was drawn at its rate).
+    sample = samples_.rate() > 0;
+    cache_.SetCountdown(cls, samples_.NextBlocks(kClasses[cls].size));
+  } else {
+    cache_.SetCountdown(cls, countdown - 1);
+  }
+  return {b, sample};
 }
 
-void Heap::SyncStatsMode() {
-  const bool want = GetOption(Option::kStats) != 0;
-  if (want != runs_.stats_mode()) runs_.SetStatsMode(want);
+void Heap::FollowOptions() {
+  const bool stats = GetOption(Option::kStats) != 0;
+  const int64_t rate = GetOption(Option::kProfileSampleBytes);
+  if (stats == stats_mode_ && rate == samples_.rate()) return;
+  stats_mode_ = stats;
+  samples_.Reset(rate);
+  for (size_t c = 1; c < kNumClasses; ++c) {
+    cache_.SetCountdown(c, stats ? 1 : samples_.NextBlocks(kClasses[c].size));
+  }
 }
 
-void* Heap::Refill(size_t cls) {
-  counters_.refills.Add(1);
+BlockChain Heap::TakeFromRuns(size_t cls) {
+  auto list_end = [](PoolDesc* d) { return reinterpret_cast<FreeBlock*>(ArenaOf(d)); };
+  const uint32_t batch = CacheMaxBlocks(kClasses[cls].size) / 2;
   PoolDesc* d = runs_.current(cls);
-  // 1. The current run still has uncarved blocks.
-  if (d->run.carved() < d->capacity) return PopFrom(d);
-  // 2. Blocks other threads gave back (may refill the current run).
+  // 1. The current run: its free list, or its uncarved blocks.
+  if (!IsListEnd(d->run.free_list())) return d->run.TakeList(list_end(d));
+  if (d->run.carved() < d->capacity) return d->run.CarveChain(d->Start(), d->size, d->capacity, batch, link_key_);
+  // 2. Blocks other threads gave back (may give the current run a list).
   if (DrainRemote() > 0) {
     d = runs_.current(cls);
-    if (!IsListEnd(d->run.free_list())) return PopFrom(d);
+    if (!IsListEnd(d->run.free_list())) return d->run.TakeList(list_end(d));
   }
   // 3. A partial run of this class, then an empty one kept whole.
   PoolDesc* p = runs_.TakePartial(cls);
   if (p == nullptr) p = arenas_.TakeEmpty(cls);
   if (p != nullptr) {
     runs_.SetCurrent(cls, p);
-    return PopFrom(p);
+    if (!IsListEnd(p->run.free_list())) return p->run.TakeList(list_end(p));
+    return p->run.CarveChain(p->Start(), p->size, p->capacity, batch, link_key_);
   }
   // 4. A new run. Hand over what we hold for others first: they may be
   // waiting for memory as we are.
@@ -102,26 +152,27 @@ void* Heap::Refill(size_t cls) {
   ArenaHeader* arena = nullptr;
   int start = arenas_.FindFreeRun(pools, &arena);
   // Empty runs of other classes give their pools back before we take more.
-  if (start < 0 && arenas_.ReleaseEmptyRuns(now, counters_) != 0) {
+  if (start < 0 && arenas_.ReleaseEmptyRuns(now, counters_, &arena_cache_) != 0) {
     start = arenas_.FindFreeRun(pools, &arena);
   }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
     if (PoolDesc* q = runs_.TakePartial(cls)) {
       runs_.SetCurrent(cls, q);
-      return PopFrom(q);
+      if (!IsListEnd(q->run.free_list())) return q->run.TakeList(list_end(q));
+      return q->run.CarveChain(q->Start(), q->size, q->capacity, batch, link_key_);
     }
     start = arenas_.FindFreeRun(pools, &arena);
   }
   PoolDesc* run = NewRun(cls, arena, start);
   if (run == nullptr) {
     errno = ENOMEM;
-    return nullptr;
+    return {};
   }
   runs_.SetCurrent(cls, run);
-  void* block = PopFrom(run);
+  const BlockChain chain = run->run.CarveChain(run->Start(), run->size, run->capacity, batch, link_key_);
   MaybeDecay(now, /*released=*/false);
-  return block;
+  return chain;
 }
 
 PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
@@ -134,22 +185,32 @@ PoolDesc* Heap::NewRun(size_t cls, ArenaHeader* a, int start) {
   return arenas_.ClaimRun(cls, a, start, counters_);
 }
 
-void* Heap::PopFrom(PoolDesc* d) {
-  if (IsListEnd(d->run.free_list())) d->run.Carve(d->Start(), d->size, d->capacity, link_key_);
-  // The fast path's pop; the list is not empty, so a refusal is damage.
-  if (void* b = d->run.TryPop(link_key_)) return b;
-  ReportDamage(d->run.free_list(), Misuse::kListDamaged);
-  // Count mode: neither that block (a write after free may have put it on
-  // the list twice, and it may be live) nor anything after it can be
-  // trusted. The whole list is dropped: those blocks stay counted in use
-  // (leaked, never handed out), and the allocation is served as if the run
-  // were spent.
-  d->run.DropFreeList(reinterpret_cast<FreeBlock*>(ArenaOf(d)));
-  return Refill(d->size_class);
+void Heap::ReturnCached(size_t cls, uint32_t keep) {
+  const BlockChain chain = cache_.TakeAfter(cls, keep, link_key_);
+  FreeBlock* b = chain.first;
+  for (uint32_t i = 0; i < chain.count; ++i) {
+    FreeBlock* next = NextOf(b, link_key_);
+    FreeToRun(this, RunOf(ArenaOf(b), b), b);
+    b = next;
+  }
+  cache_.SetRoom(cls);
 }
 
 // ---------------------------------------------------------------------------
-// The local free's rare case
+// The local free's rare cases
+
+void Heap::FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noexcept {
+  ClassCache& cache = self->cache_;
+  cache.UndoPush(cls);
+  if (p == cache.head(cls)) {
+    ReportMisuse(p, Misuse::kDoubleFree, op);  // count mode: the second free is dropped
+    return;
+  }
+  // Past its bound the list gives its older half back to the runs.
+  const uint32_t max = CacheMaxBlocks(kClasses[cls].size);
+  if (cache.Length(cls) >= max) self->ReturnCached(cls, max / 2);
+  cache.PushAndSetRoom(cls, p, self->link_key_);
+}
 
 void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
   if (ABSL_PREDICT_FALSE(d->run.Underflowed())) {
@@ -240,10 +301,12 @@ size_t Heap::DrainRemote() {
 // Thread exit and orphans
 
 void Heap::Abandon() {
+  // The cached blocks go back to their runs first: the runs below are
+  // judged by what they hold.
+  for (size_t cls = 1; cls < kNumClasses; ++cls) ReturnCached(cls, 0);
   arena_cache_.ForgetAll();  // the next thread to hold this heap starts afresh
   DrainRemote();             // may forward blocks: they join outgoing batches
   outgoing_.FlushAndForget(counters_);
-  if (runs_.stats_mode()) runs_.SetStatsMode(false);
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_.TakeCurrent(cls);
     if (d == nullptr) continue;
@@ -257,7 +320,7 @@ void Heap::Abandon() {
   }
   // Return every empty run and empty arena: a dead thread needs no spares.
   const uint64_t now = env_->now_ms();
-  arenas_.ReleaseEmptyRuns(now, counters_);
+  arenas_.ReleaseEmptyRuns(now, counters_, &arena_cache_);
   arenas_.ReleaseEmptyArenas(0, now, &arena_cache_, *env_, counters_);
 }
 
@@ -314,7 +377,7 @@ void Heap::MoveArenaFrom(Heap* from, ArenaHeader* a) {
 
 void Heap::ReleaseRun(PoolDesc* d) {
   const uint64_t now = env_->now_ms();
-  arenas_.ReleaseRun(d, now, counters_);
+  arenas_.ReleaseRun(d, now, counters_, &arena_cache_);
   if (budget_.OverBudget(arenas_.counts().free_pools, arenas_.CachedPoolBytes())) {
     const size_t budget = ReleaseBudget::Bytes();
     ReleaseOverBudget(budget, now);
@@ -324,14 +387,19 @@ void Heap::ReleaseRun(PoolDesc* d) {
 }
 
 void Heap::ReleaseOverBudget(size_t budget, uint64_t now) {
-  arenas_.ReleaseEmptyRuns(now, counters_);
+  // With nothing kept (ReleaseMemory), the cached blocks go back too, so
+  // that runs they alone kept alive can go.
+  if (budget == 0) {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) ReturnCached(cls, 0);
+  }
+  arenas_.ReleaseEmptyRuns(now, counters_, &arena_cache_);
   // A current run with no live block is kept for the class's next
   // allocation; over budget, it must not pin an otherwise free arena.
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_.current(cls);
     if (d == &g_empty_pool || d->Used() != 0) continue;
     runs_.TakeCurrent(cls);
-    arenas_.ReleaseRun(d, now, counters_);
+    arenas_.ReleaseRun(d, now, counters_, &arena_cache_);
   }
   arenas_.ReleaseEmptyArenas(budget, now, &arena_cache_, *env_, counters_);
 }
@@ -366,6 +434,8 @@ void SetGlobalDecayHook(GlobalDecayHook hook) {
 
 // ---------------------------------------------------------------------------
 
-bool Heap::IsValid() const { return runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid(link_key_); }
+bool Heap::IsValid() const {
+  return cache_.IsValid(link_key_) && runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid(link_key_);
+}
 
 }  // namespace strata::internal

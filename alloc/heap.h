@@ -3,9 +3,11 @@
 // read-modify-write. A heap is assembled from parts, each a type in its own
 // file whose fields only it writes:
 //
-//   SampleCountdown  sampling.h          bytes until the next profile sample
-//   ClassRuns        class_runs.h        per class: the current run (the
-//                                        fast path's slots) and partial runs
+//   ClassCache       class_cache.h       per class: the free blocks malloc pops
+//                                        and local frees push (the fast paths')
+//   ClassRuns        class_runs.h        per class: the current run and the
+//                                        partial runs a refill takes from
+//   SampleCountdown  sampling.h          the heap profile's rate and draws
 //   ArenaCache       arena_cache.h       arenas the free fast path knows as ours
 //   ReleaseBudget    release_budget.h    what it may keep, when it purges
 //   OutgoingBatches  outgoing_batches.h  blocks freed for other heaps, batched
@@ -16,13 +18,13 @@
 //   HeapEntry        heap_registry.h     its record in the registry
 //
 // Heap itself holds the slow paths that make the parts work together:
-// refill (current run -> queue -> partial -> empty -> new run), the local
-// free's rare case (run.h's state machine), the drain, thread exit and the
-// absorbing of orphans. The free path is free_path.h, in call order; heaps
+// refill (the current run's list or fresh blocks -> queue -> partial ->
+// empty -> new run), the local free's rare case (run.h's state machine),
+// the drain, thread exit and the absorbing of orphans. The free path is free_path.h, in call order; heaps
 // for threads are heap_registry.h's.
 //
 // SYNCHRONIZATION (each part's header says its own)
-//  - The fast-path parts (samples_, runs_, arena_cache_), budget_,
+//  - The fast-path parts (cache_, arena_cache_), runs_, samples_, budget_,
 //    outgoing_ (but each slot's count), and the free lists, carving and list
 //    links of every run of the heap's arenas: the owner thread only (empty
 //    runs excepted: OwnedArenas). "Owner thread" is the thread whose tls_heap
@@ -46,6 +48,7 @@
 #include "absl/base/optimization.h"
 #include "alloc/arena.h"
 #include "alloc/arena_cache.h"
+#include "alloc/class_cache.h"
 #include "alloc/class_runs.h"
 #include "alloc/config.h"
 #include "alloc/free_link.h"
@@ -72,37 +75,51 @@ class alignas(kCacheLine) Heap {
   // ---- Fast paths (owner thread only) ----
 
   // A block for a request of n <= kLowTableMax bytes from its class's
-  // current run, or nullptr (the caller then takes a slow path).
+  // cache, or nullptr (the caller then takes AllocateSlow).
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocateSmall(size_t n) noexcept {
-    return runs_.TryAllocateSmall(n, link_key_);
+    return cache_.TryPop(n, link_key_, arena_cache_);
   }
-  // A block of class cls from its current run, or nullptr.
+  // A block of class cls from its cache, or nullptr.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryAllocate(size_t cls) noexcept {
-    return runs_.TryAllocate(cls, link_key_);
+    return cache_.TryPopClass(cls, link_key_, arena_cache_);
   }
-  // A block of class cls for a request of `size` bytes, or nullptr when the
-  // OS refuses memory.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Allocate(size_t cls, size_t size) noexcept {
-    void* b = TryAllocate(cls);
-    if (ABSL_PREDICT_FALSE(b == nullptr)) return AllocateSlow(cls, size);
-    return b;
-  }
-  // The sampling countdown (every allocation subtracts its size).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE SampleCountdown& samples() { return samples_; }
+  // The heap profile's sampling (large allocations count down here; the
+  // classes' countdowns are the class cache's).
+  SampleCountdown& samples() { return samples_; }
   // The link key, held by the heap: the fast paths load it off the heap
   // pointer they hold (the globals cost more from a shared object). Zero in
   // g_empty_heap, whose fast paths never reach a list.
   ABSL_ATTRIBUTE_ALWAYS_INLINE const LinkKey& link_key() const { return link_key_; }
   ABSL_ATTRIBUTE_ALWAYS_INLINE ArenaCache& arena_cache() { return arena_cache_; }
 
-  // The local free's rare case, after Run::Push said so (free_path.h): the
-  // run is now empty, or asleep and due to wake, or it had no live block.
+  // The class cache, whose lists the free fast path pushes onto.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ClassCache& cache() { return cache_; }
+  // A local free the class cache refused (free_path.h): block p of class
+  // cls is the head of its list already (a double free: reported), or the
+  // list is due for a look at its length (past its bound, its older half
+  // goes back to the runs). `op` names the entry point.
+  // (Static, p first: the free fast path tail-calls it with p still in the
+  // register it arrived in.)
+  ABSL_ATTRIBUTE_NOINLINE static void FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noexcept;
+  // A block back on its run, after Run::Push said so (free_path.h's
+  // FreeToRun: the drain, a cache giving blocks back): the run is now
+  // empty, or asleep and due to wake, or it had no live block.
   ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
 
   // ---- Slow paths (owner thread, or the heap's exclusive holder) ----
 
-  // Allocate() when the current run has no block ready.
-  ABSL_ATTRIBUTE_NOINLINE void* AllocateSlow(size_t cls, size_t size) noexcept;
+  // An allocation by the slow path: its block (nullptr: the OS refused
+  // memory, errno ENOMEM) and whether it is the one the heap profile
+  // samples (the class's countdown ran out).
+  struct Allocation {
+    void* block;
+    bool sample;
+  };
+  // A block of class cls for a request of `size` bytes, after TryAllocate
+  // (or TryAllocateSmall) returned nullptr for it: refills the class's
+  // cache when it is empty, and draws the class's next countdown when this
+  // allocation ended it.
+  ABSL_ATTRIBUTE_NOINLINE Allocation AllocateSlow(size_t cls, size_t size) noexcept;
   // Takes every block other threads handed over and frees each locally (or
   // forwards it, when its arena moved on), then judges the suspects parked
   // here. Returns the blocks freed.
@@ -128,14 +145,17 @@ class alignas(kCacheLine) Heap {
   // TryLock unless force (a busy owner purges its own). Returns the bytes
   // purged.
   size_t Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive);
-  // Follows the `stats` option (detailed mode: every allocation takes the
-  // counting slow path). Each heap follows it on its next slow path; this
-  // makes the calling thread's heap follow now.
-  void SyncStatsMode();
+  // Follows the options the fast paths depend on: `stats` (detailed mode:
+  // every allocation takes the counting slow path) and
+  // profile_sample_bytes (the countdowns are drawn afresh). Each heap
+  // follows them on its next slow path that looks; this makes the calling
+  // thread's heap follow now.
+  void FollowOptions();
   // Checks every part's invariants. REQUIRES: owner thread (or quiescent).
   bool IsValid() const;
 
   // ---- Parts, for the free path, the registry, stats and tests ----
+  const ClassCache& cache() const { return cache_; }
   const HeapCounters& counters() const { return counters_; }
   ABSL_ATTRIBUTE_ALWAYS_INLINE HeapCounters& counters() { return counters_; }
   IncomingQueue& incoming() { return incoming_; }
@@ -149,16 +169,17 @@ class alignas(kCacheLine) Heap {
   std::atomic<Heap*> stack_next_{nullptr};
 
  private:
-  // The allocation slow path's steps: carve more of the current run | drain
-  // the queue | a partial run | an empty run kept whole | a new run.
-  void* Refill(size_t cls);
+  // Blocks of class cls for its (empty) cache, from the first that has some of:
+  // the current run's list, its uncarved blocks, the queue (drained), a
+  // partial run, an empty run kept whole, a new run. Empty when the OS
+  // refuses memory.
+  BlockChain TakeFromRuns(size_t cls);
   // Claims a run of class cls: in `arena` at `start`, or (start < 0) in a
   // new arena from the source. nullptr when the OS refuses memory.
   PoolDesc* NewRun(size_t cls, ArenaHeader* arena, int start);
-  // A block of run d, which has free or uncarved blocks (carving first when
-  // its list is empty). A damaged list is reported and, in count mode,
-  // dropped; the allocation is then refilled.
-  void* PopFrom(PoolDesc* d);
+  // Gives the blocks of class cls's cache after its first `keep` (the
+  // older ones) back to their runs.
+  void ReturnCached(size_t cls, uint32_t keep);
   // Releases run d (kHeld) to its arena's free pools, then keeps the heap
   // within its budget and lets the release engine run.
   void ReleaseRun(PoolDesc* d);
@@ -169,19 +190,20 @@ class alignas(kCacheLine) Heap {
   // due pools and lets the release engine run its global pass.
   void MaybeDecay(uint64_t now, bool released);
 
-  // Fast-path data first. samples_ is the only heap word the allocation
-  // fast path writes, so it shares a line with runs_'s by-size slots for the
-  // smallest sizes (which that path reads) and never one that other threads
-  // read: beside the heap's id, which every remote freer reads, it cost
-  // xmalloc-test 20 % (a coherence miss per remote free).
-  SampleCountdown samples_;
-  ClassRuns runs_;
+  // Fast-path data first, on lines no other thread reads: the allocation
+  // fast path writes the class cache on every call, and beside the heap's
+  // id, which every remote freer reads, a word it wrote cost xmalloc-test
+  // 20 % (a coherence miss per remote free).
+  ClassCache cache_;
   ArenaCache arena_cache_;
   // Read by other threads (every remote freer: the key and the id), written
   // once: a line the owner does not write.
   alignas(kCacheLine) const LinkKey link_key_;
   HeapEntry entry_;
-  alignas(kCacheLine) ReleaseBudget budget_;
+  alignas(kCacheLine) ClassRuns runs_;
+  SampleCountdown samples_;
+  bool stats_mode_ = false;  // detailed stats: every allocation takes AllocateSlow
+  ReleaseBudget budget_;
   const HeapEnv* const env_;
   OutgoingBatches outgoing_;
   HeapCounters counters_;

@@ -154,8 +154,10 @@ bool TryLockBounded() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, g_lock) {
 
 }  // namespace
 
-void* ProfileRecord(size_t n, int64_t rate, const uintptr_t* pcs, size_t depth) {
-  const double p = SampleProbability(n, rate);
+void* ProfileRecord(size_t n, size_t sampled_size, int64_t rate, const uintptr_t* pcs, size_t depth) {
+  // The chance this allocation had of being sampled: drawn by its class's
+  // size (or its own, for a large block), it stands for 1/p allocations.
+  const double p = SampleProbability(sampled_size, rate);
   const double count = 1 / p;
   const double bytes = static_cast<double>(n) / p;
   threading::SpinLockHolder hold(&g_lock);

@@ -24,10 +24,11 @@
 namespace strata::internal {
 
 // Records a sampled allocation of n bytes (the size asked for) at `rate`,
-// with its stack (innermost program frame first). Returns the handle that
+// drawn with the probability of a block of `sampled_size` bytes (its
+// class's size, or n for a large block; see SampleCountdown), with its stack (innermost program frame first). Returns the handle that
 // ProfileFree takes, or nullptr when metadata memory ran out (then the
 // allocation is not in the profile; counted as dropped).
-void* ProfileRecord(size_t n, int64_t rate, const uintptr_t* pcs, size_t depth);
+void* ProfileRecord(size_t n, size_t sampled_size, int64_t rate, const uintptr_t* pcs, size_t depth);
 
 // The sampled block of `sample` was freed.
 void ProfileFree(void* sample);

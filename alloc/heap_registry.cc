@@ -67,8 +67,9 @@ Heap* AcquireHeapForThread() {
   h->entry().set_state(HeapEntry::State::kActive);
   // An orphan's arenas may have been absorbed by others meanwhile.
   h->arena_cache().ForgetAll();
-  // A thread's first bytes are sampled like any others (heap profiling).
-  h->samples().Reset(GetOption(Option::kProfileSampleBytes));
+  // A thread's first bytes are sampled like any others (heap profiling),
+  // and detailed stats count them.
+  h->FollowOptions();
   tls_heap = h;
   // If the key cannot be made the heap is simply never abandoned: its
   // blocks stay valid and freeable, only its cache is not recycled.

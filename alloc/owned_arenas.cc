@@ -89,15 +89,16 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
   return head;
 }
 
-void OwnedArenas::ReleaseRun(PoolDesc* d, uint64_t now, HeapCounters& counters) {
+void OwnedArenas::ReleaseRun(PoolDesc* d, uint64_t now, HeapCounters& counters, ArenaCache* cache) {
   threading::SpinLockHolder hold(&lock_);
-  ReleaseRunLocked(d, now, counters);
+  ReleaseRunLocked(d, now, counters, cache);
 }
 
-void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters) {
+void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters, ArenaCache* cache) {
   ArenaHeader* a = ArenaOf(d);
   const uint32_t n = d->run_pools;
   const uint8_t start = d->index;
+  cache->ForgetPools(d->Start(), n);  // free pools now: the free fast path must not know them
   for (uint32_t i = 0; i < n; ++i) d[i].ResetToFree(static_cast<uint32_t>(now));
   const uint64_t bits = RunBits(n, start);
   a->free_mask |= bits;
@@ -145,7 +146,7 @@ PoolDesc* OwnedArenas::TakeEmpty(size_t cls) {
   return d;
 }
 
-size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters) {
+size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters, ArenaCache* cache) {
   // The owner's peek (see EmptyRunPoolsOwner): no lock when there are none.
   if (EmptyRunPoolsOwner() == 0) return 0;
   size_t pools = 0;
@@ -158,7 +159,7 @@ size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters) {
       const uint8_t index = d->index;
       UnlinkEmptyLocked(d, /*reuse=*/false);
       pools += n;
-      ReleaseRunLocked(d, now, counters);
+      ReleaseRunLocked(d, now, counters, cache);
       if (purged) {
         // Its pages are already given back: free, not dirty.
         ArenaOf(d)->dirty_mask &= ~RunBits(n, index);

@@ -66,8 +66,9 @@ class OwnedArenas {
   // start < 0, `a` is an empty arena just taken from the source: it joins
   // the heap first. Returns the run's head, kHeld.
   PoolDesc* ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCounters& counters);
-  // Releases run d (kHeld) to free pools of its arena, free since `now`.
-  void ReleaseRun(PoolDesc* d, uint64_t now, HeapCounters& counters);
+  // Releases run d (kHeld) to free pools of its arena, free since `now`;
+  // `cache` (the heap's) forgets its pools.
+  void ReleaseRun(PoolDesc* d, uint64_t now, HeapCounters& counters, ArenaCache* cache);
 
   // ---- Empty runs kept whole (owner) ----
 
@@ -76,8 +77,9 @@ class OwnedArenas {
   // An empty run of class cls for reuse (kHeld; re-carved if it was
   // purged), or nullptr.
   PoolDesc* TakeEmpty(size_t cls);
-  // Releases every empty run. Returns the pools freed.
-  size_t ReleaseEmptyRuns(uint64_t now, HeapCounters& counters);
+  // Releases every empty run (`cache` forgets their pools). Returns the
+  // pools freed.
+  size_t ReleaseEmptyRuns(uint64_t now, HeapCounters& counters, ArenaCache* cache);
 
   // ---- Arenas ----
 
@@ -138,7 +140,7 @@ class OwnedArenas {
 
   void LinkArena(ArenaHeader* a, bool avail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void UnlinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters)
+  void ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters, ArenaCache* cache)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void LinkEmptyLocked(PoolDesc* d, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Takes d off the empty list; with `reuse`, a purged run is re-carved.

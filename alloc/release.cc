@@ -241,7 +241,7 @@ void ReleaseForLimit() {
 void OnOptionChange(Option o) {
   if (o == Option::kProfileSampleBytes) {
     // The calling thread follows at once; the others at their next check.
-    if (Heap* h = ThreadHeapIfAny()) h->samples().Reset(GetOption(o));
+    if (Heap* h = ThreadHeapIfAny()) h->FollowOptions();
     return;
   }
   if (o == Option::kProfileSignal || o == Option::kProfileFile) {
@@ -250,8 +250,8 @@ void OnOptionChange(Option o) {
   }
   if (o == Option::kStats) {
     // The calling thread follows at once; every other heap on its next
-    // slow path (see Heap::SyncStatsMode).
-    if (Heap* h = ThreadHeapIfAny()) h->SyncStatsMode();
+    // slow path that looks (see Heap::FollowOptions).
+    if (Heap* h = ThreadHeapIfAny()) h->FollowOptions();
     return;
   }
   if (o != Option::kBackgroundRelease && o != Option::kSampleIntervalMs) return;

@@ -32,6 +32,8 @@ inline constexpr RetentionRow kRetentionRows[] = {
     {"in_use_large", "in use: large blocks", &RetentionStats::in_use_large, false},
     {"in_remote_transit", "freed remotely, travelling home", &RetentionStats::in_remote_transit,
      false},
+    {"free_in_thread_caches", "free in threads' class caches",
+     &RetentionStats::free_in_thread_caches, true},
     {"free_in_empty_runs", "free in runs with no live block", &RetentionStats::free_in_empty_runs,
      true},
     {"free_pinned", "free in runs pinned by", nullptr, true},

@@ -16,21 +16,38 @@ bool Run::HasFreeBlock(const void* p, uint32_t capacity) const {
   return false;
 }
 
-void Run::Carve(char* run_start, uint32_t size, uint32_t capacity, const LinkKey& key) {
-  uint32_t n = static_cast<uint32_t>(kPoolSize) / size;  // about a page at a time
-  if (n == 0) n = 1;
+BlockChain Run::CarveChain(char* run_start, uint32_t size, uint32_t capacity, uint32_t n,
+                           const LinkKey& key) {
+  const uint32_t page = static_cast<uint32_t>(kPoolSize) / size;
+  if (n > page) n = page > 0 ? page : 1;
   if (n > capacity - carved_) n = capacity - carved_;
   char* const first = run_start + size_t{carved_} * size;
-  // Link first .. first + (n-1)*size in address order, onto the list.
+  // Link first .. first + (n-1)*size in address order, ending at null.
   char* p = first + size_t{n - 1} * size;
-  FreeBlock* head = free_;
+  FreeBlock* head = nullptr;
+  BlockChain chain;
+  chain.last = reinterpret_cast<FreeBlock*>(p);
   for (uint32_t i = 0; i < n; ++i, p -= size) {
     auto* b = reinterpret_cast<FreeBlock*>(p);
     SetLink(b, head, key);
     head = b;
   }
-  free_ = head;
+  chain.first = head;
+  chain.count = n;
   carved_ += n;
+  used_.Add(n);
+  return chain;
+}
+
+BlockChain Run::TakeList(FreeBlock* list_end) {
+  BlockChain chain;
+  if (IsListEnd(free_)) return chain;
+  // Every carved block is in use or on the list.
+  chain.first = free_;
+  chain.count = carved_ - Used();
+  free_ = list_end;
+  used_.Add(chain.count);
+  return chain;
 }
 
 void Run::SetBias(uint32_t b) {
@@ -121,11 +138,6 @@ FreeBlock* Run::UndoPush(const LinkKey& key) {
   free_ = NextOf(b, key);
   used_.Set(0);
   return b;
-}
-
-void Run::DropFreeList(FreeBlock* list_end) {
-  free_ = list_end;
-  used_.Add(carved_ - Used());
 }
 
 bool Run::IsValid(const RunShape& shape) const {

@@ -77,8 +77,10 @@
 //  4. A double free into a run with no live block (an empty run whose list
 //     was purged, so the block did not look free) drives used_ below zero;
 //     the free slow path undoes the push (UndoPush) and reports it.
-//  5. A damaged free list is dropped whole in count mode (DropFreeList): its
-//     blocks stay counted in use, never handed out again (leaked).
+//  5. A run's list leaves the run whole (TakeList) into its heap's class
+//     cache: its blocks count in use from then on, and a damaged link among
+//     them is found where the cache pops (checked build); a list dropped
+//     there in count mode leaves its blocks counted in use (leaked).
 //  6. A current run's count passes zero only after 2^24 frees with no
 //     allocation between (double frees, all reported): it is left as is.
 #ifndef STRATA_ALLOC_RUN_H_
@@ -158,30 +160,6 @@ class Run {
   // arena's base; null for the empty sentinel's run), see IsListEnd.
   FreeBlock* free_list() const { return free_; }
 
-  // Pops the first block, or returns nullptr when the list is at its end or
-  // its first link leaves the arena (damage: the slow path reports it
-  // before anything follows it).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void* TryPop(const LinkKey& key) {
-    FreeBlock* b = free_;
-    if (ABSL_PREDICT_FALSE(IsListEnd(b))) return nullptr;
-    FreeBlock* next = NextOf(b, key);
-    // A run's list stays in its arena: anything else is a damaged link (a
-    // heap overflow, a write after free). A plain return keeps the fast
-    // path free of calls.
-    if (ABSL_PREDICT_FALSE(!SameArena(b, next))) return nullptr;
-    free_ = next;
-    // The next pop reads next's link: start that load now, so that a list
-    // whose blocks are cold (freed in random order, long ago) costs the
-    // program's time between two allocations instead of a stall in the
-    // next one. A prefetch never faults: the list's end needs no test.
-    __builtin_prefetch(next);
-    // The link must not survive in a block handed out: if the program frees
-    // it untouched, it must not look like a block already on a free list.
-    b->next = nullptr;
-    used_.Add(1);
-    return b;
-  }
-
   // Pushes b onto the list and counts it freed. Returns true when the run
   // needs the free slow path: it is now empty, or asleep and due to wake,
   // or its count went below zero (see obscurity 4).
@@ -221,12 +199,16 @@ class Run {
   // stops at a link leaving the arena).
   bool HasFreeBlock(const void* p, uint32_t capacity) const;
 
-  // ---- Carving ----
+  // ---- Lists for a thread's class cache ----
 
-  // Links about a page more of the run's blocks (run at `run_start`, blocks
-  // of `size` bytes, `capacity` of them) onto the list, in address order.
+  // Carves up to n more blocks (about a page at most) as a chain of their
+  // own, in address order, counted in use: they go to a class cache.
   // REQUIRES: carved < capacity.
-  void Carve(char* run_start, uint32_t size, uint32_t capacity, const LinkKey& key);
+  BlockChain CarveChain(char* run_start, uint32_t size, uint32_t capacity, uint32_t n, const LinkKey& key);
+  // Takes the whole free list (to a class cache): its blocks count as in
+  // use, the list is left empty. The chain ends at the list's end (the
+  // arena base); `last` is not known.
+  BlockChain TakeList(FreeBlock* list_end);
 
   // ---- Transitions (see the file comment) ----
 
@@ -258,9 +240,6 @@ class Run {
   // Undoes the push of the block at the head of the list after the count
   // went below zero (obscurity 4); returns that block.
   FreeBlock* UndoPush(const LinkKey& key);
-  // Drops the whole list (damaged), counting its blocks in use (obscurity 5).
-  void DropFreeList(FreeBlock* list_end);
-
   // Checks the invariants above, and that the copies agree with `shape`.
   bool IsValid(const RunShape& shape) const;
 

@@ -18,11 +18,22 @@ Heap* HeapForSampling() noexcept {
   return ThreadHeap();
 }
 
+// In the entry section (config.h), as Sample: the stack capture skips it.
+STRATA_ENTRY void* SampleLarge(Heap* h, void* p, size_t n, size_t align, bool zero) noexcept {
+  // A countdown drawn at another rate is not a sample: every countdown is
+  // drawn afresh at the new one.
+  if (GetOption(Option::kProfileSampleBytes) != h->samples().rate()) {
+    h->FollowOptions();
+    return p;
+  }
+  h->samples().RedrawLarge();
+  if (h->samples().rate() == 0) return p;
+  return Sample(p, n, n, align, zero);
+}
+
 // In the entry section (config.h): the stack capture below skips it.
-STRATA_ENTRY void* Sample(void* b, size_t n, size_t align, bool zero) noexcept {
-  Heap* h = tls_heap;
-  const int64_t rate = GetOption(Option::kProfileSampleBytes);
-  h->samples().Reset(rate);
+STRATA_ENTRY void* Sample(void* b, size_t n, size_t sampled_size, size_t align, bool zero) noexcept {
+  const int64_t rate = tls_heap->samples().rate();
   if (rate == 0) return b;
   auto* header = static_cast<ArenaHeader*>(GetPageMap().Lookup(b));
   LargeHeader* large = nullptr;
@@ -39,20 +50,9 @@ STRATA_ENTRY void* Sample(void* b, size_t n, size_t align, bool zero) noexcept {
   }
   uintptr_t pcs[kMaxStackFrames];
   const size_t depth = CaptureStack(pcs, kMaxStackFrames);
-  large->sample = ProfileRecord(n, rate, pcs, depth);
+  large->sample = ProfileRecord(n, sampled_size, rate, pcs, depth);
   large->fit_usable = fit;
   return b;
-}
-
-STRATA_ENTRY void* SampleInstead(void* b, size_t n) noexcept {
-  return Sample(b, n, kMaxNaturalAlign, /*zero=*/false);
-}
-
-STRATA_ENTRY void* SampleZeroedInstead(void* b, size_t n) noexcept {
-  void* p = Sample(b, n, kMaxNaturalAlign, /*zero=*/true);
-  // b itself (kept) is not cleared yet.
-  if (p == b) memset(p, 0, n);
-  return p;
 }
 
 }  // namespace strata::internal

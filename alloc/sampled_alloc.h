@@ -18,28 +18,35 @@
 namespace strata::internal {
 
 // Takes the place of block b, just allocated for n bytes with alignment
-// `align` (zeroed when `zero`), whose count went below zero: draws the next
-// countdown and, with profiling on, returns a sampled block (b freed), or
-// b itself when b is large already (then only marked) or when the sampled
-// block cannot be had (memory refused: b stays, unsampled).
-ABSL_ATTRIBUTE_NOINLINE void* Sample(void* b, size_t n, size_t align, bool zero) noexcept;
+// `align` (zeroed when `zero`), which the heap profile samples: returns a
+// sampled block (b freed), or b itself when b is large already (then only
+// marked) or when the sampled block cannot be had (memory refused: b
+// stays, unsampled). `sampled_size` is the size whose probability drew the
+// sample: the class's size for a block of a class, n for a large block.
+ABSL_ATTRIBUTE_NOINLINE void* Sample(void* b, size_t n, size_t sampled_size, size_t align,
+                                     bool zero) noexcept;
+
+// A large block's countdown ran out (heap h): draws the next one and
+// samples p when the profile is on.
+ABSL_ATTRIBUTE_NOINLINE void* SampleLarge(Heap* h, void* p, size_t n, size_t align, bool zero) noexcept;
 
 // Heaps come to exist on a thread's first small or medium allocation; a
 // thread that has only made large ones gets one here when profiling is on,
 // so that its bytes count down too.
 ABSL_ATTRIBUTE_NOINLINE Heap* HeapForSampling() noexcept;
 
-// The slow paths' countdown: p (may be nullptr) was allocated for n bytes
-// outside the inlined fast path.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* MaybeSample(void* p, size_t n, size_t align,
-                                                      bool zero) noexcept {
+// A large allocation's countdown: p (may be nullptr) was allocated for n
+// bytes. (Blocks of a class count down in their class cache: the heap's
+// slow path says which one is sampled, Heap::Allocation.)
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* MaybeSampleLarge(void* p, size_t n, size_t align,
+                                                           bool zero) noexcept {
   if (ABSL_PREDICT_FALSE(p == nullptr)) return p;
   Heap* h = ThreadHeapIfAny();
   if (ABSL_PREDICT_FALSE(h == nullptr)) {
     h = HeapForSampling();
     if (h == nullptr) return p;
   }
-  if (h->samples().CountDown(n)) return Sample(p, n, align, zero);
+  if (h->samples().CountDown(n)) return SampleLarge(h, p, n, align, zero);
   return p;
 }
 

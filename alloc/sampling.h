@@ -86,32 +86,49 @@ inline double SampleProbability(size_t n, int64_t rate) {
   return 1 - ExpNeg(x);
 }
 
-// A thread's countdown to its next sample: every allocation subtracts its
-// size once it has a block; below zero it is sampled and Reset draws the
-// next interval. Owner thread only (a heap's part, heap.h).
-// Invariant: left_ <= the last interval drawn (kSampleCheckBytes when off).
+// A thread's sampling: the rate its countdowns were drawn with, their
+// generator, and the countdown of its large allocations, in bytes (every
+// large allocation subtracts its size; below zero it is sampled). The
+// allocations of a size class count down in blocks instead, in the class
+// cache (class_cache.h): NextBlocks draws those. Both make every
+// allocation of n bytes sampled with probability 1 - exp(-n/rate) (n the
+// class's size for a class), so that the profile's weights are exact.
+// Owner thread only (a heap's part, heap.h).
 class SampleCountdown {
  public:
   constexpr SampleCountdown() = default;
 
-  // Counts an allocation of n bytes: true when it is to be sampled. Two
-  // instructions on the fast path (subtract from memory, branch on sign).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool CountDown(size_t n) {
+  // Counts a large allocation of n bytes: true when it is to be sampled.
+  bool CountDown(size_t n) {
     left_ -= static_cast<int64_t>(n);
     return ABSL_PREDICT_FALSE(left_ < 0);
   }
-  // A new countdown for profile_sample_bytes = rate (0: off). The
-  // generator is seeded on first use from the countdown's own address (one
-  // per heap) and the time.
+  // Draws every countdown afresh for profile_sample_bytes = rate (0: off).
+  // The generator is seeded on first use from the countdown's own address
+  // (one per heap) and the time.
   void Reset(int64_t rate) {
     if (rng_ == 0) rng_ = (reinterpret_cast<uintptr_t>(this) ^ (os::NowMs() << 32)) | 1;
+    rate_ = rate;
     left_ = NextSampleInterval(&rng_, rate);
   }
-  int64_t left() const { return left_; }
+  // The allocations of a class of `size` bytes until (and with) its next
+  // sample: 1 + floor(X / size) for X exponential of mean rate, that is a
+  // geometric number of allocations each sampled with probability
+  // 1 - exp(-size/rate). With the rate 0 (off): the allocations in
+  // kSampleCheckBytes, after which the thread looks at the rate again.
+  int32_t NextBlocks(size_t size) {
+    const int64_t blocks = NextSampleInterval(&rng_, rate_) / static_cast<int64_t>(size) + (rate_ > 0 ? 1 : 0);
+    return blocks < 1 ? 1 : blocks > INT32_MAX ? INT32_MAX : static_cast<int32_t>(blocks);
+  }
+  // Draws the large allocations' next countdown (at the same rate).
+  void RedrawLarge() { left_ = NextSampleInterval(&rng_, rate_); }
+  // The rate the countdowns were drawn with.
+  int64_t rate() const { return rate_; }
 
  private:
-  int64_t left_ = kSampleCheckBytes;  // bytes until the next sample
+  int64_t left_ = kSampleCheckBytes;  // bytes until the next large sample
   uint64_t rng_ = 0;                  // the generator's state (0: not seeded)
+  int64_t rate_ = 0;                  // profile_sample_bytes when last drawn
 };
 
 }  // namespace strata::internal

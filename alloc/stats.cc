@@ -140,6 +140,7 @@ void GetStats(Stats* out) {
   Deadlines deadlines{now, delay < 0 ? 0 : delay};
   RetentionStats& r = out->retention;
   uint64_t transit = 0;
+  uint64_t cached[kNumSizeClasses] = {};
   for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->entry().all_next()) {
     ++out->heaps;
     const HeapState state = h->entry().state();
@@ -166,7 +167,17 @@ void GetStats(Stats* out) {
     for (size_t c = 1; c < kNumSizeClasses; ++c) {
       out->classes[c].allocations += k.allocations[c].Get();
       out->classes[c].requested_bytes += k.requested_bytes[c].Get();
+      // Free blocks in the thread's class cache: counted in use by their
+      // runs, free for the program (racy: a moving thread's lists).
+      cached[c] += h->cache().Length(c);
     }
+  }
+  for (size_t c = 1; c < kNumSizeClasses; ++c) {
+    SizeClassStats& k = out->classes[c];
+    const uint64_t n = cached[c] < k.blocks_in_use ? cached[c] : k.blocks_in_use;
+    k.blocks_in_use -= n;
+    k.blocks_free += n;
+    r.free_in_thread_caches += n * k.block_size;
   }
   for (size_t c = 1; c < kNumSizeClasses; ++c) {
     const SizeClassStats& k = out->classes[c];

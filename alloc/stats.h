@@ -34,7 +34,8 @@ struct SizeClassStats {
   uint32_t block_size;      // bytes per block
   uint32_t run_pools;       // 4 KiB pools per run
   uint64_t blocks_in_use;   // handed out and not yet back in their run (includes in transit)
-  uint64_t blocks_free;     // free in live runs (carved or not yet carved)
+  uint64_t blocks_free;     // free in live runs (carved or not yet carved) and in threads'
+                            // class caches
   uint64_t runs_full;       // runs with no free block
   uint64_t runs_partial;    // runs with some blocks in use and some free
   uint64_t runs_empty;      // runs with no block in use (kept as a current run)
@@ -49,6 +50,7 @@ struct RetentionStats {
   uint64_t in_use_large;           // usable bytes of live large blocks
   uint64_t in_remote_transit;      // freed by another thread, travelling home
                                    // (outgoing batches, owners' queues)
+  uint64_t free_in_thread_caches;  // free blocks in threads' class caches
   uint64_t free_in_empty_runs;     // free blocks of runs with no live block
                                    // (a thread's current run, kept for reuse)
   uint64_t free_pinned[kPinBuckets];  // free blocks of runs pinned by N live blocks

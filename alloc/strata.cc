@@ -40,15 +40,29 @@ using internal::Resolved;
 using internal::FreeResolved;
 using internal::UsableResolved;
 
-// A block of class cls for a request of n bytes from the calling thread's
-// heap (given one on first need); errno ENOMEM on failure.
-void* AllocateInClass(size_t cls, size_t n) {
+// A block of class cls for a request of n bytes (aligned to `align`,
+// zeroed when `zero`) from the calling thread's heap, given one on first
+// need; errno ENOMEM on failure. `tried`: the inlined fast path already
+// tried the thread's class cache for it (its pop was counted then). In the
+// entry section (config.h): it calls the sampler, whose stack must start at
+// the program's frame.
+STRATA_ENTRY void* AllocateInClass(size_t cls, size_t n, size_t align, bool zero, bool tried) {
   Heap* h = internal::ThreadHeap();
   if (ABSL_PREDICT_FALSE(h == nullptr)) {
     errno = ENOMEM;
     return nullptr;
   }
-  return h->Allocate(cls, n);
+  if (!tried) {
+    if (void* b = h->TryAllocate(cls)) {
+      if (zero) memset(b, 0, n);
+      return b;
+    }
+  }
+  const Heap::Allocation a = h->AllocateSlow(cls, n);
+  if (a.block == nullptr) return nullptr;
+  if (zero) memset(a.block, 0, n);
+  if (ABSL_PREDICT_FALSE(a.sample)) return internal::Sample(a.block, n, kClasses[cls].size, align, zero);
+  return a.block;
 }
 
 ABSL_ATTRIBUTE_NOINLINE void* AllocateLargeOrFail(size_t size, size_t align, bool zero = false) {
@@ -86,8 +100,11 @@ namespace strata::internal {
 // The slow halves and the public entry points are in the entry section
 // (config.h), so that the heap profiler's stacks start at the program.
 STRATA_ENTRY void* AllocateSlowPath(size_t n) noexcept {
-  void* p = n <= kMaxMediumSize ? AllocateInClass(SizeToClass(n), n) : AllocateLargeOrFail(n, kMaxNaturalAlign);
-  return MaybeSample(p, n, kMaxNaturalAlign, /*zero=*/false);
+  if (n <= kMaxMediumSize) {
+    // The fast path (TryAllocateFast) tried the class cache up to kLowTableMax.
+    return AllocateInClass(SizeToClass(n), n, kMaxNaturalAlign, /*zero=*/false, n <= kLowTableMax);
+  }
+  return MaybeSampleLarge(AllocateLargeOrFail(n, kMaxNaturalAlign), n, kMaxNaturalAlign, /*zero=*/false);
 }
 
 STRATA_ENTRY void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
@@ -99,12 +116,11 @@ STRATA_ENTRY void* AllocateZeroedSlowPath(size_t count, size_t size) noexcept {
   if (bytes > kMaxMediumSize) {
     // Fresh mappings are already zero: only recycled ones are cleared, so a
     // huge calloc does not fault in every page.
-    return MaybeSample(AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true), bytes,
-                       kMaxNaturalAlign, /*zero=*/true);
+    return MaybeSampleLarge(AllocateLargeOrFail(bytes, kMaxNaturalAlign, /*zero=*/true), bytes,
+                            kMaxNaturalAlign, /*zero=*/true);
   }
-  void* p = AllocateInClass(SizeToClass(bytes), bytes);
-  if (p != nullptr) memset(p, 0, bytes);
-  return MaybeSample(p, bytes, kMaxNaturalAlign, /*zero=*/true);
+  // The fast path (AllocateZeroedFast) tried the class cache up to kZeroedFastMax.
+  return AllocateInClass(SizeToClass(bytes), bytes, kMaxNaturalAlign, /*zero=*/true, bytes <= kZeroedFastMax);
 }
 
 }  // namespace strata::internal
@@ -125,13 +141,10 @@ STRATA_ENTRY void* AllocateAligned(size_t alignment, size_t size) noexcept {
   }
   if (alignment <= 8) return internal::AllocateFast(size);
   if (size == 0) size = 1;
-  void* p;
   if (const size_t cls = AlignedClass(size, alignment)) {
-    p = AllocateInClass(cls, size);
-  } else {
-    p = AllocateLargeOrFail(size, alignment);
+    return AllocateInClass(cls, size, alignment, /*zero=*/false, /*tried=*/false);
   }
-  return internal::MaybeSample(p, size, alignment, /*zero=*/false);
+  return internal::MaybeSampleLarge(AllocateLargeOrFail(size, alignment), size, alignment, /*zero=*/false);
 }
 
 void Deallocate(void* p) noexcept { internal::FreeFast(p); }

@@ -6,6 +6,7 @@
 # protocol (compiled twice) and the Abseil flags.
 set(STRATA_CORE_SOURCES
   alloc/arena.cc
+  alloc/class_cache.cc
   alloc/class_runs.cc
   alloc/error.cc
   alloc/foreign_hook.cc

@@ -101,9 +101,9 @@ std::vector<void*> PopBlocks(PoolDesc* d, size_t n, const LinkKey& key) {
   std::vector<void*> got;
   for (size_t i = 0; i < n && i <= d->capacity; ++i) {
     if (IsListEnd(d->run.free_list()) && d->run.carved() < d->capacity) {
-      d->run.Carve(d->Start(), d->size, d->capacity, key);
+      CarveOntoList(d, key);
     }
-    void* b = d->run.TryPop(key);
+    void* b = PopOne(d, key);
     if (b == nullptr) break;
     got.push_back(b);
   }
@@ -115,7 +115,7 @@ std::vector<void*> PopBlocks(PoolDesc* d, size_t n, const LinkKey& key) {
 // it owns nothing afterwards.
 bool ReleaseEverything(OwnedArenas& arenas, HeapCounters& counters, ArenaCache* cache) {
   const uint64_t now = TestHeapEnv::Now();
-  arenas.ReleaseEmptyRuns(now, counters);
+  arenas.ReleaseEmptyRuns(now, counters, cache);
   ArenaHeader* owned[256];
   size_t n = 0;
   arenas.ForEachArenaHoldingLock([&](ArenaHeader* a) {
@@ -124,7 +124,7 @@ bool ReleaseEverything(OwnedArenas& arenas, HeapCounters& counters, ArenaCache* 
   for (size_t k = 0; k < n; ++k) {
     for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
       PoolDesc* d = owned[k]->pool(i);
-      if (d->state == PoolState::kHead) arenas.ReleaseRun(d, now, counters);
+      if (d->state == PoolState::kHead) arenas.ReleaseRun(d, now, counters, cache);
     }
   }
   arenas.ReleaseEmptyArenas(0, now, cache, *TestHeapEnv::env(), counters);
@@ -216,7 +216,7 @@ TEST_F(PartsTest, ClaimRunInAFreshArenaJoinsItAndCountsItsPools) {
 
   const uint64_t now = TestHeapEnv::Now();
   d->run.Demote();
-  arenas_.ReleaseRun(d, now, counters_);
+  arenas_.ReleaseRun(d, now, counters_, &cache_);
   EXPECT_EQ(Get(counters_.runs_released), 1u);
   EXPECT_EQ(arenas_.counts().free_pools, kUsablePools);
   EXPECT_EQ(arenas_.counts().empty_arenas, 1u);
@@ -255,7 +255,7 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   // One run back: the arena has room again.
   PoolDesc* back = runs[10];
   back->run.Demote();
-  arenas_.ReleaseRun(back, TestHeapEnv::Now(), counters_);
+  arenas_.ReleaseRun(back, TestHeapEnv::Now(), counters_, &cache_);
   EXPECT_TRUE(a->on_avail_list);
   EXPECT_EQ(arenas_.counts().free_pools, 1u);
   EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
@@ -338,7 +338,7 @@ TEST_F(PartsTest, ReleaseEmptyRunsFreesTheirPools) {
   const uint32_t purged_pools = purged->run_pools;
 
   TestHeapEnv::Advance(200);
-  EXPECT_EQ(arenas_.ReleaseEmptyRuns(TestHeapEnv::Now(), counters_), n);
+  EXPECT_EQ(arenas_.ReleaseEmptyRuns(TestHeapEnv::Now(), counters_, &cache_), n);
   EXPECT_EQ(Get(counters_.runs_released), released + 2);
   EXPECT_EQ(arenas_.counts().free_pools, free_pools + n);
   EXPECT_EQ(EmptyRunPools(), 0u);
@@ -354,7 +354,7 @@ TEST_F(PartsTest, ReleaseEmptyRunsFreesTheirPools) {
     EXPECT_FALSE((a->dirty_mask >> (purged_index + i)) & 1) << i;
   }
   EXPECT_TRUE(arenas_.IsValid(nullptr));
-  EXPECT_EQ(arenas_.ReleaseEmptyRuns(TestHeapEnv::Now(), counters_), 0u);
+  EXPECT_EQ(arenas_.ReleaseEmptyRuns(TestHeapEnv::Now(), counters_, &cache_), 0u);
 }
 
 TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
@@ -367,8 +367,8 @@ TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
   cache_.Remember(a);
   cache_.Remember(b);
   const uint64_t now = TestHeapEnv::Now();
-  arenas_.ReleaseRun(r1, now, counters_);
-  arenas_.ReleaseRun(r2, now, counters_);
+  arenas_.ReleaseRun(r1, now, counters_, &cache_);
+  arenas_.ReleaseRun(r2, now, counters_, &cache_);
   ASSERT_EQ(arenas_.counts().arenas, 2u);
   ASSERT_EQ(arenas_.counts().empty_arenas, 2u);
   ASSERT_EQ(TestHeapEnv::released(), 0u);
@@ -397,7 +397,7 @@ TEST_F(PartsTest, ReleaseEmptyArenasDownToABudget) {
   EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
 
   r3->run.Demote();
-  arenas_.ReleaseRun(r3, now, counters_);
+  arenas_.ReleaseRun(r3, now, counters_, &cache_);
   arenas_.ReleaseEmptyArenas(0, now, &cache_, *TestHeapEnv::env(), counters_);
   EXPECT_EQ(TestHeapEnv::released(), 2u);
   EXPECT_EQ(TestHeapEnv::last_released(), left);
@@ -425,10 +425,10 @@ TEST_F(PartsTest, PurgeHonoursTheDelay) {
   const uint64_t purged = Get(counters_.pools_purged);
   const uint8_t i1 = r1->index, i3 = r3->index;
 
-  arenas_.ReleaseRun(r1, t, counters_);
+  arenas_.ReleaseRun(r1, t, counters_, &cache_);
   Empty(e, Take(e, 2));
   arenas_.KeepEmpty(e, t + 100);
-  arenas_.ReleaseRun(r3, t + 300, counters_);
+  arenas_.ReleaseRun(r3, t + 300, counters_, &cache_);
   const uint64_t dirty = (uint64_t{1} << i1) | (uint64_t{1} << i3);
   ASSERT_EQ(a->dirty_mask, dirty);
 
@@ -453,14 +453,14 @@ TEST_F(PartsTest, PurgeHonoursTheDelay) {
 
   // A negative delay: never, unless forced; force: everything, at once.
   r2->run.Demote();
-  arenas_.ReleaseRun(r2, t + 5000, counters_);
+  arenas_.ReleaseRun(r2, t + 5000, counters_, &cache_);
   EXPECT_EQ(arenas_.Purge(t + 100 * kDelay, -1, false, true, counters_), 0u);
   EXPECT_EQ(arenas_.Purge(t + 5000, kDelay, /*force=*/true, true, counters_), kPoolSize);
   EXPECT_EQ(a->dirty_mask, 0u);
 
   // Without waiting, a busy lock means no purge.
   PoolDesc* r4 = Claim(kCls64);
-  arenas_.ReleaseRun(r4, t, counters_);
+  arenas_.ReleaseRun(r4, t, counters_, &cache_);
   {
     threading::SpinLockHolder busy(&arenas_.lock());
     EXPECT_EQ(arenas_.Purge(t + 5000, kDelay, true, /*wait=*/false, counters_), 0u);
@@ -496,7 +496,7 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
   // `b`: an empty arena.
   ArenaHeader* b = TestHeapEnv::env()->acquire_arena(from.get());
   ASSERT_NE(b, nullptr);
-  f.arenas().ReleaseRun(f.arenas().ClaimRun(kCls64, b, -1, f.counters()), now, f.counters());
+  f.arenas().ReleaseRun(f.arenas().ClaimRun(kCls64, b, -1, f.counters()), now, f.counters(), &f.arena_cache());
   f.arena_cache().Remember(a);
   f.arena_cache().Remember(b);
   ASSERT_EQ(f.arenas().counts().arenas, 2u);
@@ -538,12 +538,167 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
   EXPECT_EQ(t.arenas().TakeEmpty(kCls1K), empty);  // the new owner reuses it
 
   // Tidy: the live block's run and the taken run back, then the arenas.
-  t.arenas().ReleaseRun(empty, now, t.counters());
+  t.arenas().ReleaseRun(empty, now, t.counters(), &t.arena_cache());
   live->run.Demote();
-  t.arenas().ReleaseRun(live, now, t.counters());
+  t.arenas().ReleaseRun(live, now, t.counters(), &t.arena_cache());
   EXPECT_TRUE(from.Tidy());
   EXPECT_TRUE(to.Tidy());
   EXPECT_EQ(TestHeapEnv::released(), 2u);
+}
+
+// ===========================================================================
+// ClassCache: the per-class lists the fast paths pop and push
+
+// Blocks of class cls for the cache tests, carved from a run of their own.
+class ClassCacheTest : public PartsTest {
+ protected:
+  // 8-byte blocks: runs enough for more than a list keeps.
+  const size_t kCls = SizeToClass(8);
+  void SetUp() override {
+    PartsTest::SetUp();
+    while (blocks_.size() < CacheMaxBlocks(8) + 2u) {
+      PoolDesc* run = Claim(kCls);
+      ASSERT_NE(run, nullptr);
+      run->run.BecomeCurrent();
+      runs_.push_back(run);
+      while (run->run.carved() < run->capacity) {
+        const BlockChain c = run->run.CarveChain(run->Start(), run->size, run->capacity, UINT32_MAX, key_);
+        FreeBlock* b = c.first;
+        for (uint32_t i = 0; i < c.count; ++i, b = NextOf(b, key_)) blocks_.push_back(b);
+      }
+    }
+  }
+  void TearDown() override {
+    // Back on their runs, then as PartsTest tidies.
+    for (FreeBlock* b : blocks_) RunOf(ArenaOf(b), b)->run.Push(b, key_);
+    PartsTest::TearDown();
+  }
+  void* Pop() { return cache_lists_.TryPopClass(kCls, key_, cache_); }
+
+  std::vector<PoolDesc*> runs_;
+  std::vector<FreeBlock*> blocks_;
+  ClassCache cache_lists_;
+};
+
+TEST_F(ClassCacheTest, PushesArePoppedLastInFirstOutAndCounted) {
+  EXPECT_EQ(Pop(), nullptr);  // empty: nothing counted
+  EXPECT_EQ(cache_lists_.countdown(kCls), 0);
+  cache_lists_.SetCountdown(kCls, 1000);
+  cache_lists_.SetRoom(kCls);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cache_lists_.TryPush(kCls, blocks_[i], key_));
+  EXPECT_EQ(cache_lists_.Length(kCls), 10u);
+  EXPECT_EQ(cache_lists_.head(kCls), blocks_[9]);
+  for (int i = 9; i >= 5; --i) EXPECT_EQ(Pop(), blocks_[i]);
+  EXPECT_EQ(cache_lists_.Length(kCls), 5u);
+  EXPECT_EQ(cache_lists_.countdown(kCls), 995);
+  EXPECT_EQ(WordOf(blocks_[9]), 0u);  // a block handed out holds no link
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+  EXPECT_EQ(cache_lists_.CachedBytes(), 5u * 8);
+  for (int i = 4; i >= 0; --i) EXPECT_EQ(Pop(), blocks_[i]);
+  EXPECT_EQ(Pop(), nullptr);
+  EXPECT_EQ(cache_lists_.Length(kCls), 0u);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+}
+
+TEST_F(ClassCacheTest, TheCountdownSendsItsLastPopToTheSlowPath) {
+  cache_lists_.SetRoom(kCls);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(cache_lists_.TryPush(kCls, blocks_[i], key_));
+  cache_lists_.SetCountdown(kCls, 3);
+  EXPECT_EQ(Pop(), blocks_[7]);
+  EXPECT_EQ(Pop(), blocks_[6]);
+  EXPECT_EQ(Pop(), nullptr);  // the third: the slow path's
+  EXPECT_EQ(cache_lists_.head(kCls), blocks_[5]);  // nothing popped
+  EXPECT_EQ(cache_lists_.UndoPop(kCls), 1);        // this pop was the countdown's
+  EXPECT_EQ(cache_lists_.Length(kCls), 6u);
+  EXPECT_EQ(cache_lists_.PopSlow(kCls, key_), blocks_[5]);
+  EXPECT_EQ(cache_lists_.Length(kCls), 5u);
+  cache_lists_.SetCountdown(kCls, 2);
+  EXPECT_EQ(Pop(), blocks_[4]);
+  EXPECT_EQ(cache_lists_.Length(kCls), 4u);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+}
+
+TEST_F(ClassCacheTest, RoomBoundsTheListAndTheHeadIsNeverPushedTwice) {
+  const uint32_t max = CacheMaxBlocks(8);
+  ASSERT_GT(blocks_.size(), size_t{max} + 1);
+  cache_lists_.SetCountdown(kCls, 100000);
+  cache_lists_.SetRoom(kCls);
+  uint32_t pushed = 0;
+  while (cache_lists_.TryPush(kCls, blocks_[pushed], key_)) ++pushed;
+  EXPECT_EQ(pushed, max);  // the next one goes to the slow path
+  cache_lists_.UndoPush(kCls);
+  EXPECT_EQ(cache_lists_.Length(kCls), max);
+  // The slow path gives half back, then there is room again.
+  const BlockChain half = cache_lists_.Take(kCls, max / 2, key_);
+  EXPECT_EQ(half.count, max / 2);
+  EXPECT_EQ(half.first, blocks_[max - 1]);  // the head's side
+  EXPECT_EQ(NextOf(half.last, key_), nullptr);
+  cache_lists_.SetRoom(kCls);
+  EXPECT_EQ(cache_lists_.Length(kCls), max - max / 2);
+  // An immediate double free: the block at the head is refused.
+  FreeBlock* head = cache_lists_.head(kCls);
+  EXPECT_FALSE(cache_lists_.TryPush(kCls, head, key_));
+  cache_lists_.UndoPush(kCls);
+  EXPECT_EQ(cache_lists_.Length(kCls), max - max / 2);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+  // The half taken comes back as a chain at the head.
+  cache_lists_.Add(kCls, half, key_);
+  EXPECT_EQ(cache_lists_.head(kCls), blocks_[max - 1]);
+  EXPECT_EQ(cache_lists_.Length(kCls), max);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+  EXPECT_EQ(cache_lists_.Drop(kCls), max);
+  EXPECT_EQ(cache_lists_.Length(kCls), 0u);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+}
+
+TEST_F(ClassCacheTest, IsValidCatchesAListLongerThanCounted) {
+  cache_lists_.SetRoom(kCls);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache_lists_.TryPush(kCls, blocks_[i], key_));
+  ASSERT_TRUE(cache_lists_.IsValid(key_));
+  SetLink(blocks_[0], blocks_[10], key_);  // the tail now leads on
+  EXPECT_FALSE(cache_lists_.IsValid(key_));
+  SetLink(blocks_[0], nullptr, key_);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
+}
+
+// The checked build never follows a link out of the heap's known arenas
+// (kCheckPoppedLinks): the pop goes to the slow path, which checks it. The
+// default build follows every link as it is.
+TEST_F(ClassCacheTest, APopChecksItsLinkInTheCheckedBuild) {
+  cache_lists_.SetCountdown(kCls, 1000);
+  cache_lists_.SetRoom(kCls);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache_lists_.TryPush(kCls, blocks_[i], key_));
+  if constexpr (kCheckPoppedLinks) {
+    // A link overwritten by the program (a write after free): refused
+    // before it is followed; nothing moves.
+    const uintptr_t saved = WordOf(blocks_[3]);
+    const uintptr_t garbage = GarbageFor(blocks_[3]);
+    ASSERT_NE(garbage, 0u);
+    SetWord(blocks_[3], garbage);
+    EXPECT_EQ(Pop(), nullptr);
+    EXPECT_EQ(cache_lists_.head(kCls), blocks_[3]);
+    cache_lists_.UndoPop(kCls);
+    SetWord(blocks_[3], saved);
+    EXPECT_EQ(Pop(), blocks_[3]);
+    // A well-formed link into an arena the arena cache does not hold: the
+    // slow path's to check.
+    FreeBlock* elsewhere =
+        reinterpret_cast<FreeBlock*>(ArenaOf(blocks_[2])->Base() + kArenaSize + 4 * kPoolSize);
+    SetLink(blocks_[2], elsewhere, key_);
+    EXPECT_EQ(Pop(), nullptr);
+    cache_lists_.UndoPop(kCls);
+    // Held by the arena cache: followed.
+    cache_.Remember(ArenaOf(elsewhere));
+    EXPECT_EQ(Pop(), blocks_[2]);
+    EXPECT_EQ(cache_lists_.head(kCls), elsewhere);
+    cache_.Forget(ArenaOf(elsewhere));
+  } else {
+    // Plain links, followed as they are.
+    EXPECT_EQ(WordOf(blocks_[3]), reinterpret_cast<uintptr_t>(blocks_[2]));
+    EXPECT_EQ(Pop(), blocks_[3]);
+    EXPECT_EQ(cache_lists_.head(kCls), blocks_[2]);
+  }
+  cache_lists_.Drop(kCls);
 }
 
 // ===========================================================================
@@ -552,20 +707,17 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
 TEST_F(PartsTest, SetCurrentPutsTheSpentRunToSleep) {
   ClassRuns runs;
   EXPECT_EQ(runs.current(kCls64), &g_empty_pool);
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), nullptr);
   PoolDesc* d1 = Claim(kCls64);
   runs.SetCurrent(kCls64, d1);
   EXPECT_EQ(d1->run.state(), RunState::kCurrent);
   EXPECT_EQ(runs.current(kCls64), d1);
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), nullptr);  // nothing carved: the slow path carves
-  d1->run.Carve(d1->Start(), d1->size, d1->capacity, key_);
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), d1->Start());
-  EXPECT_EQ(runs.TryAllocateSmall(64, key_), d1->Start() + 64);  // the by-size slots
-  EXPECT_EQ(runs.TryAllocateSmall(57, key_), d1->Start() + 128);
-  EXPECT_EQ(runs.TryAllocateSmall(56, key_), nullptr);  // another class
   EXPECT_TRUE(runs.IsValid());
-  for (uint32_t i = 3; i < d1->capacity; ++i) ASSERT_NE(runs.TryAllocate(kCls64, key_), nullptr);
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), nullptr);
+  // Spend it: every block carved and handed out.
+  while (d1->run.carved() < d1->capacity) {
+    const BlockChain c = d1->run.CarveChain(d1->Start(), d1->size, d1->capacity, 64, key_);
+    ASSERT_GT(c.count, 0u);
+  }
+  EXPECT_EQ(d1->Used(), d1->capacity);
 
   PoolDesc* d2 = Claim(kCls64);
   runs.SetCurrent(kCls64, d2);
@@ -582,14 +734,12 @@ TEST_F(PartsTest, TakeCurrentDemotes) {
   EXPECT_EQ(runs.TakeCurrent(kCls64), nullptr);
   PoolDesc* d = Claim(kCls64);
   runs.SetCurrent(kCls64, d);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
-  ASSERT_NE(runs.TryAllocate(kCls64, key_), nullptr);
+  CarveOntoList(d, key_);
+  ASSERT_NE(PopOne(d, key_), nullptr);
   EXPECT_EQ(runs.TakeCurrent(kCls64), d);
   EXPECT_EQ(d->run.state(), RunState::kHeld);
   EXPECT_EQ(d->Used(), 1u);
   EXPECT_EQ(runs.current(kCls64), &g_empty_pool);
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), nullptr);
-  EXPECT_EQ(runs.TryAllocateSmall(64, key_), nullptr);
   EXPECT_EQ(runs.TakeCurrent(kCls64), nullptr);
   EXPECT_TRUE(runs.IsValid());
   runs.LinkPartial(d);
@@ -625,38 +775,11 @@ TEST_F(PartsTest, TakePartialTakesEachPartialRunOnce) {
   EXPECT_TRUE(runs.IsValid());
 }
 
-TEST_F(PartsTest, StatsModePointsEverySlotAtTheEmptyPool) {
-  ClassRuns runs;
-  PoolDesc* d = Claim(kCls64);
-  runs.SetCurrent(kCls64, d);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
-
-  runs.SetStatsMode(true);
-  EXPECT_TRUE(runs.stats_mode());
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), nullptr);  // every allocation: the counting slow path
-  EXPECT_EQ(runs.TryAllocateSmall(64, key_), nullptr);
-  EXPECT_EQ(runs.current(kCls64), d);  // the run stays the class's
-  EXPECT_TRUE(runs.IsValid());
-  PoolDesc* e = Claim(kCls1K);
-  runs.SetCurrent(kCls1K, e);  // in stats mode: its slots too
-  e->run.Carve(e->Start(), e->size, e->capacity, key_);
-  EXPECT_EQ(runs.TryAllocate(kCls1K, key_), nullptr);
-  EXPECT_EQ(runs.TryAllocateSmall(1024, key_), nullptr);
-  EXPECT_TRUE(runs.IsValid());
-
-  runs.SetStatsMode(false);
-  EXPECT_FALSE(runs.stats_mode());
-  EXPECT_EQ(runs.TryAllocate(kCls64, key_), d->Start());
-  EXPECT_EQ(runs.TryAllocateSmall(1000, key_), e->Start());
-  EXPECT_EQ(runs.TryAllocate(kCls1K, key_), e->Start() + 1024);
-  EXPECT_TRUE(runs.IsValid());
-}
-
 TEST_F(PartsTest, ClassRunsIsValidCatchesRunsChangedBehindItsBack) {
   ClassRuns runs;
   PoolDesc* d = Claim(kCls64);
   runs.SetCurrent(kCls64, d);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  CarveOntoList(d, key_);
   PoolDesc* p = Claim(kCls64);
   ASSERT_EQ(Take(p, 1).size(), 1u);
   runs.LinkPartial(p);
@@ -1143,7 +1266,7 @@ TEST_F(HeapPartsTest, AllocatesAndFreesThroughItsParts) {
   for (size_t i = 0; i < n; ++i) {
     for (size_t size : sizes) {
       const size_t cls = SizeToClass(size);
-      void* p = h->Allocate(cls, size);
+      void* p = HeapTestPeer(h).Allocate(cls, size);
       ASSERT_NE(p, nullptr);
       ASSERT_TRUE(distinct.insert(p).second) << "handed out twice: " << p;
       ArenaHeader* a = ArenaOf(p);
@@ -1172,6 +1295,8 @@ TEST_F(HeapPartsTest, AllocatesAndFreesThroughItsParts) {
   for (size_t i = 1; i < blocks.size(); i += 2) FreeLocal(h, blocks[i]);
   EXPECT_TRUE(h->IsValid());
   EXPECT_GT(Get(c.runs_woken), 0u);
+  HeapTestPeer(h).ReturnCached();  // the blocks refills brought but nobody took
+  EXPECT_TRUE(h->IsValid());
   for (PoolDesc* d : runs) {
     if (d->state == PoolState::kHead) {
       EXPECT_EQ(d->Used(), 0u);
@@ -1181,7 +1306,7 @@ TEST_F(HeapPartsTest, AllocatesAndFreesThroughItsParts) {
 
   // Allocate again: served from what the heap keeps, no new arena.
   const size_t acquired = TestHeapEnv::acquired();
-  void* again = h->Allocate(SizeToClass(64), 64);
+  void* again = HeapTestPeer(h).Allocate(SizeToClass(64), 64);
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(TestHeapEnv::acquired(), acquired);
   FreeLocal(h, again);
@@ -1199,7 +1324,7 @@ TEST_F(HeapPartsTest, AllocateFailsWithEnomemWhenTheSourceRefuses) {
   Heap* h = t.get();
   TestHeapEnv::FailAcquire(true);
   errno = 0;
-  EXPECT_EQ(h->Allocate(kCls64, 64), nullptr);
+  EXPECT_EQ(HeapTestPeer(h).Allocate(kCls64, 64), nullptr);
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(TestHeapEnv::acquire_calls(), 1u);
   EXPECT_EQ(TestHeapEnv::acquired(), 0u);
@@ -1210,12 +1335,12 @@ TEST_F(HeapPartsTest, AllocateFailsWithEnomemWhenTheSourceRefuses) {
 
   // The source willing again: an arena.
   TestHeapEnv::FailAcquire(false);
-  void* p = h->Allocate(kCls64, 64);
+  void* p = HeapTestPeer(h).Allocate(kCls64, 64);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(TestHeapEnv::acquired(), 1u);
   // Refusing again: another class still finds room in the arena it holds.
   TestHeapEnv::FailAcquire(true);
-  void* q = h->Allocate(kCls1K, 1024);
+  void* q = HeapTestPeer(h).Allocate(kCls1K, 1024);
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(ArenaOf(q), ArenaOf(p));
   EXPECT_EQ(TestHeapEnv::acquire_calls(), 2u);
@@ -1239,7 +1364,7 @@ TEST_F(HeapPartsTest, RemoteFreesReturnToTheirOwner) {
   constexpr size_t kN = 500;  // 31.25 KiB of 64-byte blocks: two batches of 16 KiB
   std::vector<void*> blocks;
   for (size_t i = 0; i < kN; ++i) {
-    blocks.push_back(a->Allocate(kCls64, 64));
+    blocks.push_back(HeapTestPeer(a).Allocate(kCls64, 64));
     ASSERT_NE(blocks.back(), nullptr);
   }
   for (void* p : blocks) BatchRemote(b, a, p, 64);
@@ -1261,6 +1386,7 @@ TEST_F(HeapPartsTest, RemoteFreesReturnToTheirOwner) {
   EXPECT_EQ(Get(a->counters().remote_forwarded), 0u);
   EXPECT_EQ(a->incoming().QueuedBytes(), 0);
   EXPECT_TRUE(a->IsValid());
+  HeapTestPeer(a).ReturnCached();  // the blocks refills brought but nobody took
   for (void* p : blocks) {
     PoolDesc* d = RunOf(ArenaOf(p), p);
     ASSERT_EQ(d->state, PoolState::kHead);
@@ -1284,7 +1410,7 @@ TEST_F(HeapPartsTest, BlocksSentToTheWrongHeapAreForwarded) {
   constexpr size_t kN = 100;
   std::vector<void*> blocks;
   for (size_t i = 0; i < kN; ++i) {
-    blocks.push_back(a->Allocate(kCls1K, 1024));
+    blocks.push_back(HeapTestPeer(a).Allocate(kCls1K, 1024));
     ASSERT_NE(blocks.back(), nullptr);
   }
   // As if a freeing thread had read a stale owner: the blocks go to s.
@@ -1319,7 +1445,7 @@ TEST_F(HeapPartsTest, EmptyRunsAreStampedAndPurgedByTheHeapsClock) {
   const uint32_t capacity = kClasses[kCls64].blocks;
   std::vector<void*> blocks;
   for (uint32_t i = 0; i <= capacity; ++i) {
-    blocks.push_back(h->Allocate(kCls64, 64));
+    blocks.push_back(HeapTestPeer(h).Allocate(kCls64, 64));
     ASSERT_NE(blocks.back(), nullptr);
   }
   PoolDesc* full = RunOf(ArenaOf(blocks[0]), blocks[0]);

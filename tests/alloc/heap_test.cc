@@ -134,7 +134,9 @@ TEST(HeapTest, RingOfThreadsSwappingBlocks) {
 
 // A run that fills up sleeps: the frees that reach it first do not put it
 // back in use (a refill would find one or two blocks there); it wakes, on
-// the partial list, once WakeFrees(capacity) of its blocks are free.
+// the partial list, once WakeFrees(capacity) of its blocks are back. The
+// owner's own frees go to its class cache, so the blocks come back here
+// from another thread (through the owner's queue, onto their runs).
 TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
   std::thread t([] {
     constexpr size_t kSize = 64;
@@ -155,19 +157,20 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
     ASSERT_EQ(mine.size(), capacity);
     EXPECT_EQ(asleep->run.state(), RunState::kAsleep);
     EXPECT_EQ(asleep->Used(), capacity);
-    for (uint32_t i = 0; i + 1 < wake; ++i) strata::Deallocate(mine[i]);
+    // wake - 1 of its blocks freed by another thread, then drained here.
+    auto free_remotely = [](const std::vector<void*>& ps) {
+      std::thread([&ps] {
+        for (void* p : ps) strata::Deallocate(p);
+      }).join();  // its exit hands the batch over
+    };
+    free_remotely(std::vector<void*>(mine.begin(), mine.begin() + (wake - 1)));
+    tls_heap->DrainRemote();
     EXPECT_TRUE(asleep->Asleep());
     EXPECT_EQ(asleep->Used(), capacity - (wake - 1));
     EXPECT_TRUE(tls_heap->IsValid());
-    // Still asleep: what we allocate now comes from other runs.
-    std::vector<void*> more;
-    for (uint32_t i = 0; i < 2 * capacity; ++i) {
-      void* p = strata::Allocate(kSize);
-      EXPECT_NE(RunOf(ArenaOf(p), p), asleep);
-      more.push_back(p);
-    }
     const uint64_t woken = tls_heap->counters().runs_woken.Get();
-    strata::Deallocate(mine[wake - 1]);
+    free_remotely({mine[wake - 1]});
+    tls_heap->DrainRemote();
     EXPECT_FALSE(asleep->Asleep());
     EXPECT_EQ(asleep->run.state(), RunState::kPartial);
     EXPECT_EQ(asleep->Used(), capacity - wake);
@@ -177,7 +180,6 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
     for (void* p : blocks) {
       if (RunOf(ArenaOf(p), p) != asleep) strata::Deallocate(p);
     }
-    for (void* p : more) strata::Deallocate(p);
     EXPECT_TRUE(tls_heap->IsValid());
   });
   t.join();

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <vector>
 
 #include "alloc/arena.h"
 #include "alloc/config.h"
@@ -40,10 +41,48 @@ class HeapTestPeer {
   const HeapEnv& env() const { return *h_->env_; }
   // The heap's clock.
   uint64_t Now() const { return h_->env_->now_ms(); }
+  ClassCache& cache() const { return h_->cache_; }
+  // Gives every block of the heap's class caches back to its run.
+  void ReturnCached() const {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) h_->ReturnCached(cls, 0);
+  }
+
+  // A block of class cls for `size` bytes, as the API's slow half takes
+  // one: the class cache's pop, else the heap's slow path (nullptr when
+  // the source refuses memory).
+  void* Allocate(size_t cls, size_t size) const {
+    if (void* b = h_->TryAllocate(cls)) return b;
+    return h_->AllocateSlow(cls, size).block;
+  }
 
  private:
   Heap* const h_;
 };
+
+// Carves about a page more of d's blocks onto d's own list: a chain carved
+// as for a class cache, given back block by block (the list in address
+// order, the count as before).
+inline void CarveOntoList(PoolDesc* d, const LinkKey& key) {
+  const BlockChain c = d->run.CarveChain(d->Start(), d->size, d->capacity, UINT32_MAX, key);
+  std::vector<FreeBlock*> blocks;
+  FreeBlock* b = c.first;
+  for (uint32_t i = 0; i < c.count; ++i, b = NextOf(b, key)) blocks.push_back(b);
+  for (size_t i = blocks.size(); i-- > 0;) d->run.Push(blocks[i], key);
+}
+
+// Takes d's first free block as an allocation does (through a class cache):
+// the list taken whole, every block but the first given back in order.
+// nullptr when d's list is empty.
+inline void* PopOne(PoolDesc* d, const LinkKey& key) {
+  const BlockChain c = d->run.TakeList(reinterpret_cast<FreeBlock*>(ArenaOf(d)));
+  if (c.count == 0) return nullptr;
+  std::vector<FreeBlock*> blocks;
+  FreeBlock* b = c.first;
+  for (uint32_t i = 0; i < c.count; ++i, b = NextOf(b, key)) blocks.push_back(b);
+  for (size_t i = blocks.size(); i-- > 1;) d->run.Push(blocks[i], key);
+  blocks[0]->next = nullptr;  // as a pop clears the link of the block it hands out
+  return blocks[0];
+}
 
 // The test's arena source and clock. Reset() before use.
 class TestHeapEnv {

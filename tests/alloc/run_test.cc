@@ -8,6 +8,7 @@
 // FormatTail, as OwnedArenas::ClaimRun makes them (the arena's free masks
 // are left alone, and no lock is taken: no heap owns the arena, and the
 // tests are single-threaded).
+#include "tests/alloc/heap_test_peer.h"
 #include "alloc/run.h"
 
 #include <cstdint>
@@ -89,7 +90,7 @@ class RunTest : public ::testing::Test {
   // Carves the rest of d.
   void CarveAll(PoolDesc* d) {
     for (uint32_t i = 0; i < d->capacity && d->run.carved() < d->capacity; ++i) {
-      d->run.Carve(d->Start(), d->size, d->capacity, key_);
+      CarveOntoList(d, key_);
     }
   }
 
@@ -99,9 +100,9 @@ class RunTest : public ::testing::Test {
     std::vector<void*> got;
     for (uint32_t i = 0; i <= d->capacity; ++i) {
       if (IsListEnd(d->run.free_list()) && d->run.carved() < d->capacity) {
-        d->run.Carve(d->Start(), d->size, d->capacity, key_);
+        CarveOntoList(d, key_);
       }
-      void* b = d->run.TryPop(key_);
+      void* b = PopOne(d, key_);
       if (b == nullptr) break;
       got.push_back(b);
     }
@@ -134,8 +135,8 @@ class RunTest : public ::testing::Test {
     PoolDesc* d = MakeRun(cls);
     d->run.BecomeCurrent();
     for (uint32_t i = 0; i < used; ++i) {
-      if (IsListEnd(d->run.free_list())) d->run.Carve(d->Start(), d->size, d->capacity, key_);
-      out->push_back(d->run.TryPop(key_));
+      if (IsListEnd(d->run.free_list())) CarveOntoList(d, key_);
+      out->push_back(PopOne(d, key_));
     }
     return d;
   }
@@ -151,7 +152,7 @@ TEST(WakeFreesTest, AQuarterOfTheCapacityAndAtLeastOne) {
   EXPECT_EQ(WakeFrees(1), 1u);
 }
 
-// ---- Begin, tails, Carve, TryPop -----------------------------------------
+// ---- Begin, tails, carving, taking blocks --------------------------------
 
 TEST_F(RunTest, BeginMakesAHeldRunWithAnEmptyList) {
   PoolDesc* d = MakeRun(kMulti, 5);
@@ -182,7 +183,7 @@ TEST_F(RunTest, CarveLinksAboutAPageOfBlocksInAddressOrder) {
   d->run.BecomeCurrent();
   const uint32_t per_page = static_cast<uint32_t>(kPoolSize / d->size);
   ASSERT_LT(per_page, d->capacity);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  CarveOntoList(d, key_);
   EXPECT_EQ(d->run.carved(), per_page);
   std::vector<void*> list = List(d);
   ASSERT_EQ(list.size(), per_page);
@@ -192,8 +193,8 @@ TEST_F(RunTest, CarveLinksAboutAPageOfBlocksInAddressOrder) {
   EXPECT_TRUE(d->IsValid());
 
   // Once the list is used up, the next page's blocks, in order.
-  for (uint32_t k = 0; k < per_page; ++k) ASSERT_NE(d->run.TryPop(key_), nullptr);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  for (uint32_t k = 0; k < per_page; ++k) ASSERT_NE(PopOne(d, key_), nullptr);
+  CarveOntoList(d, key_);
   EXPECT_EQ(d->run.carved(), 2 * per_page);
   list = List(d);
   ASSERT_EQ(list.size(), per_page);
@@ -213,73 +214,31 @@ TEST_F(RunTest, CarveTakesOneBlockAtATimeWhenBlocksAreLargerThanAPage) {
   ASSERT_GT(d->capacity, 1u);
   d->run.BecomeCurrent();
   for (uint32_t k = 1; k <= d->capacity; ++k) {
-    d->run.Carve(d->Start(), d->size, d->capacity, key_);
+    CarveOntoList(d, key_);
     EXPECT_EQ(d->run.carved(), k);
-    EXPECT_EQ(d->run.TryPop(key_), Block(d, k - 1));
+    EXPECT_EQ(PopOne(d, key_), Block(d, k - 1));
   }
   EXPECT_TRUE(d->IsValid());  // current, spent
 }
 
-TEST_F(RunTest, TryPopHandsOutInAddressOrderAndStopsAtTheListEnd) {
+TEST_F(RunTest, BlocksComeOffTheListInAddressOrderUntilItsEnd) {
   PoolDesc* d = MakeRun(kSmall);
   d->run.BecomeCurrent();
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);  // nothing carved: the list's end
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  EXPECT_EQ(PopOne(d, key_), nullptr);  // nothing carved: the list's end
+  CarveOntoList(d, key_);
   ASSERT_EQ(d->run.carved(), d->capacity);  // a one-page run: carved at once
   for (uint32_t k = 0; k < d->capacity; ++k) {
-    void* b = d->run.TryPop(key_);
+    void* b = PopOne(d, key_);
     ASSERT_EQ(b, Block(d, k));
     EXPECT_EQ(WordOf(b), 0u) << "a block handed out keeps no link";
     EXPECT_EQ(d->Used(), k + 1);
     EXPECT_TRUE(d->run.HoldsCarved(b));
   }
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);
+  EXPECT_EQ(PopOne(d, key_), nullptr);
+  EXPECT_EQ(PopOne(d, key_), nullptr);
   EXPECT_EQ(d->Used(), d->capacity);
   EXPECT_EQ(d->run.free_list(), ListEnd());
   EXPECT_TRUE(d->IsValid());
-}
-
-TEST_F(RunTest, TryPopRefusesADamagedLink) {
-  PoolDesc* d = MakeRun(kSmall);
-  d->run.BecomeCurrent();
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
-  void* first = Block(d, 0);
-  void* second = Block(d, 1);
-  ASSERT_EQ(d->run.free_list(), first);
-
-  // Garbage in the second block's link: the first pop (which reads the
-  // first block's link) goes through, the next is refused.
-  const uintptr_t saved = WordOf(second);
-  const uintptr_t garbage = GarbageFor(second);
-  ASSERT_NE(garbage, 0u);
-  SetWord(second, garbage);
-  EXPECT_EQ(d->run.TryPop(key_), first);
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);
-  // Nothing moved: the damaged block heads the list, uncounted.
-  EXPECT_EQ(d->run.free_list(), second);
-  EXPECT_EQ(d->Used(), 1u);
-  EXPECT_FALSE(d->IsValid());
-  // The blocks after the damage are out of reach.
-  EXPECT_TRUE(d->run.HasFreeBlock(second, d->capacity));
-  EXPECT_FALSE(d->HasFreeBlock(Block(d, 2)));
-
-  SetWord(second, saved);
-  EXPECT_TRUE(d->IsValid());
-  EXPECT_EQ(d->run.TryPop(key_), second);
-}
-
-TEST_F(RunTest, TryPopRefusesALinkToAnotherArena) {
-  PoolDesc* d = MakeRun(kSmall);
-  d->run.BecomeCurrent();
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
-  // A well-formed link, but out of the run's arena (a forged one).
-  auto* first = static_cast<FreeBlock*>(Block(d, 0));
-  SetLink(first, reinterpret_cast<FreeBlock*>(arena_->Base() + kArenaSize + 4 * kPoolSize), key_);
-  EXPECT_EQ(d->run.TryPop(key_), nullptr);
-  EXPECT_EQ(d->Used(), 0u);
-  EXPECT_FALSE(d->IsValid());
 }
 
 TEST_F(RunTest, HasFreeBlockFindsListMembersOnly) {
@@ -296,7 +255,7 @@ TEST_F(RunTest, HasFreeBlockFindsListMembersOnly) {
 TEST_F(RunTest, HoldsCarvedAcceptsCarvedBlockStartsOnly) {
   PoolDesc* d = MakeRun(kMulti);
   d->run.BecomeCurrent();
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  CarveOntoList(d, key_);
   const uint32_t carved = d->run.carved();
   ASSERT_LT(carved, d->capacity);
   for (uint32_t k = 0; k < carved; ++k) EXPECT_TRUE(d->run.HoldsCarved(Block(d, k))) << k;
@@ -328,7 +287,7 @@ TEST_F(RunTest, CurrentRunNeverNeedsTheSlowPathOnAFree) {
   EXPECT_EQ(d->run.state(), RunState::kCurrent);
   EXPECT_TRUE(d->IsValid());
   // And the blocks come back in the order they were freed (last first).
-  EXPECT_EQ(d->run.TryPop(key_), blocks.back());
+  EXPECT_EQ(PopOne(d, key_), blocks.back());
 }
 
 // kCurrent -> kAsleep -> (WakeFrees frees) -> kHeld -> kPartial -> (last
@@ -463,8 +422,8 @@ TEST_F(RunTest, EmptyRunIsKeptPurgedAndReCarvedOnReuse) {
 
   d->run.BecomeCurrent();
   EXPECT_TRUE(d->IsValid());
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
-  EXPECT_EQ(d->run.TryPop(key_), Block(d, 0));
+  CarveOntoList(d, key_);
+  EXPECT_EQ(PopOne(d, key_), Block(d, 0));
   EXPECT_TRUE(d->IsValid());
 }
 
@@ -557,8 +516,8 @@ TEST_F(RunTest, UndoPushTakesBackAFreeIntoARunWithNoLiveBlock) {
   EXPECT_TRUE(d->IsValid());
 }
 
-// A damaged list is dropped whole: its blocks stay counted in use.
-TEST_F(RunTest, DropFreeListCountsTheListInUse) {
+// A run's list leaves it whole for a class cache: its blocks count in use.
+TEST_F(RunTest, TakeListCountsTheListInUse) {
   std::vector<void*> out;
   PoolDesc* d = CurrentRunWith(kMulti, 6, &out);
   d->run.Demote();
@@ -566,25 +525,50 @@ TEST_F(RunTest, DropFreeListCountsTheListInUse) {
   ASSERT_FALSE(d->run.Push(static_cast<FreeBlock*>(out[0]), key_));
   const uint32_t carved = d->run.carved();
   ASSERT_LT(carved, d->capacity);
-  ASSERT_GT(List(d).size(), 0u);
+  const size_t listed = List(d).size();
+  ASSERT_GT(listed, 0u);
 
-  d->run.DropFreeList(ListEnd());
+  const BlockChain c = d->run.TakeList(ListEnd());
+  EXPECT_EQ(c.count, listed);
+  EXPECT_EQ(c.first, out[0]);  // the list's head: the last block freed
   EXPECT_EQ(d->run.free_list(), ListEnd());
   EXPECT_EQ(d->Used(), carved);
   EXPECT_EQ(d->run.state(), RunState::kPartial);
   EXPECT_TRUE(d->IsValid());  // uncarved blocks are left
+  EXPECT_EQ(d->run.TakeList(ListEnd()).count, 0u);  // nothing more
 
-  // Fully carved and dropped: a partial run with nothing to give.
+  // Fully carved and taken: a partial run with nothing to give.
   PoolDesc* e = MakeRun(kSmall, 40);
   e->run.BecomeCurrent();
-  e->run.Carve(e->Start(), e->size, e->capacity, key_);
-  ASSERT_NE(e->run.TryPop(key_), nullptr);
+  CarveOntoList(e, key_);
+  ASSERT_NE(PopOne(e, key_), nullptr);
   e->run.Demote();
   e->run.EnterPartial();
   ASSERT_TRUE(e->IsValid());
-  e->run.DropFreeList(ListEnd());
+  e->run.TakeList(ListEnd());
   EXPECT_EQ(e->Used(), e->capacity);
   EXPECT_FALSE(e->IsValid());
+}
+
+// Carving for a class cache: a chain of its own, counted in use.
+TEST_F(RunTest, CarveChainCarvesAChainCountedInUse) {
+  PoolDesc* d = MakeRun(kSmall);
+  d->run.BecomeCurrent();
+  const BlockChain c = d->run.CarveChain(d->Start(), d->size, d->capacity, 5, key_);
+  EXPECT_EQ(c.count, 5u);
+  EXPECT_EQ(c.first, Block(d, 0));
+  EXPECT_EQ(c.last, Block(d, 4));
+  EXPECT_EQ(NextOf(c.last, key_), nullptr);
+  FreeBlock* b = c.first;
+  for (uint32_t k = 0; k < 5; ++k, b = NextOf(b, key_)) EXPECT_EQ(b, Block(d, k));
+  EXPECT_EQ(d->run.carved(), 5u);
+  EXPECT_EQ(d->Used(), 5u);
+  EXPECT_EQ(d->run.free_list(), ListEnd());  // the run's own list stays empty
+  EXPECT_TRUE(d->IsValid());
+  // At most about a page at once.
+  const BlockChain more = d->run.CarveChain(d->Start(), d->size, d->capacity, UINT32_MAX, key_);
+  EXPECT_EQ(more.count, std::min<uint32_t>(d->capacity - 5, static_cast<uint32_t>(kPoolSize) / d->size));
+  EXPECT_EQ(more.first, Block(d, 5));
 }
 
 // ---- IsValid on runs that are not right ----------------------------------
@@ -632,7 +616,7 @@ TEST_F(RunTest, IsValidRejectsAnInteriorPointerOnTheList) {
 TEST_F(RunTest, IsValidRejectsACycle) {
   std::vector<void*> out;
   PoolDesc* d = CurrentRunWith(kSmall, 0, &out);
-  d->run.Carve(d->Start(), d->size, d->capacity, key_);
+  CarveOntoList(d, key_);
   auto* b = static_cast<FreeBlock*>(Block(d, 3));
   SetLink(b, static_cast<FreeBlock*>(Block(d, 1)), key_);  // 1 -> 2 -> 3 -> 1
   EXPECT_FALSE(d->IsValid());
@@ -644,7 +628,7 @@ TEST_F(RunTest, IsValidRejectsAListEndingInAnotherArena) {
   d->run.Demote();
   d->run.EnterPartial();
   ASSERT_TRUE(d->IsValid());
-  d->run.DropFreeList(reinterpret_cast<FreeBlock*>(arena_->Base() + kArenaSize));
+  d->run.TakeList(reinterpret_cast<FreeBlock*>(arena_->Base() + kArenaSize));  // ends in the next arena
   EXPECT_FALSE(d->IsValid());
 }
 

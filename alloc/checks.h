@@ -1,0 +1,54 @@
+// The two builds from one source (design.md item 11): which checks the
+// allocator's paths make, each behind one named constant.
+//
+// The default build (//alloc:libstrata.so, //alloc:malloc, CMake's
+// strata::strata, the libstrata package) checks only what costs its fast
+// paths no load of the freed block and no multiply: ownership through the
+// caches and the page map, foreign and wild pointers, frees into free pools
+// and headers, the block at the head of its own list (the immediate double
+// free), large and sampled blocks, and whatever a slow path sees. The
+// checked build (//alloc:libstrata_checked.so, //alloc:malloc_checked,
+// CMake's strata::strata_checked, libstrata-checked.so.1) keeps the whole
+// contract: every invalid, interior and double free reported wherever the
+// block is, damaged links caught before they are followed (README,
+// "Contract", says which build detects what). The checked build is
+// compiled with STRATA_CHECKED=1; every object of one binary is compiled
+// the same way (the Bazel and CMake targets see to it).
+#ifndef STRATA_ALLOC_CHECKS_H_
+#define STRATA_ALLOC_CHECKS_H_
+
+#ifndef STRATA_CHECKED
+#define STRATA_CHECKED 1
+#endif
+
+namespace strata::internal {
+
+inline constexpr bool kCheckedBuild = STRATA_CHECKED != 0;
+
+// Every free block's first word is its link encoded with the process's
+// random key (free_link.h): a multiply on every push and pop. It makes a
+// freed block recognisable from program data (LooksFree) and a damaged
+// link detectable before it is followed. Off: plain pointers.
+inline constexpr bool kEncodedLinks = kCheckedBuild;
+
+// Every free reads the freed block's first word (LooksFree): a second free
+// is caught wherever the block is (on a list, in a cache, travelling). The
+// load is a cold miss on frees of blocks allocated long ago.
+inline constexpr bool kCheckFreedBlock = kCheckedBuild;
+
+// Every free checks that the pointer is the start of a block its run has
+// handed out (one multiply against the run's shape): interior pointers and
+// blocks never carved are reported.
+inline constexpr bool kCheckBlockStart = kCheckedBuild;
+
+// Every pop checks that the link it follows stays where links may go: a
+// damaged list (a heap overflow, a write after free) is reported before a
+// block inside a live one is handed out.
+inline constexpr bool kCheckPoppedLinks = kCheckedBuild;
+
+static_assert(!kCheckFreedBlock || kEncodedLinks, "a free block is recognised by its encoded link");
+static_assert(!kCheckPoppedLinks || kEncodedLinks, "a damaged link shows through the encoding");
+
+}  // namespace strata::internal
+
+#endif  // STRATA_ALLOC_CHECKS_H_
