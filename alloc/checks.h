@@ -13,13 +13,29 @@
 // block is, damaged links caught before they are followed (README,
 // "Contract", says which build detects what). The checked build is
 // compiled with STRATA_CHECKED=1; every object of one binary is compiled
-// the same way (the Bazel and CMake targets see to it).
+// the same way. The Bazel macros (variants.bzl) and the CMake targets see
+// to it, and checks.cc makes a binary that mixes the two fail to link.
 #ifndef STRATA_ALLOC_CHECKS_H_
 #define STRATA_ALLOC_CHECKS_H_
 
 #ifndef STRATA_CHECKED
-#define STRATA_CHECKED 1
+#define STRATA_CHECKED 0
 #endif
+
+// Every object that includes this header refers to its build's tag, which
+// only that build's checks.cc defines; both builds' checks.cc also define
+// one common symbol. An object of each build in one link pulls in both
+// checks.o, whose common symbol is then defined twice: the link fails
+// instead of one binary running two policies (two free-list encodings).
+extern "C" {
+#if STRATA_CHECKED
+extern const char strata_build_checked;
+[[gnu::used]] static const char* const strata_build_of_this_object = &strata_build_checked;
+#else
+extern const char strata_build_default;
+[[gnu::used]] static const char* const strata_build_of_this_object = &strata_build_default;
+#endif
+}
 
 namespace strata::internal {
 

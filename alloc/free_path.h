@@ -218,8 +218,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUncommon(Heap* self, Heap* owner, 
 
 // A block of another heap's arena (owner != self, read from the arena): the
 // fast path's checks, against a run we may only read the shape of (it does
-// not change while a block of it lives; a free pool has capacity 0, so
-// nothing in it passes), then batched to its owner. Only tail calls. A
+// not change while a block of it lives; a free pool has class 0 and
+// capacity 0, so nothing in it passes), then batched to its owner. Only tail calls. A
 // function apart from FreeUncached, whose local path must not pay for the
 // callee-saved registers the inlined push needs; FreeUncached's arguments
 // come first, in the same registers, so the call moves none of them.
@@ -228,8 +228,11 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
   const uintptr_t desc_offset = DescOffset(p);
   if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
-  if (ABSL_PREDICT_FALSE(!ValidateBlock(d, p, d->capacity) ||
-                         (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
+  // The checked build: p is a block start of the run (a multiply). Both: p
+  // lies in a run at all (a free pool's and pool 1's class is 0), and a
+  // sized free's size fits.
+  const bool in_run = kCheckBlockStart ? ValidateBlock(d, p, d->capacity) : d->size_class != 0;
+  if (ABSL_PREDICT_FALSE(!in_run || (max_size != SIZE_MAX && !SizedFreeFits(d->size, max_size)))) {
     return FreeSlow(p, op, max_size);
   }
   if constexpr (kCheckFreedBlock) {

@@ -6,6 +6,7 @@
 # protocol (compiled twice) and the Abseil flags.
 set(STRATA_CORE_SOURCES
   alloc/arena.cc
+  alloc/checks.cc
   alloc/class_cache.cc
   alloc/class_runs.cc
   alloc/error.cc

@@ -1,10 +1,10 @@
-// Misuse that used to corrupt the heap silently: double frees that cross
-// threads (wherever the block is: in the freeing thread's outgoing batch,
-// in the owner's queue, on the owner's list) and free-list links damaged by
-// a heap overflow. Each is reported in one line before any block can be
-// handed out twice; in count mode the bad call is ignored and the heap
-// stays consistent. Program data that merely resembles a link is not
-// mistaken for a free block.
+// The checked build's whole contract (misuse_test_checked), beyond what
+// both builds report (error_test): double frees wherever the block is (deep
+// in a list, in the freeing thread's outgoing batch, in the owner's queue,
+// crossing threads), interior pointers and run tails, and free-list links
+// damaged by a heap overflow. Each is reported in one line before any block
+// can be handed out twice; in count mode the bad call is ignored and the
+// heap stays consistent.
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -13,13 +13,17 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/checks.h"
 #include "alloc/error.h"
 #include "alloc/heap.h"
+#include "alloc/size_class.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
 
 namespace strata::internal {
 namespace {
+
+static_assert(kCheckedBuild, "the checked build's contract: built as misuse_test_checked");
 
 constexpr size_t kSize = 64;
 
@@ -358,30 +362,6 @@ TEST(MisuseTest, DamagedTravellingLinkIsNotFollowed) {
   strata::Deallocate(keep);
 }
 
-// --- Pointers into an arena's header: pool 0 (the header's fields and the
-// first descriptors) and pool 1 (the rest of the descriptors; its own slot
-// is a zero descriptor that the fast paths rely on to validate nothing). ---
-
-TEST(MisuseTest, PointersIntoTheArenaHeaderAreReportedCounted) {
-  CountMode count;
-  void* keep = strata::Allocate(kSize);
-  char* base = reinterpret_cast<char*>(ArenaOf(keep));
-  const size_t offsets[] = {0, 8, 64, 128, 256, 4000, kPoolSize, kPoolSize + 128,
-                            kPoolSize + 1024, 2 * kPoolSize - 8};
-  uint64_t expected = 0;
-  for (size_t off : offsets) {
-    void* p = base + off;
-    strata::Deallocate(p);  // the owner's path (its arena cache holds the arena)
-    EXPECT_EQ(count.Errors(), ++expected) << "free at header offset " << off;
-    std::thread([p] { strata::Deallocate(p); }).join();  // another heap's path
-    EXPECT_EQ(count.Errors(), ++expected) << "remote free at header offset " << off;
-    EXPECT_EQ(strata::Reallocate(p, 32), nullptr) << "realloc at header offset " << off;
-    EXPECT_EQ(count.Errors(), ++expected) << "realloc at header offset " << off;
-  }
-  EXPECT_TRUE(ArenaOf(keep)->IsValid());  // pool 1's descriptor is still zero
-  ExpectSoundAfterMisuse(keep);
-}
-
 // --- Another thread frees a block that sits on its owner's free list: it
 // is reported by that thread, without waiting for the owner's next drain. ---
 
@@ -426,73 +406,74 @@ TEST(MisuseTest, ReallocOfAFreedBlockCounted) {
   strata::Deallocate(keep);
 }
 
-// --- realloc of a freed large block (its mapping kept in the large cache,
-// where realloc could resize it in place and the next malloc take it
-// again: one block handed out twice). ---
+// --- Double frees the default build does not see: a block deep in its
+// list, a block freed twice by another thread. ---
 
-TEST(MisuseDeathTest, ReallocOfAFreedLargeBlockIsReported) {
+// The block is deep in its run's free list, not at its head.
+TEST(MisuseDeathTest, DoubleFreeOfABlockBuriedInTheFreeListAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
-        void* p = strata::Allocate(200000);
-        strata::Deallocate(p);
-        strata::Reallocate(p, 200000);
+        void* blocks[20];
+        for (auto& b : blocks) b = strata::Allocate(40);
+        strata::Deallocate(blocks[3]);
+        for (int i = 4; i < 20; ++i) strata::Deallocate(blocks[i]);
+        strata::Deallocate(blocks[3]);
       },
-      "strata: realloc\\(0x[0-9a-f]+\\): double free \\(block already free\\)");
+      "double free \\(block already free\\)");
 }
 
-TEST(MisuseTest, ReallocOfAFreedLargeBlockCountedAndNotHandedOutTwice) {
-  CountMode count;
-  for (size_t size : {size_t{70000}, size_t{200000}, size_t{1} << 20}) {
-    void* p = strata::Allocate(size);
-    ASSERT_NE(p, nullptr);
-    strata::Deallocate(p);
-    errno = 0;
-    EXPECT_EQ(strata::Reallocate(p, size), nullptr) << size;
-    EXPECT_EQ(errno, EINVAL) << size;
-    // Another thread's realloc of it, too.
-    void* r = &r;
-    std::thread([&] { r = strata::Reallocate(p, size + 1); }).join();
-    EXPECT_EQ(r, nullptr) << size;
-    // The cached mapping serves one block, once.
-    void* a = strata::Allocate(size);
-    void* b = strata::Allocate(size);
-    ASSERT_NE(a, nullptr);
-    ASSERT_NE(b, nullptr);
-    EXPECT_NE(a, b);
-    strata::Deallocate(a);
-    strata::Deallocate(b);
-  }
-  EXPECT_EQ(count.Errors(), 6u);
+// Another thread frees a block twice: the owner catches it when draining.
+TEST(MisuseDeathTest, RemoteDoubleFreeAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        void* blocks[64];
+        for (auto& b : blocks) b = strata::Allocate(24);
+        std::thread([&] {
+          for (void* b : blocks) strata::Deallocate(b);
+        }).join();
+        tls_heap->DrainRemote();  // blocks are back on their free lists
+        std::thread([&] { strata::Deallocate(blocks[10]); }).join();
+        tls_heap->DrainRemote();
+      },
+      "double free");
 }
 
-// --- Program data that resembles links is not a free block. ---
 
-TEST(MisuseTest, DataLikeLinksIsNotMistakenForAFreeBlock) {
-  // Abort mode: a false report would kill the test.
-  std::vector<void*> blocks;
-  for (int i = 0; i < 2000; ++i) blocks.push_back(strata::Allocate(8 + 8 * (i % 16)));
-  void* freed = strata::Allocate(kSize);
-  strata::Deallocate(freed);
-  uintptr_t stale_link;
-  std::memcpy(&stale_link, freed, sizeof(stale_link));  // a real encoded link
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    auto* w = static_cast<uintptr_t*>(blocks[i]);
-    switch (i % 5) {
-      case 0: w[0] = 0; break;
-      case 1: w[0] = reinterpret_cast<uintptr_t>(w); break;  // an empty intrusive list
-      case 2: w[0] = reinterpret_cast<uintptr_t>(blocks[(i + 1) % blocks.size()]); break;
-      case 3: w[0] = stale_link; break;  // a link copied from another block
-      default: w[0] = ~uintptr_t{0}; break;
-    }
+// A free of a pointer in a run's tail (past its last block) is reported,
+// and nothing is handed out from there.
+TEST(MisuseTest, FreeOfARunTailIsReportedCounted) {
+  constexpr size_t kTailSize = 24;  // 170 blocks of a 4 KiB pool, 16 bytes left over
+  const ClassInfo& k = kClasses[SizeToClass(kTailSize)];
+  ASSERT_LT(uint64_t{k.blocks} * k.size, k.run_pools * kPoolSize);
+  void* p = strata::Allocate(kTailSize);
+  PoolDesc* d = RunOf(ArenaOf(p), p);
+  char* tail = d->Start() + size_t{k.blocks} * k.size;
+  {
+    CountMode count;
+    strata::Deallocate(tail);
+    EXPECT_EQ(count.Errors(), 1u);
   }
-  // Half are freed here, half by another thread.
-  for (size_t i = 0; i < blocks.size(); i += 2) strata::Deallocate(blocks[i]);
-  std::thread([&] {
-    for (size_t i = 1; i < blocks.size(); i += 2) strata::Deallocate(blocks[i]);
-  }).join();
-  tls_heap->DrainRemote();
   EXPECT_TRUE(tls_heap->IsValid());
+  strata::Deallocate(p);
+}
+
+// --- Interior pointers: the checked build checks every free's block start. ---
+
+TEST(MisuseDeathTest, FreeOfAnInteriorPointerAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  char* p = static_cast<char*>(strata::Allocate(64));
+  EXPECT_DEATH(strata::Deallocate(p + 8), "strata: free\\(0x[0-9a-f]+\\): pointer is not the start of a block");
+  strata::Deallocate(p);
+}
+
+TEST(MisuseTest, FreeOfAnInteriorPointerCounted) {
+  CountMode count;
+  void* keep = strata::Allocate(kSize);
+  strata::Deallocate(static_cast<char*>(keep) + 8);
+  EXPECT_EQ(count.Errors(), 1u);
+  ExpectSoundAfterMisuse(keep);
 }
 
 }  // namespace

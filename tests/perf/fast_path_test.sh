@@ -9,7 +9,8 @@
 # driver writes into its block that happens to decode like a free link, about
 # one in 2^20, is checked by the slow path and freed in ~100 instructions.) A case that got cheaper by more than 2 instructions passes and
 # asks for the golden to be lowered (tests/perf/update_golden.sh), so that
-# the gain is locked in. Goldens are per compilation mode ("opt/NAME"),
+# the gain is locked in. Goldens are per compilation mode and build
+# ("opt/NAME", "opt-checked/NAME"),
 # because -c opt links strata's non-PIC objects and its code differs by a
 # few instructions. Without valgrind the test fails: it never passes
 # unchecked.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rewrites tests/perf/fast_path_golden.txt from a fresh measurement: builds
-# fast_path_driver in each compilation mode (dbg, opt, then fastbuild, so
-# bazel-bin ends on the default mode), measures it with
-# measure_fast_path.sh and writes "MODE/CASE INSTRUCTIONS_PER_PAIR" lines.
+# fast_path_driver (the default build) and fast_path_driver_checked in each
+# compilation mode (dbg, opt, then fastbuild, so bazel-bin ends on the
+# default mode), measures them with measure_fast_path.sh and writes
+# "MODE/CASE N" and "MODE-checked/CASE N" lines.
 # Shows the difference from the old file. Run from anywhere in the repo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +15,8 @@ trap 'rm -f "$tmp" "$tmp".*' EXIT
 {
   echo "# Instructions per malloc+free pair through strata's API, one line per case:"
   echo "#   MODE/CASE INSTRUCTIONS_PER_PAIR"
-  echo "# MODE is Bazel's compilation mode (--config=opt is opt); CASE is a case of"
+  echo "# MODE is Bazel's compilation mode (--config=opt is opt), with -checked for"
+  echo "# the checked build (fast_path_test_checked); CASE is a case of"
   echo "# tests/perf/fast_path_driver.cc. Counted by callgrind inside strata's entry"
   echo "# points (callees, glibc's memset for calloc, included; the caller's loop and"
   echo "# call instructions excluded): see tests/perf/measure_fast_path.sh."
@@ -25,16 +27,19 @@ trap 'rm -f "$tmp" "$tmp".*' EXIT
 
 # Built dbg and opt first, fastbuild last: bazel-bin ends on the default mode.
 for mode in dbg opt fastbuild; do
-  bazel build -c "$mode" //tests/perf:fast_path_driver
-  driver=$(bazel info -c "$mode" bazel-bin 2>/dev/null)/tests/perf/fast_path_driver
-  tests/perf/measure_fast_path.sh "$driver" | awk -v mode="$mode" '
-    $1 !~ /^ref:/ {
-      v = $2 + 0
-      printf "%s/%s %s\n", mode, $1, (v == int(v) ? sprintf("%d", v) : sprintf("%.2f", v))
-    }' >"$tmp.$mode"
+  bazel build -c "$mode" //tests/perf:fast_path_driver //tests/perf:fast_path_driver_checked
+  for build in "" _checked; do
+    driver=$(bazel info -c "$mode" bazel-bin 2>/dev/null)/tests/perf/fast_path_driver$build
+    key=$mode${build:+-checked}
+    tests/perf/measure_fast_path.sh "$driver" | awk -v mode="$key" '
+      $1 !~ /^ref:/ {
+        v = $2 + 0
+        printf "%s/%s %s\n", mode, $1, (v == int(v) ? sprintf("%d", v) : sprintf("%.2f", v))
+      }' >"$tmp.$key"
+  done
 done
-# The default mode first.
-cat "$tmp.fastbuild" "$tmp.opt" "$tmp.dbg" >>"$tmp"
+# The default mode first, each with its checked build after it.
+cat "$tmp.fastbuild" "$tmp.fastbuild-checked" "$tmp.opt" "$tmp.opt-checked" "$tmp.dbg" "$tmp.dbg-checked" >>"$tmp"
 rm -f "$tmp".*
 
 if [ -f "$golden" ]; then

@@ -3,8 +3,10 @@
 # glibc) served their allocations.
 set -euo pipefail
 
-LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../alloc" && pwd)/libstrata.so"
-[ -f "$LIB" ] || { echo "libstrata.so not found at $LIB"; exit 1; }
+# STRATA_PRELOAD_LIB (a test's env) picks the build: libstrata.so (default)
+# or libstrata_checked.so.
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../alloc" && pwd)/${STRATA_PRELOAD_LIB:-libstrata.so}"
+[ -f "$LIB" ] || { echo "${STRATA_PRELOAD_LIB:-libstrata.so} not found at $LIB"; exit 1; }
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 
 # strata CMD... : runs CMD preloaded; every process of it appends strata's
