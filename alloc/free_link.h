@@ -135,6 +135,43 @@ inline bool LooksOnItsList(const void* p, const LinkKey& k) {
   return SameArena(p, NextOf(static_cast<const FreeBlock*>(p), k));
 }
 
+// THE SEGMENT WORD. A block travelling back to its owner (a thread's
+// outgoing batch, then the owner's queue) that has a second word (a block of
+// 16 bytes or more) holds there the segment it starts: the blocks of its own
+// run that follow it in the batch, consecutively, itself first. The word
+// names the segment's last block and its length, so that the owner splices
+// the whole segment onto the run's list in O(1), with one count update
+// (snmalloc's BatchIt). An 8-byte block is a segment of one. The word is
+// stored like a link (encoded in the checked build), its length in the
+// high bits no address uses.
+inline constexpr uint32_t kSegmentMaxBlocks = 0xFFFF;
+inline constexpr int kSegmentLengthShift = 48;
+
+struct Segment {
+  FreeBlock* last;
+  uint32_t blocks;
+};
+
+// Block b's second word.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* SegmentWord(FreeBlock* b) { return b + 1; }
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline const FreeBlock* SegmentWord(const FreeBlock* b) { return b + 1; }
+
+// Writes b's segment word: the segment from b to `last`, `blocks` long
+// (1..kSegmentMaxBlocks). REQUIRES: b has a second word.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SetSegment(FreeBlock* b, const FreeBlock* last, uint32_t blocks,
+                                                    const LinkKey& k) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(last) | (uintptr_t{blocks} << kSegmentLengthShift);
+  SetLink(SegmentWord(b), reinterpret_cast<const FreeBlock*>(v), k);
+}
+
+// Reads b's segment word (unchecked: the checked build validates what it
+// reads before following it).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Segment SegmentOf(const FreeBlock* b, const LinkKey& k) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(NextOf(SegmentWord(b), k));
+  return {reinterpret_cast<FreeBlock*>(v & ((uintptr_t{1} << kSegmentLengthShift) - 1)),
+          static_cast<uint32_t>(v >> kSegmentLengthShift)};
+}
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_FREE_LINK_H_

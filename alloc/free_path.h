@@ -74,6 +74,14 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeToRun(Heap* self, PoolDesc* run, vo
   if (run->run.Push(static_cast<FreeBlock*>(p), self->link_key())) self->FreeLocalSlow(run);
 }
 
+// A segment of blocks of self's run `run` (first..last, `blocks` of them,
+// linked in order) back on the run's list at once: one splice, one count
+// update (run.h). The drain of blocks other threads sent back comes here.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeSegmentToRun(Heap* self, PoolDesc* run, FreeBlock* first,
+                                                          FreeBlock* last, uint32_t blocks) noexcept {
+  if (run->run.PushSegment(first, last, blocks, self->link_key())) self->FreeLocalSlow(run, last, blocks);
+}
+
 // Block p lies in a pool of a run of class cls of self's: p goes onto its
 // class's list in self's class cache. The default build checks only what
 // it can without loading p or multiplying: a sized free's size fits the
@@ -142,33 +150,34 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max
 
 // ---- 2. The remote free: a block of another heap's arena -----------------
 
-// Links p (of `bytes`, checked), freed by self's thread, into self's
-// outgoing batch for heap `owner` != self: the remote free's common path,
-// inlined, no call (outgoing_batches.h; the batch reaches the owner's
-// IncomingQueue, and its drain in heap.cc puts p on its run's list).
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, void* p, size_t bytes) {
-  self->outgoing().Push(p, &owner->incoming(), owner->entry().id(), bytes, self->link_key(),
+// Links p (a block of run `run`, checked), freed by self's thread, into
+// self's outgoing batch for heap `owner` != self: the remote free's common
+// path, inlined, no call (outgoing_batches.h; the batch reaches the owner's
+// IncomingQueue, and its drain in heap.cc splices p's segment onto its
+// run's list).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
+  self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size, self->link_key(),
                         self->counters());
 }
 
-// Hands p (of `bytes`, checked) to `owner`: batched by `self`, or alone
-// when the thread has no heap (self null).
-inline void SendRemote(Heap* self, Heap* owner, void* p, size_t bytes) {
+// Hands p (a block of `run`, checked) to `owner`: batched by `self`, or
+// alone when the thread has no heap (self null).
+inline void SendRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
   if (ABSL_PREDICT_FALSE(self == nullptr)) {
-    owner->incoming().PushOne(static_cast<FreeBlock*>(p), bytes);
+    owner->incoming().PushOne(static_cast<FreeBlock*>(p), run->size);
     return;
   }
-  BatchRemote(self, owner, p, bytes);
+  BatchRemote(self, owner, p, run);
 }
 
 // A block that looks free and that its owner cannot check (every suspect
 // slot taken): reported when its words are those of a travelling block or
 // of a block on its run's list, else sent.
-ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, void* p, size_t size,
+ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, const PoolDesc* run, void* p,
                                                        const char* op) {
-  if (LooksTravelling(p, size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
+  if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   if (LooksOnItsList(p, owner->link_key())) return ReportMisuse(p, Misuse::kDoubleFree, op);
-  SendRemote(self, owner, p, size);
+  SendRemote(self, owner, p, run);
 }
 
 // A block for another heap that looks free (free_link.h) must not be linked
@@ -182,7 +191,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   const bool travelling = !on_list && LooksTravelling(p, run->size);
   // Only the words of a list or batch member can be free (see
   // FreeLocalChecked): program data that merely looks free goes on.
-  if (!on_list && !travelling) return SendRemote(self, owner, p, run->size);
+  if (!on_list && !travelling) return SendRemote(self, owner, p, run);
   if (self != nullptr &&
       self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p, self->link_key())) {
     return ReportMisuse(p, Misuse::kDoubleFreeHere, op);
@@ -194,7 +203,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   if (run->size >= 2 * sizeof(FreeBlock*)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   // An 8-byte block has one word to judge by (2^-40): its owner checks it.
   if (owner->incoming().suspects().Push(p, *static_cast<const uintptr_t*>(p))) return;
-  FreeRemoteUnjudged(self, owner, p, run->size, op);  // every suspect slot taken
+  FreeRemoteUnjudged(self, owner, run, p, op);  // every suspect slot taken
 }
 
 // The first free of a thread that has no heap yet: it takes one (which may
@@ -204,7 +213,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteWithoutHeap(Heap* owner, PoolDesc*
                                                           const char* op) {
   if (ThreadHeap() != nullptr) return FreeSlow(p, op, SIZE_MAX);
   if (kCheckFreedBlock && LooksFree(p, owner->link_key())) return FreeRemoteLookingFree(nullptr, owner, run, p, op);
-  SendRemote(nullptr, owner, p, run->size);
+  SendRemote(nullptr, owner, p, run);
 }
 
 // A remote free that looks free, or a thread without a heap: g_empty_heap's
@@ -242,7 +251,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
   } else {
     if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, d, p, op);
   }
-  BatchRemote(self, owner, p, d->size);
+  BatchRemote(self, owner, p, d);
 }
 
 // ---- 3. The general path -----------------------------------------------
@@ -349,7 +358,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteChecked(Heap* self, Heap* owner, P
   if (kCheckFreedBlock && ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
     return FreeRemoteLookingFree(self, owner, run, p, op);
   }
-  SendRemote(self, owner, p, run->size);
+  SendRemote(self, owner, p, run);
 }
 
 // Frees p, which Resolve() accepted, locally or to its owner.

@@ -34,7 +34,7 @@ size_t DrainSuspects(Heap* h) {
       if (owner == nullptr) {
         ReportMisuse(p, Misuse::kEmptyArena, "free");
       } else if (!owner->incoming().suspects().Push(p, word)) {
-        FreeRemoteUnjudged(h, owner, p, d->size, "free");  // every slot taken
+        FreeRemoteUnjudged(h, owner, d, p, "free");  // every slot taken
       }
       return;
     }
@@ -212,12 +212,23 @@ void Heap::FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noex
   cache.PushAndSetRoom(cls, p, self->link_key_);
 }
 
-void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
+void Heap::FreeLocalSlow(PoolDesc* d, FreeBlock* last, uint32_t blocks) noexcept {
   if (ABSL_PREDICT_FALSE(d->run.Underflowed())) {
-    // The count went below zero: the block's run had no live block (an
-    // empty run whose list was purged, so the double free did not show).
-    // Undo the push and report.
-    ReportMisuse(d->run.UndoPush(link_key_), Misuse::kDoubleFreeEmptyRun, "free");
+    // The count went below zero: the run had fewer live blocks than came
+    // back (a double free into an empty run whose list was purged, so it
+    // did not show). Undo the push and report; a segment is undone whole
+    // and pushed again block by block, so that the report names the block
+    // and the others land as they would have.
+    if (last == nullptr) {
+      ReportMisuse(d->run.UndoPush(d->run.free_list(), 1, link_key_), Misuse::kDoubleFreeEmptyRun, "free");
+      return;
+    }
+    FreeBlock* b = d->run.UndoPush(last, blocks, link_key_);
+    for (uint32_t i = 0; i < blocks; ++i) {
+      FreeBlock* next = NextOf(b, link_key_);
+      FreeToRun(this, d, b);
+      b = next;
+    }
     return;
   }
   switch (d->run.state()) {
@@ -226,34 +237,34 @@ void Heap::FreeLocalSlow(PoolDesc* d) noexcept {
       // 2^24 double frees); it is kept for the next allocation anyway.
       return;
     case RunState::kAsleep:
-      // Enough blocks came back to wake it.
+      // Enough blocks came back to wake it; a segment may have brought
+      // back every one (or a run of one block its one).
       counters_.runs_woken.Add(1);
-      if (d->run.Wake() == 0) {
-        ReleaseRun(d);  // a run of one block
-      } else {
+      if (d->run.Wake() != 0) {
         runs_.LinkPartial(d);
+        return;
       }
-      return;
-    case RunState::kPartial: {
-      // Its last live block came back. Empty runs are kept whole, free list
-      // and all, up to the thread cache budget: a thread that frees a batch
-      // and allocates the next one reuses them without claiming pools or
-      // carving again. The release policy purges them in place when they
-      // stay unused for purge_delay_ms.
+      break;
+    case RunState::kPartial:
+      // Its last live block came back.
       runs_.UnlinkPartial(d);
-      if (arenas_.CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= ReleaseBudget::Bytes()) {
-        const uint64_t now = env_->now_ms();
-        arenas_.KeepEmpty(d, now);
-        MaybeDecay(now, /*released=*/true);
-      } else {
-        ReleaseRun(d);
-      }
-      return;
-    }
+      break;
     case RunState::kHeld:
     case RunState::kEmpty:
     case RunState::kNone:
       return;  // not reached: no block of such a run is freed
+  }
+  // The run is empty. Empty runs are kept whole, free list and all, up to
+  // the thread cache budget: a thread that frees a batch and allocates the
+  // next one reuses them without claiming pools or carving again. The
+  // release policy purges them in place when they stay unused for
+  // purge_delay_ms.
+  if (arenas_.CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= ReleaseBudget::Bytes()) {
+    const uint64_t now = env_->now_ms();
+    arenas_.KeepEmpty(d, now);
+    MaybeDecay(now, /*released=*/true);
+  } else {
+    ReleaseRun(d);
   }
 }
 
@@ -272,10 +283,10 @@ size_t Heap::DrainRemote() {
       if (!SameArena(b, next) && !h->arena_cache_.Holds(next)) return false;
       return InBlockPool(next);  // a header (or null) is never a block
     }
-    void Free(FreeBlock* b, ArenaHeader* a, PoolDesc* d, size_t size) {
+    void FreeSegment(FreeBlock* first, FreeBlock* last, uint32_t blocks, ArenaHeader* a, PoolDesc* d) {
       // An arena in our cache is ours (see ArenaCache) without a look at
       // its owner.
-      if (h->arena_cache_.Holds(b)) return FreeToRun(h, d, b);
+      if (h->arena_cache_.Holds(first)) return FreeSegmentToRun(h, d, first, last, blocks);
       // Acquire pairs with the release store of owner when the arena
       // changed hands.
       Heap* owner = a->owner.load(std::memory_order_acquire);
@@ -284,10 +295,22 @@ size_t Heap::DrainRemote() {
         // another (an orphan, tidied or absorbed) must not keep entries for
         // arenas that then leave it.
         if (h == tls_heap) h->arena_cache_.Remember(a);
-        return FreeToRun(h, d, b);
+        return FreeSegmentToRun(h, d, first, last, blocks);
       }
-      h->counters_.remote_forwarded.Add(1);
-      BatchRemote(h, owner, b, size);
+      // The arena moved while the blocks travelled: on to its owner, block
+      // by block (each read before its push rewrites its link).
+      h->counters_.remote_forwarded.Add(blocks);
+      FreeBlock* b = first;
+      for (uint32_t i = 0; i < blocks; ++i) {
+        FreeBlock* next = i + 1 < blocks ? NextOf(b, h->link_key_) : nullptr;
+        // The checked build follows no link it has not checked: a segment's
+        // links stay in its run.
+        const bool damaged = kCheckPoppedLinks && next != nullptr &&
+                             !(SameArena(b, next) && InBlockPool(next) && RunOf(a, next) == d);
+        BatchRemote(h, owner, b, d);
+        if (ABSL_PREDICT_FALSE(damaged)) return ReportDamage(b, Misuse::kBatchDamaged);
+        b = next;
+      }
     }
   };
   Sink sink{this};

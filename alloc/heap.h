@@ -101,10 +101,12 @@ class alignas(kCacheLine) Heap {
   // (Static, p first: the free fast path tail-calls it with p still in the
   // register it arrived in.)
   ABSL_ATTRIBUTE_NOINLINE static void FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noexcept;
-  // A block back on its run, after Run::Push said so (free_path.h's
-  // FreeToRun: the drain, a cache giving blocks back): the run is now
-  // empty, or asleep and due to wake, or it had no live block.
-  ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d) noexcept;
+  // Blocks back on their run, after Run::Push or Run::PushSegment said so
+  // (free_path.h's FreeToRun and FreeSegmentToRun: the drain, a cache
+  // giving blocks back): the run is now empty, or asleep and due to wake,
+  // or it had no live block. `last` and `blocks`: the segment just spliced
+  // (null and 1: one block pushed).
+  ABSL_ATTRIBUTE_NOINLINE void FreeLocalSlow(PoolDesc* d, FreeBlock* last = nullptr, uint32_t blocks = 1) noexcept;
 
   // ---- Slow paths (owner thread, or the heap's exclusive holder) ----
 

@@ -13,8 +13,8 @@ void IncomingQueue::Push(FreeBlock* first, FreeBlock* last, uint64_t bytes) {
 }
 
 void IncomingQueue::PushOne(FreeBlock* b, size_t bytes) {
-  // A batch of one: its skip link (if it has the room) ends the chain.
-  if (bytes >= 2 * sizeof(FreeBlock*)) SetLink(SkipWord(b), nullptr, GetLinkKey());
+  // A batch of one: a segment of one (if it has the room for the word).
+  if (bytes >= 2 * sizeof(FreeBlock*)) SetSegment(b, b, 1, GetLinkKey());
   Push(b, b, bytes);
 }
 

@@ -6,11 +6,12 @@
 // What a batch looks like when it arrives: a chain of blocks, each linking
 // to the next through its first word with the one encoding of every free
 // block (free_link.h), so that a travelling block looks free to every
-// thread. Blocks of 16 bytes or more also hold, in their second word
-// (SkipWord), the block kSkipAhead places further down the chain, which the
-// drain prefetches while it frees the current one: walking a batch is a
-// chase of cache lines last written by another core, and this keeps several
-// of those misses in flight.
+// thread. The chain is cut into segments: consecutive blocks of one run,
+// whose first block's second word (free_link.h, THE SEGMENT WORD) names the
+// segment's last block and its length. The drain hands each segment to its
+// sink whole, and the heap splices it onto its run's list in O(1): the
+// owner touches the first and last block of a segment, not every block
+// (snmalloc's BatchIt). Blocks of 8 bytes are segments of one.
 #ifndef STRATA_ALLOC_INCOMING_QUEUE_H_
 #define STRATA_ALLOC_INCOMING_QUEUE_H_
 
@@ -26,9 +27,6 @@
 #include "threading/mpsc_queue.h"
 
 namespace strata::internal {
-
-// Blocks between a batch member and the block its skip link names.
-inline constexpr size_t kSkipAhead = 4;
 
 // How a travelling block links in a queue: as every free block does.
 struct TransitLink {
@@ -53,12 +51,17 @@ class IncomingQueue {
   void PushOne(FreeBlock* b, size_t bytes);
 
   // The owner: takes every block handed over and calls
-  // sink.Free(b, arena, run, size) for each, in the order they come. Each
-  // link is checked before it is followed: a link the sink knows to be safe
+  // sink.FreeSegment(first, last, blocks, arena, run) for each
+  // segment, in the order they come. The link out of each segment is
+  // checked before it is followed: a link the sink knows to be safe
   // (sink.Known(b, next): a block of b's arena or of one it owns) or null or
-  // a block of some arena by the page map; anything else is damage (a write
-  // after free), reported, and in count mode the rest of the batch is
-  // dropped (its blocks stay in use). Returns the blocks taken.
+  // a block of some arena by the page map; the checked build also checks
+  // the segment word (its last block a block of the same run, its length
+  // within the run's). Anything else is damage (a write after free),
+  // reported, and in count mode the rest of the batch is dropped (its
+  // blocks stay in use). The links inside a segment are checked where they
+  // are followed: where the heap's class cache pops them (checked build).
+  // Returns the blocks taken.
   template <typename Sink>
   size_t Drain(Sink& sink) {
     FreeBlock* b = queue_.TakeAll();
@@ -68,28 +71,41 @@ class IncomingQueue {
     int64_t bytes = 0;
     size_t received = 0;
     while (b != nullptr) {
-      FreeBlock* next = NextOf(b, key);
-      // The multiply spreads damage to the stored word over the decoded
-      // address: checked before it is followed.
-      if (ABSL_PREDICT_FALSE(!sink.Known(b, next) && !LinkTargetIsStrata(next))) {
-        ReportDamage(b, Misuse::kBatchDamaged);
-        next = nullptr;
-      }
       ArenaHeader* a = ArenaOf(b);
       // The block is live (travelling): its run's shape is fixed.
       PoolDesc* d = RunOf(a, b);
       const size_t size = d->size;
-      // Start fetching a block further down the batch (for writing: it is
-      // pushed onto its run's list).
-      if (size >= 2 * sizeof(FreeBlock*)) __builtin_prefetch(NextOf(SkipWord(b), key), 1);
-      sink.Free(b, a, d, size);
-      bytes += static_cast<int64_t>(size);
+      Segment seg{b, 1};
+      if (size >= 2 * sizeof(FreeBlock*)) {
+        seg = SegmentOf(b, key);
+        if (ABSL_PREDICT_FALSE(kCheckPoppedLinks && !SegmentFits(d, b, seg))) {
+          ReportDamage(b, Misuse::kBatchDamaged);
+          break;
+        }
+      }
+      FreeBlock* next = NextOf(seg.last, key);
+      // The multiply spreads damage to the stored word over the decoded
+      // address: checked before it is followed.
+      if (ABSL_PREDICT_FALSE(!sink.Known(seg.last, next) && !LinkTargetIsStrata(next))) {
+        ReportDamage(seg.last, Misuse::kBatchDamaged);
+        next = nullptr;
+      }
+      sink.FreeSegment(b, seg.last, seg.blocks, a, d);
+      bytes += static_cast<int64_t>(size) * seg.blocks;
+      received += seg.blocks;
       b = next;
-      ++received;
     }
     // Relaxed: statistics (see Push()).
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     return received;
+  }
+
+  // True when segment `seg`, read from block `first` of run d, can be
+  // trusted: its last block is a block of d's run, and its length fits the
+  // run (the checked build's check of a segment word).
+  static bool SegmentFits(const PoolDesc* d, const FreeBlock* first, const Segment& seg) {
+    return seg.blocks != 0 && seg.blocks <= d->capacity && SameArena(first, seg.last) &&
+           InBlockPool(seg.last) && RunOf(ArenaOf(first), seg.last) == d && ValidateBlock(d, seg.last, d->capacity);
   }
 
   // Racy emptiness hint.

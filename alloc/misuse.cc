@@ -23,7 +23,12 @@ bool LooksTravelling(const void* p, size_t size) {
   const LinkKey key = GetLinkKey();
   auto* b = static_cast<FreeBlock*>(const_cast<void*>(p));
   if (!LinkTargetIsStrata(NextOf(b, key))) return false;
-  return size < 2 * sizeof(FreeBlock*) || LinkTargetIsStrata(NextOf(SkipWord(b), key));
+  if (size < 2 * sizeof(FreeBlock*)) return true;
+  // A block in a class cache holds null there (class_cache.h); a
+  // travelling one, its segment.
+  if (NextOf(SegmentWord(b), key) == nullptr) return true;
+  const Segment seg = SegmentOf(b, key);
+  return seg.blocks != 0 && seg.blocks <= kSegmentMaxBlocks && seg.last != nullptr && LinkTargetIsStrata(seg.last);
 }
 
 size_t SuspectSlots::BlockSize(const void* p) {

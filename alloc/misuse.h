@@ -74,10 +74,6 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportDamage(const void* p, Mis
 
 // ---- The predicates ----------------------------------------------------
 
-// The second word of a block in a remote batch (blocks of 16 bytes or
-// more): the skip link (incoming_queue.h), linked as a block of its own.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* SkipWord(FreeBlock* b) { return b + 1; }
-
 // True when a travelling block's link may lead to `next`: null (the end of
 // a batch) or a block of some arena. Reads the page map only, never the
 // target.
@@ -87,11 +83,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LinkTargetIsStrata(const FreeBlock* nex
   return GetPageMap().InArena(next) && InBlockPool(next);
 }
 
-// True when p (a block of `size` bytes that looks free) holds the links of
-// a block travelling back to its owner, in some thread's outgoing batch or
-// an owner's queue: its first word (and, from 16 bytes, its second) decodes
-// to null or a block of an arena. Program data passes with a chance of
-// about 2^-40 a word. Reads only p and the page map.
+// True when p (a block of `size` bytes that looks free) holds the words of
+// a block travelling back to its owner (in some thread's outgoing batch or
+// an owner's queue) or of a block in a class cache: its first word decodes
+// to null or a block of an arena, and from 16 bytes its second to null (a
+// cached block, class_cache.h) or a segment (free_link.h: a block of an
+// arena and a length of 1..kSegmentMaxBlocks). Program data passes with a
+// chance of about 2^-40 a word. Reads only p and the page map.
 bool LooksTravelling(const void* p, size_t size);
 
 // True when block p (of `size` bytes) holds the words of a free block, on a

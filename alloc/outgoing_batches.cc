@@ -14,12 +14,12 @@ size_t BatchBucket(size_t blocks) {
 
 }  // namespace
 
-void OutgoingBatches::Retarget(Slot& o, void* p, IncomingQueue* to, size_t bytes, const LinkKey& key,
-                               HeapCounters& counters) {
+void OutgoingBatches::Retarget(Slot& o, void* p, const void* run, IncomingQueue* to, size_t bytes,
+                               const LinkKey& key, HeapCounters& counters) {
   if (o.head != nullptr) Flush(o, counters);
   o.target = to;
   // Retargeted: the push below takes the common path.
-  Push(p, to, static_cast<uint32_t>(&o - slots_), bytes, key, counters);
+  Push(p, run, to, static_cast<uint32_t>(&o - slots_), bytes, key, counters);
 }
 
 void OutgoingBatches::Flush(Slot& o, HeapCounters& counters) {
@@ -27,7 +27,9 @@ void OutgoingBatches::Flush(Slot& o, HeapCounters& counters) {
   o.target->Push(o.head, o.tail, o.Bytes());
   o.head = o.tail = nullptr;
   o.count.Set(0);
-  for (FreeBlock*& r : o.recent) r = nullptr;
+  o.seg_run = nullptr;
+  o.seg_last = nullptr;
+  o.seg_blocks = 0;
 }
 
 void OutgoingBatches::FlushAll(HeapCounters& counters) {
@@ -66,17 +68,39 @@ uint64_t OutgoingBatches::Bytes() const {
 bool OutgoingBatches::IsValid(const LinkKey& key) const {
   for (const Slot& o : slots_) {
     if (o.head == nullptr) {
-      if (o.count.Get() != 0 || o.tail != nullptr) return false;
+      if (o.count.Get() != 0 || o.tail != nullptr || o.seg_run != nullptr) return false;
       continue;
     }
     if (o.target == nullptr) return false;
     uint64_t blocks = 0, bytes = 0;
     const FreeBlock* last = nullptr;
+    // The segment the walk is in: its run, its last block, blocks left.
+    const PoolDesc* seg_run = nullptr;
+    const FreeBlock* seg_last = nullptr;
+    uint32_t seg_left = 0;
     for (const FreeBlock* b = o.head; b != nullptr; b = NextOf(b, key)) {
       if (++blocks > o.Blocks() || !LinkTargetIsStrata(b)) return false;
-      bytes += RunOf(ArenaOf(b), b)->size;
+      const PoolDesc* d = RunOf(ArenaOf(b), b);
+      bytes += d->size;
+      if (seg_left == 0) {  // b starts a segment
+        const Segment seg =
+            d->size >= 2 * sizeof(FreeBlock*) ? SegmentOf(b, key) : Segment{const_cast<FreeBlock*>(b), 1};
+        if (seg.blocks == 0) return false;
+        // The open segment is the slot's.
+        if (b == o.head && d->size >= 2 * sizeof(FreeBlock*) &&
+            (o.seg_run != d || o.seg_blocks != seg.blocks || o.seg_last != seg.last)) {
+          return false;
+        }
+        seg_run = d;
+        seg_last = seg.last;
+        seg_left = seg.blocks;
+      } else if (d != seg_run) {
+        return false;
+      }
+      if (--seg_left == 0 && b != seg_last) return false;
       last = b;
     }
+    if (seg_left != 0) return false;
     if (last != o.tail || blocks != o.Blocks() || bytes != o.Bytes()) return false;
   }
   return true;

@@ -133,11 +133,11 @@ void Run::Release(uint32_t now) {
   free_since_ = now;
 }
 
-FreeBlock* Run::UndoPush(const LinkKey& key) {
-  FreeBlock* b = free_;
-  free_ = NextOf(b, key);
-  used_.Set(0);
-  return b;
+FreeBlock* Run::UndoPush(const FreeBlock* last, uint32_t blocks, const LinkKey& key) {
+  FreeBlock* first = free_;
+  free_ = NextOf(last, key);
+  used_.Add(blocks);
+  return first;
 }
 
 bool Run::IsValid(const RunShape& shape) const {

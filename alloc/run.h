@@ -169,6 +169,16 @@ class Run {
     // One signed test for every rare case (see THE COUNT above).
     return ABSL_PREDICT_FALSE(used_.DecrementToNonPositive());
   }
+  // Splices the segment first..last (`blocks` blocks already linked in
+  // order, last's link to be written) onto the list and counts them freed:
+  // Push for many blocks, one count update (another thread's frees, drained
+  // by the owner: free_link.h, THE SEGMENT WORD). Returns what Push does.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool PushSegment(FreeBlock* first, FreeBlock* last, uint32_t blocks,
+                                                const LinkKey& key) {
+    SetLink(last, free_, key);
+    free_ = first;
+    return ABSL_PREDICT_FALSE(static_cast<int32_t>(used_.Sub(blocks)) <= 0);
+  }
 
   // True when p is the start of a block carved so far: the owner's check,
   // from this line alone (the shape's copies below).
@@ -186,7 +196,7 @@ class Run {
   uint32_t Used() const { return used_.Get() + bias_.Get(); }
   // True when the tested count (see THE COUNT) went below zero: a push into
   // a run with no live block (obscurity 4).
-  bool Underflowed() const { return used_.Get() == ~uint32_t{0}; }
+  bool Underflowed() const { return static_cast<int32_t>(Used()) < 0; }
   uint32_t carved() const { return carved_; }
   RunState state() const { return state_; }
   // kEmpty only, read under the owner's lock (obscurity 2).
@@ -237,9 +247,10 @@ class Run {
 
   // ---- Corrections after misuse (the count, never the state) ----
 
-  // Undoes the push of the block at the head of the list after the count
-  // went below zero (obscurity 4); returns that block.
-  FreeBlock* UndoPush(const LinkKey& key);
+  // Undoes the last push (or segment splice), whose last block is `last`
+  // and which counted `blocks`, after the count went below zero (obscurity
+  // 4); returns the block (or the segment's first) it had put at the head.
+  FreeBlock* UndoPush(const FreeBlock* last, uint32_t blocks, const LinkKey& key);
   // Checks the invariants above, and that the copies agree with `shape`.
   bool IsValid(const RunShape& shape) const;
 

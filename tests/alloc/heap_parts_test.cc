@@ -931,24 +931,35 @@ class OutgoingTest : public PartsTest {
     PoolDesc* d = Claim(kCls64);
     ASSERT_NE(d, nullptr);
     d->run.BecomeCurrent();
+    run_ = d;
     blocks_ = Take(d, d->capacity);
     ASSERT_EQ(blocks_.size(), d->capacity);
   }
 
   // Pushes blocks_[from, to) for owner `id`, queue q.
   void PushRange(size_t from, size_t to, IncomingQueue* q, uint32_t id) {
-    for (size_t i = from; i < to; ++i) out_.Push(blocks_[i], q, id, 64, key_, sent_);
+    for (size_t i = from; i < to; ++i) out_.Push(blocks_[i], run_, q, id, 64, key_, sent_);
   }
 
-  // Drains q, returning the blocks in the order they came.
-  std::vector<void*> DrainAll(IncomingQueue* q) {
+  // Drains q, returning the blocks in the order they came (and the length
+  // of each segment the drain handed over, in `segments`).
+  std::vector<void*> DrainAll(IncomingQueue* q, std::vector<uint32_t>* segments = nullptr) {
     struct Sink {
       std::vector<void*>* got;
+      std::vector<uint32_t>* segments;
       bool Known(const FreeBlock*, const FreeBlock*) const { return false; }
-      void Free(FreeBlock* b, ArenaHeader*, PoolDesc*, size_t) { got->push_back(b); }
+      void FreeSegment(FreeBlock* first, FreeBlock* last, uint32_t blocks, ArenaHeader*, PoolDesc*) {
+        FreeBlock* b = first;
+        for (uint32_t i = 0; i < blocks; ++i) {
+          got->push_back(b);
+          if (i + 1 < blocks) b = NextOf(b, GetLinkKey());
+        }
+        EXPECT_EQ(b, last);
+        if (segments != nullptr) segments->push_back(blocks);
+      }
     };
     std::vector<void*> got;
-    Sink sink{&got};
+    Sink sink{&got, segments};
     const size_t taken = q->Drain(sink);
     EXPECT_EQ(taken, got.size());
     return got;
@@ -956,6 +967,7 @@ class OutgoingTest : public PartsTest {
 
   // Large enough that nothing is flushed for its size unless a test says so.
   const ScopedOption batch_bytes_{Option::kRemoteBatchBytes, int64_t{1} << 20};
+  PoolDesc* run_ = nullptr;
   std::vector<void*> blocks_;
   OutgoingBatches out_;
   HeapCounters sent_;
@@ -1093,6 +1105,61 @@ TEST_F(OutgoingTest, IsValidCatchesADamagedBatch) {
   EXPECT_EQ(DrainAll(&q).size(), 6u);
 }
 
+// Consecutive frees of one run form one segment; another run's block, or
+// an 8-byte block, starts a new one; the drain hands each segment over
+// whole, with its last block and length.
+TEST_F(OutgoingTest, ConsecutiveBlocksOfOneRunTravelAsOneSegment) {
+  PoolDesc* other = Claim(kCls64);
+  ASSERT_NE(other, nullptr);
+  other->run.BecomeCurrent();
+  std::vector<void*> others = Take(other, 4);
+  PoolDesc* tiny = Claim(SizeToClass(8));
+  ASSERT_NE(tiny, nullptr);
+  tiny->run.BecomeCurrent();
+  std::vector<void*> tinies = Take(tiny, 2);
+  IncomingQueue q;
+  // Pushed: 6 of run_, 2 of other, 1 tiny, 3 of run_, 2 tiny, 2 of other.
+  PushRange(0, 6, &q, 1);
+  for (int i = 0; i < 2; ++i) out_.Push(others[i], other, &q, 1, 64, key_, sent_);
+  out_.Push(tinies[0], tiny, &q, 1, 8, key_, sent_);
+  PushRange(6, 9, &q, 1);
+  out_.Push(tinies[1], tiny, &q, 1, 8, key_, sent_);
+  for (int i = 2; i < 4; ++i) out_.Push(others[i], other, &q, 1, 64, key_, sent_);
+  EXPECT_TRUE(out_.IsValid(key_));
+  EXPECT_EQ(out_.Bytes(), 13u * 64 + 2 * 8);
+  // The open segment (at the head) is the last two of other: its words.
+  const Segment open = SegmentOf(static_cast<FreeBlock*>(others[3]), key_);
+  EXPECT_EQ(open.last, others[2]);
+  EXPECT_EQ(open.blocks, 2u);
+  out_.FlushAll(sent_);
+  std::vector<uint32_t> segments;
+  const std::vector<void*> got = DrainAll(&q, &segments);
+  // Newest first: [others 3, 2] [tiny 1] [blocks 8, 7, 6] [tiny 0]
+  // [others 1, 0] [blocks 5 .. 0].
+  EXPECT_EQ(segments, (std::vector<uint32_t>{2, 1, 3, 1, 2, 6}));
+  const std::vector<void*> order = {others[3], others[2], tinies[1], blocks_[8], blocks_[7], blocks_[6], tinies[0],
+                                    others[1], others[0], blocks_[5], blocks_[4], blocks_[3], blocks_[2], blocks_[1],
+                                    blocks_[0]};
+  EXPECT_EQ(got, order);
+}
+
+// A segment's word is checked: a damaged one is never followed.
+TEST_F(OutgoingTest, IsValidCatchesADamagedSegmentWord) {
+  IncomingQueue q;
+  PushRange(0, 4, &q, 1);
+  ASSERT_TRUE(out_.IsValid(key_));
+  auto* head = static_cast<FreeBlock*>(blocks_[3]);
+  const Segment seg = SegmentOf(head, key_);
+  ASSERT_EQ(seg.last, blocks_[0]);
+  ASSERT_EQ(seg.blocks, 4u);
+  SetSegment(head, static_cast<FreeBlock*>(blocks_[1]), 4, key_);  // names the wrong last block
+  EXPECT_FALSE(out_.IsValid(key_));
+  SetSegment(head, seg.last, seg.blocks, key_);
+  EXPECT_TRUE(out_.IsValid(key_));
+  out_.FlushAll(sent_);
+  EXPECT_EQ(DrainAll(&q).size(), 4u);
+}
+
 // ===========================================================================
 // IncomingQueue and the drain
 
@@ -1109,7 +1176,13 @@ struct Received {
 struct RecordingSink {
   std::vector<Received> got;
   bool Known(const FreeBlock* b, const FreeBlock* next) const { return SameArena(b, next) && InBlockPool(next); }
-  void Free(FreeBlock* b, ArenaHeader* a, PoolDesc* d, size_t size) { got.push_back({b, a, d, size}); }
+  void FreeSegment(FreeBlock* first, FreeBlock* /*last*/, uint32_t blocks, ArenaHeader* a, PoolDesc* d) {
+    FreeBlock* b = first;
+    for (uint32_t i = 0; i < blocks; ++i) {
+      got.push_back({b, a, d, d->size});
+      if (i + 1 < blocks) b = NextOf(b, GetLinkKey());
+    }
+  }
 };
 
 class IncomingTest : public PartsTest {
@@ -1125,13 +1198,14 @@ class IncomingTest : public PartsTest {
     ASSERT_EQ(large_.size(), 16u);
   }
 
-  // Links `blocks` into a batch (first to last; the queue links the last)
-  // and hands it to q.
+  // Links `blocks` into a batch (first to last; the queue links the last),
+  // each a segment of its own, and hands it to q.
   void PushBatch(IncomingQueue* q, const std::vector<void*>& blocks) {
     uint64_t bytes = 0;
     for (size_t i = 0; i < blocks.size(); ++i) {
       auto* b = static_cast<FreeBlock*>(blocks[i]);
       if (i + 1 < blocks.size()) SetLink(b, static_cast<FreeBlock*>(blocks[i + 1]), key_);
+      SetSegment(b, b, 1, key_);
       bytes += RunOf(ArenaOf(b), b)->size;
     }
     q->Push(static_cast<FreeBlock*>(blocks.front()), static_cast<FreeBlock*>(blocks.back()), bytes);
@@ -1369,7 +1443,7 @@ TEST_F(HeapPartsTest, RemoteFreesReturnToTheirOwner) {
     blocks.push_back(HeapTestPeer(a).Allocate(kCls64, 64));
     ASSERT_NE(blocks.back(), nullptr);
   }
-  for (void* p : blocks) BatchRemote(b, a, p, 64);
+  for (void* p : blocks) BatchRemote(b, a, p, RunOf(ArenaOf(p), p));
   EXPECT_EQ(Get(b->counters().remote_frees), kN);
   EXPECT_EQ(Get(b->counters().remote_bytes), kN * 64);
   EXPECT_EQ(Batches(b->counters()), 1u);  // at 256 blocks
@@ -1416,7 +1490,7 @@ TEST_F(HeapPartsTest, BlocksSentToTheWrongHeapAreForwarded) {
     ASSERT_NE(blocks.back(), nullptr);
   }
   // As if a freeing thread had read a stale owner: the blocks go to s.
-  for (void* p : blocks) BatchRemote(a, s, p, 1024);
+  for (void* p : blocks) BatchRemote(a, s, p, RunOf(ArenaOf(p), p));
   a->FlushOutgoing();
   EXPECT_EQ(s->incoming().QueuedBytes(), static_cast<int64_t>(kN * 1024));
 

@@ -292,6 +292,72 @@ TEST_F(RunTest, CurrentRunNeverNeedsTheSlowPathOnAFree) {
 
 // kCurrent -> kAsleep -> (WakeFrees frees) -> kHeld -> kPartial -> (last
 // free) -> kHeld.
+// Links `blocks` first to last (as a segment arrives from another thread).
+void LinkSegment(const std::vector<void*>& blocks, const LinkKey& key) {
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) {
+    SetLink(static_cast<FreeBlock*>(blocks[i]), static_cast<FreeBlock*>(blocks[i + 1]), key);
+  }
+}
+
+// A segment splices onto the list in one step and counts every block: a
+// sleeping run woken by one that brings back every block is empty.
+TEST_F(RunTest, ASegmentSplicesWholeAndCountsEveryBlock) {
+  PoolDesc* d = MakeRun(kSmall);
+  d->run.BecomeCurrent();
+  std::vector<void*> blocks = PopAll(d);
+  const uint32_t capacity = d->capacity;
+  ASSERT_EQ(blocks.size(), capacity);
+  ASSERT_GE(capacity, 8u);
+  d->run.FallAsleep(capacity);
+
+  // Two blocks: not yet enough to wake it (WakeFrees > 2 here).
+  ASSERT_GT(WakeFrees(capacity), 2u);
+  const std::vector<void*> two(blocks.begin(), blocks.begin() + 2);
+  LinkSegment(two, key_);
+  EXPECT_FALSE(d->run.PushSegment(static_cast<FreeBlock*>(two[0]), static_cast<FreeBlock*>(two[1]), 2, key_));
+  EXPECT_EQ(d->Used(), capacity - 2);
+  EXPECT_EQ(List(d), two);
+  EXPECT_TRUE(d->IsValid());
+
+  // The rest in one segment: past the wake threshold, to no live block.
+  const std::vector<void*> rest(blocks.begin() + 2, blocks.end());
+  LinkSegment(rest, key_);
+  EXPECT_TRUE(d->run.PushSegment(static_cast<FreeBlock*>(rest.front()), static_cast<FreeBlock*>(rest.back()),
+                                 static_cast<uint32_t>(rest.size()), key_));
+  EXPECT_FALSE(d->run.Underflowed());
+  EXPECT_EQ(d->Used(), 0u);
+  EXPECT_EQ(d->run.Wake(), 0u);  // woken empty: the owner keeps or releases it
+  std::vector<void*> want = rest;
+  want.insert(want.end(), two.begin(), two.end());
+  EXPECT_EQ(List(d), want);
+}
+
+// A segment that counts more blocks than the run has live (a double free
+// among them) underflows; UndoPush takes the whole segment back off.
+TEST_F(RunTest, ASegmentThatUnderflowsIsUndoneWhole) {
+  std::vector<void*> out;
+  PoolDesc* d = CurrentRunWith(kSmall, 3, &out);
+  d->run.Demote();
+  d->run.EnterPartial();
+  const std::vector<void*> before = List(d);
+  // Three blocks come back, counted as four.
+  LinkSegment(out, key_);
+  EXPECT_TRUE(d->run.PushSegment(static_cast<FreeBlock*>(out.front()), static_cast<FreeBlock*>(out.back()), 4, key_));
+  EXPECT_TRUE(d->run.Underflowed());
+  EXPECT_EQ(d->run.UndoPush(static_cast<FreeBlock*>(out.back()), 4, key_), out.front());
+  EXPECT_FALSE(d->run.Underflowed());
+  EXPECT_EQ(d->Used(), 3u);
+  EXPECT_EQ(List(d), before);
+  EXPECT_TRUE(d->IsValid());
+  // Block by block, they land exactly (the last says "empty").
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(d->run.Push(static_cast<FreeBlock*>(out[i]), key_), i + 1 == out.size()) << i;
+  }
+  EXPECT_EQ(d->Used(), 0u);
+  EXPECT_FALSE(d->run.Underflowed());
+  d->run.LeavePartial();
+}
+
 TEST_F(RunTest, FullRunSleepsWakesOnTheWakeFreesthFreeAndEmpties) {
   PoolDesc* d = MakeRun(kSmall);
   d->run.BecomeCurrent();
@@ -508,7 +574,7 @@ TEST_F(RunTest, UndoPushTakesBackAFreeIntoARunWithNoLiveBlock) {
   auto* again = static_cast<FreeBlock*>(out[0]);
   EXPECT_TRUE(d->run.Push(again, key_));
   EXPECT_TRUE(d->run.Underflowed());
-  EXPECT_EQ(d->run.UndoPush(key_), again);
+  EXPECT_EQ(d->run.UndoPush(again, 1, key_), again);
   EXPECT_FALSE(d->run.Underflowed());
   EXPECT_EQ(d->run.free_list(), head);
   EXPECT_EQ(d->Used(), 0u);
