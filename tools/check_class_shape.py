@@ -3,7 +3,8 @@
 
 Measured the way a newcomer's tool sees it (universal-ctags): every member
 function a class declares or defines (constructors, operators and deleted
-functions included; overloads that differ only in const count once) and
+functions included; overloads that differ only in const, and a declaration
+and its definition that differ only in default arguments, count once) and
 the .cc files that hold its out-of-line members. Limits: at most
 MAX_MEMBERS member functions, and out-of-line members in at most one .cc
 (a class spread over several files that all write the same fields is one
@@ -16,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -44,7 +46,9 @@ def measure(files):
         if tag.get("scopeKind") not in ("class", "struct") or not tag.get("scope"):
             continue
         scope = tag["scope"]
-        members[scope].add(tag["name"] + tag.get("signature", "").split(")")[0])
+        # A declaration's default arguments are not another function.
+        signature = re.sub(r"\s*=[^,)]*", "", tag.get("signature", "").split(")")[0])
+        members[scope].add(tag["name"] + signature)
         if tag["kind"] == "function" and tag["path"].endswith(".cc"):
             sources[scope].add(os.path.basename(tag["path"]))
     return members, sources
