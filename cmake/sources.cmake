@@ -68,7 +68,9 @@ set(STRATA_PUBLIC_SUPPORT_HEADERS
 )
 
 # GoogleTest unit tests (STRATA_BUILD_TESTS): the same files as Bazel's
-# cc_tests of these folders. flags_test needs STRATA_BUILD_FLAGS.
+# cc_tests of these folders, each in the builds Bazel runs it in.
+# The default build's (Bazel's cc_test NAME, and strata_cc_test's NAME);
+# flags_test needs STRATA_BUILD_FLAGS.
 set(STRATA_TESTS
   tests/alloc/error_test.cc
   tests/alloc/heap_parts_test.cc
@@ -76,7 +78,6 @@ set(STRATA_TESTS
   tests/alloc/init_test.cc
   tests/alloc/limit_rss_test.cc
   tests/alloc/limit_test.cc
-  tests/alloc/misuse_test.cc
   tests/alloc/options_test.cc
   tests/alloc/os_test.cc
   tests/alloc/page_map_test.cc
@@ -95,3 +96,12 @@ set(STRATA_TESTS
   tests/threading/thread_id_test.cc
 )
 set(STRATA_FLAGS_TESTS tests/alloc/flags_test.cc)
+# The checked build's (strata_cc_test's NAME_checked): misuse_test only
+# here (it asserts kCheckedBuild), the others in both builds.
+set(STRATA_CHECKED_TESTS
+  tests/alloc/error_test.cc
+  tests/alloc/heap_parts_test.cc
+  tests/alloc/heap_test.cc
+  tests/alloc/misuse_test.cc
+  tests/alloc/run_test.cc
+)

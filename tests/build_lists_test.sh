@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CMake build (cmake/sources.cmake) and the Bazel build (the BUILD files)
-# list the same sources and the same unit tests; every alloc/*.cc on disk is
-# in both. Fails naming what one build has and the other lacks.
+# list the same sources and the same unit tests, each test in the same builds
+# of the allocator (default, checked); every alloc/*.cc on disk is in both.
+# Fails naming what one build has and the other lacks.
 # Usage: build_lists_test.sh SOURCES_CMAKE ALLOC_BUILD TESTS_ALLOC_BUILD TESTS_THREADING_BUILD
 #        TESTS_PROFILE_BUILD ALLOC_FILE...
 set -euo pipefail
@@ -24,6 +25,37 @@ grep -oE 'tests/(alloc|threading|profile)/[a-z_]+_test\.cc' "$cmake_list" | sort
   grep -oE '"[a-z_]+_test\.cc"' "$tests_profile" | tr -d '"' | sed 's|^|tests/profile/|'
 } | sort -u >"$tmp/bazel_tests"
 
+# The builds each unit test runs in. Bazel: a strata_cc_test of tests/alloc
+# runs in the builds its `builds` names (both when it names none), a cc_test
+# in the default build only. CMake: STRATA_TESTS and STRATA_FLAGS_TESTS run
+# on the default build, STRATA_CHECKED_TESTS on the checked one.
+awk '
+  /^(strata_cc_test|cc_test)\(/ { kind = substr($0, 1, index($0, "(") - 1); src = ""; builds = "" }
+  kind != "" && match($0, /"[a-z_]+_test\.cc"/) { src = substr($0, RSTART + 1, RLENGTH - 2) }
+  kind != "" && /^ +builds = / { builds = $0 }
+  kind != "" && /^\)/ {
+    if (src != "") {
+      if (kind == "cc_test") print "default", src
+      else if (builds == "") { print "default", src; print "checked", src }
+      else {
+        if (builds ~ /""/) print "default", src
+        if (builds ~ /"_checked"/) print "checked", src
+      }
+    }
+    kind = ""
+  }
+' "$tests_alloc" | sed 's| | tests/alloc/|' >"$tmp/bazel_alloc_builds"
+awk '$1 == "checked" { print $2 }' "$tmp/bazel_alloc_builds" | sort -u >"$tmp/bazel_checked"
+# The default build: tests/alloc's that run on it, and every other folder's.
+{ awk '$1 == "default" { print $2 }' "$tmp/bazel_alloc_builds"
+  awk '!/^tests\/alloc\//' "$tmp/bazel_tests"; } | sort -u >"$tmp/bazel_default"
+cmake_set() {  # NAME: the unit tests of sources.cmake's set(NAME ...)
+  awk -v name="$1" '$0 ~ "^set\\(" name "([ )]|$)" { on = 1 } on { print; if (/\)/) on = 0 }' \
+    "$cmake_list" | grep -oE 'tests/(alloc|threading|profile)/[a-z_]+_test\.cc' || true
+}
+{ cmake_set STRATA_TESTS; cmake_set STRATA_FLAGS_TESTS; } | sort -u >"$tmp/cmake_default"
+cmake_set STRATA_CHECKED_TESTS | sort -u >"$tmp/cmake_checked"
+
 bad=0
 differ() {  # NAME_A FILE_A NAME_B FILE_B
   local only_a only_b
@@ -35,5 +67,10 @@ differ() {  # NAME_A FILE_A NAME_B FILE_B
 differ "cmake/sources.cmake" "$tmp/cmake_src" "alloc/BUILD.bazel" "$tmp/bazel_src"
 differ "alloc/ on disk" "$tmp/disk_src" "cmake/sources.cmake" "$tmp/cmake_src"
 differ "cmake/sources.cmake (tests)" "$tmp/cmake_tests" "the tests' BUILD files" "$tmp/bazel_tests"
+differ "cmake/sources.cmake (default build's tests)" "$tmp/cmake_default" \
+  "the BUILD files (default build's tests)" "$tmp/bazel_default"
+differ "cmake/sources.cmake (checked build's tests)" "$tmp/cmake_checked" \
+  "the BUILD files (checked build's tests)" "$tmp/bazel_checked"
 if [ "$bad" -ne 0 ]; then exit 1; fi
-echo "build lists agree: $(wc -l <"$tmp/cmake_src") sources, $(wc -l <"$tmp/cmake_tests") unit tests"
+echo "build lists agree: $(wc -l <"$tmp/cmake_src") sources, $(wc -l <"$tmp/cmake_tests") unit tests" \
+  "($(wc -l <"$tmp/cmake_default") on the default build, $(wc -l <"$tmp/cmake_checked") on the checked build)"
