@@ -1,14 +1,19 @@
 // strata's demo: the seed's experiment. 100,000 small records are allocated
 // through strata and then freed; a per-size-class table shows blocks, pools
 // and arenas in use before, at the peak and after, in the spirit of CPython's
-// sys._debugmallocstats().
+// sys._debugmallocstats(). Then it waits a little longer than strata's purge
+// delay (the purge_delay_ms option) and shows the process's RSS at four
+// moments, so the memory can be seen going back to the OS.
 //
 //   bazel run -c opt //tools:demo [-- --records=N --seed=S --full]
+#include <time.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "alloc/options.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 
@@ -71,6 +76,45 @@ void PrintTable(const strata::Stats& before, const strata::Stats& peak, const st
       after.os_mapped_bytes);
 }
 
+// The longest the demo waits for the purge delay: beyond it (a delay set in
+// minutes, say) it shows the RSS after this long and says so.
+constexpr int64_t kMaxWaitMs = 10000;
+
+// How long to wait for freed memory to be purged: the purge delay, plus
+// the time the release pass may take to come round (it looks every half
+// delay, at most every second), plus a little slack.
+int64_t WaitForPurgeMs(int64_t delay_ms) {
+  int64_t pass = delay_ms / 2;
+  if (pass < 16) pass = 16;
+  if (pass > 1000) pass = 1000;
+  return delay_ms + pass + 100;
+}
+
+void SleepMs(int64_t ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// The process's RSS (Stats::resident_bytes, read from /proc/self/statm) and
+// strata's mapped bytes at the four moments.
+void PrintRssTable(const strata::Stats& before, const strata::Stats& peak,
+                   const strata::Stats& after, const strata::Stats& later,
+                   const char* later_label) {
+  std::printf("\n%-40s %9s %14s\n", "process RSS (MiB)", "RSS", "strata mapped");
+  auto row = [](const char* moment, const strata::Stats& s) {
+    std::printf("%-40s %9.1f %14.1f\n", moment, MiB(s.resident_bytes), MiB(s.os_mapped_bytes));
+  };
+  row("before the experiment", before);
+  row("at the peak", peak);
+  row("right after the del", after);
+  row(later_label, later);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,7 +174,51 @@ int main(int argc, char** argv) {
   strata::Deallocate(table);
   strata::GetStats(&after);
 
+  // Wait for the purge delay to pass, then look again. The delay is
+  // whatever strata runs with (STRATA_PURGE_DELAY_MS, a flag or the API).
+  static strata::Stats later;
+  const int64_t delay = strata::GetOption(strata::Option::kPurgeDelayMs);
+  char later_label[64];
+  char wait_note[160] = "";
+  int64_t wait_ms;
+  if (delay < 0) {
+    // Never purged by delay: show a short wait, and say why nothing moves.
+    wait_ms = 500;
+    std::snprintf(later_label, sizeof(later_label), "after %.1f s (no purge delay)",
+                  wait_ms / 1000.0);
+    std::snprintf(wait_note, sizeof(wait_note),
+                  "purge_delay_ms is -1: strata purges only on ReleaseMemory()/malloc_trim()");
+  } else {
+    wait_ms = WaitForPurgeMs(delay);
+    std::snprintf(later_label, sizeof(later_label), "after the purge delay (%lld ms)",
+                  (long long)delay);
+    if (wait_ms > kMaxWaitMs) {
+      wait_ms = kMaxWaitMs;
+      std::snprintf(later_label, sizeof(later_label), "after %.1f s (purge delay not passed)",
+                    wait_ms / 1000.0);
+      std::snprintf(wait_note, sizeof(wait_note),
+                    "purge_delay_ms is %lld ms: the demo waits at most %.1f s",
+                    (long long)delay, wait_ms / 1000.0);
+    }
+  }
+  std::printf("freed everything; waiting %.1f s for strata's purge delay (purge_delay_ms = %lld)\n",
+              wait_ms / 1000.0, (long long)delay);
+  std::fflush(stdout);
+  SleepMs(wait_ms);
+  strata::GetStats(&later);
+
+  std::printf("\n");
   PrintTable(before, peak, after);
+  PrintRssTable(before, peak, after, later, later_label);
+  if (wait_note[0] != 0) std::printf("note: %s\n", wait_note);
+  if (strata::GetOption(strata::Option::kBackgroundRelease) == 0) {
+    std::printf("note: background_release is off: with no allocation after the del, nothing "
+                "runs the purge\n");
+  }
+  if (strata::GetOption(strata::Option::kPurgeMode) == 1) {
+    std::printf("note: purge_mode is free (MADV_FREE): purged pages stay counted in RSS until "
+                "the kernel needs them\n");
+  }
   std::printf("\nverified %ld records (checksum %llu)\n", records, (unsigned long long)checksum);
   if (full) {
     std::printf("\nstrata's own table, after:\n");

@@ -4,14 +4,22 @@
   bazel run -c opt //tools:compare -- --quick            # a smoke run
   bazel run -c opt //tools:compare -- --help
 
-Every workload (tools/bench/*.cc) runs under each allocator: strata and the
-peers by LD_PRELOAD, glibc with no preload. Allocators are interleaved within
-each repetition (their order rotating from one repetition to the next), so
-drift in the machine's speed hits all of them alike. Each run's wall time,
-CPU time (user + sys) and peak RSS come from wait4()'s rusage, taken by the
-small `measure` program that starts the workload (see measure.cc). The tables
-hold medians over the repetitions, and each peer's ratio to strata
-(peer / strata: above 1 means strata is faster or smaller).
+Every workload (tools/bench/*.cc) runs under each allocator: strata's two
+builds and the peers by LD_PRELOAD, glibc with no preload. Allocators are
+interleaved within each repetition (their order rotating from one repetition
+to the next), so drift in the machine's speed hits all of them alike. Each
+run's wall time, CPU time (user + sys) and peak RSS come from wait4()'s
+rusage, taken by the small `measure` program that starts the workload (see
+measure.cc).
+
+Each allocator belongs to a class (ALLOCATORS below says which): the default
+class (fast builds: strata's default build, glibc, jemalloc, ...) or the
+checked class (hardened builds that detect invalid and double frees:
+strata's checked build, snmalloc's -checks, mimalloc's secure mode). Each
+class gets its own tables: medians with each allocator's ratio to strata's
+build of that class (peer / strata: above 1 means strata is faster or
+smaller), and ratios to the best of the class. One line gives the checked
+build's cost: strata-checked's time over strata's.
 
 Written for Debian's /usr/bin/python3 (standard library, plus matplotlib for
 the chart); compare.sh starts it from Bazel's runfiles.
@@ -94,14 +102,72 @@ WORKLOADS = [
              "allocated then freed, per round (iterations = rounds)"),
 ]
 
-# name -> .so to preload ("" for none). strata's comes from the runfiles.
-ALLOCATORS = [
-    ("strata", os.path.join(RUNFILES_ROOT, "alloc", "libstrata.so")),
-    ("glibc", ""),
-    ("jemalloc", os.path.join(LIBDIR, "libjemalloc.so.2")),
-    ("tcmalloc", os.path.join(LIBDIR, "libtcmalloc_minimal.so.4")),
-    ("mimalloc", os.path.join(LIBDIR, "libmimalloc.so.2")),
+# The classes an allocator is compared within, in the order of the report:
+# (class, title, anchor, what). `anchor` is strata's build of that class: the
+# column the class's tables divide by.
+DEFAULT_CLASS, CHECKED_CLASS = "default", "checked"
+CLASSES = [
+    (DEFAULT_CLASS, "default class", "strata",
+     "fast builds: they check only what costs nothing"),
+    (CHECKED_CLASS, "checked class", "strata-checked",
+     "hardened builds: every invalid, interior and double free detected"),
 ]
+CLASS_NAMES = [c[0] for c in CLASSES]
+
+# Issue 23's target for the checked build: its time over the default build's
+# (geometric mean of the rows' ratios) at most this.
+CHECKED_COST_TARGET = 1.06
+
+
+class Allocator:
+    """A known allocator: its name, its class, and where its library is: a
+    path (strata's from the runfiles, Debian's peers; "" for glibc, which
+    needs no preload) or, for the standard peer set, a file name in the lib/
+    folder of the --peers directory."""
+
+    def __init__(self, name, cls, path=None, peer_file=None, what=""):
+        assert cls in CLASS_NAMES
+        self.name = name
+        self.cls = cls
+        self.path = path
+        self.peer_file = peer_file
+        self.what = what
+
+
+# Every allocator the runner knows by name: the one place each one's class is
+# declared. Allocators added by path (--lib, --peer) under another name are
+# in the default class unless --class says otherwise.
+ALLOCATORS = [
+    Allocator("strata", DEFAULT_CLASS, os.path.join(RUNFILES_ROOT, "alloc", "libstrata.so"),
+              what="strata's default build"),
+    Allocator("strata-checked", CHECKED_CLASS,
+              os.path.join(RUNFILES_ROOT, "alloc", "libstrata_checked.so"),
+              what="strata's checked build"),
+    Allocator("glibc", DEFAULT_CLASS, "", what="glibc's malloc (no preload)"),
+    Allocator("jemalloc", DEFAULT_CLASS, os.path.join(LIBDIR, "libjemalloc.so.2"),
+              what="Debian's jemalloc 5.3"),
+    Allocator("tcmalloc", DEFAULT_CLASS, os.path.join(LIBDIR, "libtcmalloc_minimal.so.4"),
+              what="Debian's gperftools tcmalloc"),
+    Allocator("mimalloc", DEFAULT_CLASS, os.path.join(LIBDIR, "libmimalloc.so.2"),
+              what="Debian's mimalloc 2.0.9"),
+    # The standard peer set (--peers=DIR): DIR/lib/<file>, as in the shared
+    # peers folder (its README says how each was built).
+    Allocator("mimalloc-3.4", DEFAULT_CLASS, peer_file="libmimalloc-v3.so",
+              what="mimalloc 3.4.3"),
+    Allocator("mimalloc-2.4", DEFAULT_CLASS, peer_file="libmimalloc-v2.so",
+              what="mimalloc 2.4 (the v2 line)"),
+    Allocator("snmalloc", DEFAULT_CLASS, peer_file="libsnmalloc.so", what="snmalloc"),
+    Allocator("rpmalloc", DEFAULT_CLASS, peer_file="librpmalloc.so", what="rpmalloc 2.0.1"),
+    Allocator("mimalloc-secure", CHECKED_CLASS, peer_file="libmimalloc-v3-secure.so",
+              what="mimalloc 3.4.3 in secure mode (MI_SECURE)"),
+    Allocator("snmalloc-checks", CHECKED_CLASS, peer_file="libsnmalloc-checks.so",
+              what="snmalloc with its client checks"),
+]
+KNOWN = {a.name: a for a in ALLOCATORS}
+
+# Where a bare --peers looks: the shared peers folder beside the workspace
+# (../shared/peers, relative to the workspace under bazel run).
+DEFAULT_PEERS_DIR = os.path.join("..", "shared", "peers")
 
 class SuiteProgram:
     """A row from a mimalloc-bench-style suite folder (--suite=DIR): the
@@ -197,19 +263,27 @@ def parse_args(argv):
     names = [w.name for w in WORKLOADS]
     p = argparse.ArgumentParser(
         prog="compare",
-        description="Compare strata with glibc, jemalloc, tcmalloc and mimalloc on the "
-                    "benchmark workloads in tools/bench (LD_PRELOAD). Prints a table of "
-                    "medians and each peer's ratio to strata (peer/strata: > 1 means strata "
-                    "wins), and writes it as Markdown, the raw runs as CSV and JSON, and a "
-                    "chart as PNG.",
+        description="Compare strata's two builds with glibc, jemalloc, tcmalloc and mimalloc "
+                    "(and with --peers, the strongest peers and their checked builds) on the "
+                    "benchmark workloads in tools/bench (LD_PRELOAD). Each class of "
+                    "allocators gets its own tables: the default class (fast builds) beside "
+                    "strata, the checked class (hardened builds) beside strata-checked, with "
+                    "medians, each one's ratio to strata's build of its class (peer/strata: "
+                    "> 1 means strata wins) and to the best of the class; one line gives "
+                    "strata-checked's time over strata's. Writes the tables as Markdown, the "
+                    "raw runs as CSV and JSON, and a chart as PNG.",
         epilog="workloads: " + ", ".join(names) + "\n"
                "examples:\n"
                "  bazel run -c opt //tools:compare\n"
                "  bazel run -c opt //tools:compare -- --quick --workloads=larson,xmalloc\n"
                "  bazel run -c opt //tools:compare -- --allocators=strata,mimalloc --repeats=5\n"
                "  bazel run -c opt //tools:compare -- --lib=strata-old=/tmp/libstrata.so\n"
+               "  bazel run -c opt //tools:compare -- --peers=/work/shared/peers\n"
                "  bazel run -c opt //tools:compare -- --suite=../shared/peers \\\n"
-               "      --peer=mi3=../shared/peers/lib/libmimalloc-v3.so",
+               "      --peer=mi3=../shared/peers/lib/libmimalloc-v3.so\n"
+               "standard peer set (--peers=DIR, from DIR/lib):\n" +
+               "".join("  %-16s %-8s %-26s %s\n" % (a.name, a.cls, a.peer_file, a.what)
+                       for a in ALLOCATORS if a.peer_file),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="2,8",
                    help="comma-separated thread counts for the multithreaded workloads "
@@ -220,14 +294,23 @@ def parse_args(argv):
     p.add_argument("--workloads", default="",
                    help="comma-separated subset of the workloads (default: all)")
     p.add_argument("--allocators", default="",
-                   help="comma-separated subset of strata,glibc,jemalloc,tcmalloc,mimalloc "
-                        "and any --lib names (default: all)")
+                   help="comma-separated subset of %s and any --lib, --peer or --peers names "
+                        "(default: all)" % ",".join(a.name for a in ALLOCATORS if not a.peer_file))
     p.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
                    help="preload PATH as allocator NAME: replaces a built-in one (e.g. "
                         "strata=/tmp/libstrata.so) or adds one; repeatable")
     p.add_argument("--peer", action="append", default=[], metavar="NAME=PATH",
                    help="add PATH (a preloadable malloc, e.g. a mimalloc or snmalloc build) as "
                         "allocator NAME; repeatable (the same as --lib)")
+    p.add_argument("--peers", nargs="?", const="", default=None, metavar="DIR",
+                   help="add every library of the standard peer set found in DIR/lib (or DIR), "
+                        "each in its class (listed below); a bare --peers means %s, relative "
+                        "to the workspace" % DEFAULT_PEERS_DIR)
+    p.add_argument("--class", dest="classes", action="append", default=[],
+                   metavar="NAME=CLASS",
+                   help="put allocator NAME (e.g. one added with --lib) in class CLASS, %s; "
+                        "repeatable (names the runner does not know are in the default class)"
+                        % " or ".join(CLASS_NAMES))
     p.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
                    help="set VAR=VALUE in the environment of allocator NAME's runs only, e.g. "
                         "--lib=strata-prof=LIB --env=strata-prof:STRATA_PROFILE_SAMPLE_BYTES=2m "
@@ -275,8 +358,30 @@ def parse_args(argv):
     if args.repeats < 1 or args.scale <= 0 or args.timeout <= 0:
         p.error("--repeats, --scale and --timeout must be positive")
 
-    args.allocator_paths = dict(ALLOCATORS)
-    args.allocator_order = [name for name, _ in ALLOCATORS]
+    args.allocator_paths = {a.name: a.path for a in ALLOCATORS if not a.peer_file}
+    args.allocator_order = [a.name for a in ALLOCATORS if not a.peer_file]
+    args.allocator_class = {a.name: a.cls for a in ALLOCATORS}
+    if args.peers is not None:
+        peers_dir = (resolve_user_path(args.peers) if args.peers
+                     else resolve_workspace_path(DEFAULT_PEERS_DIR))
+        if not os.path.isdir(peers_dir):
+            p.error("--peers: %s is not a folder" % peers_dir)
+        found = 0
+        for a in ALLOCATORS:
+            if not a.peer_file:
+                continue
+            path = next((c for c in (os.path.join(peers_dir, "lib", a.peer_file),
+                                     os.path.join(peers_dir, a.peer_file)) if os.path.isfile(c)),
+                        None)
+            if path is None:
+                note("%s skipped: no %s in %s/lib" % (a.name, a.peer_file, peers_dir))
+                continue
+            found += 1
+            args.allocator_order.append(a.name)
+            args.allocator_paths[a.name] = path
+        if not found:
+            p.error("--peers: none of %s in %s/lib" % (
+                ", ".join(a.peer_file for a in ALLOCATORS if a.peer_file), peers_dir))
     for spec in args.lib + args.peer:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
@@ -284,6 +389,15 @@ def parse_args(argv):
         if name not in args.allocator_paths:
             args.allocator_order.append(name)
         args.allocator_paths[name] = resolve_user_path(path)
+    for spec in args.classes:
+        name, sep, cls = spec.partition("=")
+        if not sep or cls not in CLASS_NAMES:
+            p.error("--class takes NAME=%s, got %r" % ("|".join(CLASS_NAMES), spec))
+        if name not in args.allocator_paths:
+            p.error("--class: no allocator named %r" % name)
+        args.allocator_class[name] = cls
+    for name in args.allocator_order:
+        args.allocator_class.setdefault(name, DEFAULT_CLASS)
 
     args.allocator_env = {}
     for spec in args.env:
@@ -329,8 +443,11 @@ def parse_args(argv):
         wanted = [a.strip() for a in args.allocators.split(",") if a.strip()]
         unknown = [a for a in wanted if a not in args.allocator_paths]
         if unknown:
-            p.error("unknown allocator(s) %s; choose from %s"
-                    % (", ".join(unknown), ", ".join(args.allocator_order)))
+            hint = ""
+            if any(a in KNOWN and KNOWN[a].peer_file for a in unknown):
+                hint = " (the standard peers need --peers=DIR)"
+            p.error("unknown allocator(s) %s; choose from %s%s"
+                    % (", ".join(unknown), ", ".join(args.allocator_order), hint))
         args.allocator_order = [a for a in args.allocator_order if a in wanted]
     return args
 
@@ -338,6 +455,13 @@ def parse_args(argv):
 def resolve_user_path(path):
     """Relative paths are the user's: bazel run starts us in the runfiles."""
     base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def resolve_workspace_path(path):
+    """Relative to the workspace under bazel run (where DEFAULT_PEERS_DIR
+    is meant), else to the current folder."""
+    base = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
     return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
 
 
@@ -689,7 +813,9 @@ def table(metric, rows, med, allocators, base):
         return cells
 
     footer = []
-    if metric in ("wall_s", "cpu_s"):
+    if len(names) == 1:
+        pass  # nothing to divide: no ratio rows
+    elif metric in ("wall_s", "cpu_s"):
         footer.append(ratio_row("**geomean, all**", rows))
         mt = [(w, t) for w, t in rows if t > 1]
         if mt and len(mt) != len(rows):
@@ -726,6 +852,93 @@ def best_table(metric, rows, med, allocators):
     for n in names:
         g = geomean(ratios[n])
         footer.append("**%s**" % (fmt % g) if g else "-")
+    return render([header] + lines + [footer], numeric_from=1)
+
+
+class ClassGroup:
+    """The allocators of one class in this run: `members` ((name, path), in
+    run order) and `base`, the column its tables divide by (strata's build
+    of the class, or the class's first allocator when that one is not run)."""
+
+    def __init__(self, cls, title, what, anchor, members):
+        self.cls = cls
+        self.title = title
+        self.what = what
+        self.anchor = anchor
+        self.members = members
+        names = [n for n, _ in members]
+        self.base = anchor if anchor in names else names[0]
+
+    def heading(self):
+        return "%s (%s): %s" % (self.title, self.what, ", ".join(n for n, _ in self.members))
+
+
+def class_groups(allocators, allocator_class):
+    """A ClassGroup for each class that has allocators, in CLASSES order."""
+    groups = []
+    for cls, title, anchor, what in CLASSES:
+        members = [(n, p) for n, p in allocators if allocator_class[n] == cls]
+        if members:
+            groups.append(ClassGroup(cls, title, what, anchor, members))
+    return groups
+
+
+def cost_pair(allocators):
+    """(checked, default): strata's two builds when both run, else None."""
+    anchors = {cls: anchor for cls, _, anchor, _ in CLASSES}
+    names = [n for n, _ in allocators]
+    pair = (anchors[CHECKED_CLASS], anchors[DEFAULT_CLASS])
+    return pair if all(n in names for n in pair) else None
+
+
+COST_METRICS = [("wall_s", "time"), ("cpu_s", "CPU time"), ("maxrss_kib", "peak RSS")]
+
+
+def checked_cost(rows, med, pair):
+    """{metric: (geomean of the rows' ratios checked / default, rows)}."""
+    checked, default = pair
+    out = {}
+    for metric, _ in COST_METRICS:
+        ratios = []
+        for w, t in rows:
+            c = med.get((w.name, t, checked), {}).get(metric)
+            d = med.get((w.name, t, default), {}).get(metric)
+            if c and d:
+                ratios.append(c / d)
+        out[metric] = (geomean(ratios), len(ratios))
+    return out
+
+
+def cost_text(rows, med, pair):
+    """The one line on the checked build's cost, or None."""
+    cost = checked_cost(rows, med, pair)
+    g, n = cost["wall_s"]
+    if not g:
+        return None
+    parts = ["time %.2fx (target <= %.2fx: %s)" % (
+        g, CHECKED_COST_TARGET, "within" if g <= CHECKED_COST_TARGET else "OVER")]
+    for metric, label in COST_METRICS[1:]:
+        if cost[metric][0]:
+            parts.append("%s %.2fx" % (label, cost[metric][0]))
+    return "%s / %s, the checked build's cost (geomean of %d rows' ratios): %s" % (
+        pair[0], pair[1], n, ", ".join(parts))
+
+
+def cost_table(rows, med, pair):
+    """Markdown table (list of lines): each row's ratio checked / default."""
+    checked, default = pair
+    header = ["workload", "t"] + [label for _, label in COST_METRICS]
+    lines = []
+    for w, t in rows:
+        cells = [w.name, str(t)]
+        for metric, _ in COST_METRICS:
+            c = med.get((w.name, t, checked), {}).get(metric)
+            d = med.get((w.name, t, default), {}).get(metric)
+            cells.append("%.2f" % (c / d) if c and d else "-")
+        lines.append(cells)
+    cost = checked_cost(rows, med, pair)
+    footer = ["**geomean**", ""] + [
+        "**%.2f**" % cost[m][0] if cost[m][0] else "-" for m, _ in COST_METRICS]
     return render([header] + lines + [footer], numeric_from=1)
 
 
@@ -785,7 +998,7 @@ def interference_text(results, med, keep_all):
     return text
 
 
-def report(args, rows, med, allocators, base, elapsed, chart_path, results):
+def report(args, rows, med, allocators, groups, elapsed, chart_path, results):
     """The Markdown report (list of lines); the terminal gets the tables."""
     lines = []
     lines.append("# strata vs. peers: benchmark comparison")
@@ -802,23 +1015,45 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
     busy = interference_text(results, med, args.keep_disturbed)
     if busy:
         lines.append("- machine: " + busy)
-    lines.append("- allocators: " + ", ".join(
-        "%s (%s)" % (n, shown_path(p)) for n, p in allocators))
-    lines.append("- cells: median; a peer's cell also shows its ratio to %s in parentheses "
-                 "(peer / %s: above 1 means %s is faster or smaller). `spread`: the largest "
-                 "(max - min) / median over the row's allocators, among the runs used."
-                 % (base, base, base))
+    for g in groups:
+        lines.append("- %s (%s): %s" % (g.title, g.what, ", ".join(
+            "%s (%s)" % (n, shown_path(p)) for n, p in g.members)))
+    lines.append("- each class has its own tables, so that each build is compared with its own "
+                 "kind. Cells: median; an allocator's cell also shows its ratio to strata's "
+                 "build of its class in parentheses (peer / strata: above 1 means strata is "
+                 "faster or smaller). `spread`: the largest (max - min) / median over the "
+                 "row's allocators, among the runs used.")
+    pair = cost_pair(allocators)
+    cost = cost_text(rows, med, pair) if pair else None
+    if cost:
+        lines.append("- " + cost)
     lines.append("")
-    for metric in ("wall_s", "cpu_s", "maxrss_kib"):
-        title, unit, _ = METRICS[metric]
-        lines.append("## %s (%s)" % (title, unit))
+    for g in groups:
+        lines.append("## %s" % g.heading()[0].upper() + g.heading()[1:])
         lines.append("")
-        lines.extend(table(metric, rows, med, allocators, base))
+        for metric in ("wall_s", "cpu_s", "maxrss_kib"):
+            title, unit, _ = METRICS[metric]
+            lines.append("### %s (%s; ratios to %s)" % (title, unit, g.base))
+            lines.append("")
+            lines.extend(table(metric, rows, med, g.members, g.base))
+            lines.append("")
+        if len(g.members) < 2:
+            lines.append("(%s alone in the %s: no ratios to the best; `--peers=DIR` adds its "
+                         "peers)" % (g.base, g.title))
+            lines.append("")
+            continue
+        for metric in ("wall_s", "maxrss_kib"):
+            lines.append("### %s, ratio to the best of the %s in each row"
+                         % (METRICS[metric][0], g.title))
+            lines.append("")
+            lines.extend(best_table(metric, rows, med, g.members))
+            lines.append("")
+    if cost:
+        lines.append("## The checked build's cost: %s / %s" % pair)
         lines.append("")
-    for metric in ("wall_s", "maxrss_kib"):
-        lines.append("## %s, ratio to the best allocator of each row" % METRICS[metric][0])
+        lines.append(cost + ". Per row:")
         lines.append("")
-        lines.extend(best_table(metric, rows, med, allocators))
+        lines.extend(cost_table(rows, med, pair))
         lines.append("")
     lines.append("## Workloads")
     lines.append("")
@@ -832,7 +1067,7 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
             ", 1 thread" if w.single_threaded else "", w.what))
     if chart_path:
         lines.append("")
-        lines.append("![ratios to %s](%s)" % (base, os.path.basename(chart_path)))
+        lines.append("![ratios within each class](%s)" % os.path.basename(chart_path))
     return lines
 
 
@@ -841,7 +1076,57 @@ def report(args, rows, med, allocators, base, elapsed, chart_path, results):
 # Ratio axis ticks (log scale), thinned to powers of two over wide ranges.
 NICE_TICKS = [0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 8, 10, 16, 32, 64]
 
-def write_chart(path, rows, med, allocators, base):
+class Panel:
+    """One panel of the chart: bars of ratios numerator / denominator, one
+    series per (label, metric, numerator, denominator), over `rows`."""
+
+    def __init__(self, title, ylabel, rows, series, legend=False, by_thread=False, target=None):
+        self.title = title
+        self.ylabel = ylabel
+        self.rows = rows
+        self.series = series
+        self.legend = legend        # the first panel of a class shows the legend
+        self.by_thread = by_thread  # one thread count: multithreaded rows by name alone
+        self.target = target        # a dashed line at this ratio
+
+
+def chart_panels(rows, med, groups, pair):
+    """The chart: each class's peers over strata's build of the class (time
+    per thread count, peak RSS), then the checked build's cost."""
+    panels = []
+    # One time panel per thread count; single-threaded rows close every panel
+    # (repeated, so that each panel stands alone and none is nearly empty).
+    single = [r for r in rows if r[0].single_threaded]
+    counts = sorted({t for w, t in rows if not w.single_threaded})
+    for g in groups:
+        peers = [n for n, _ in g.members if n != g.base]
+        if not peers:
+            continue
+        wins = "above 1: %s wins" % g.base
+        ylabel = "peer / %s" % g.base
+        time_series = [(n, "wall_s", n, g.base) for n in peers]
+        time_panels = [Panel("%s: time relative to %s, t=%d (%s)" % (g.title, g.base, t, wins),
+                             ylabel, [r for r in rows if r[1] == t and not r[0].single_threaded]
+                             + single, time_series, by_thread=True) for t in counts]
+        time_panels = time_panels or [
+            Panel("%s: time relative to %s (%s)" % (g.title, g.base, wins), ylabel, single,
+                  time_series)]
+        time_panels[0].legend = True
+        panels += time_panels
+        panels.append(Panel("%s: peak RSS relative to %s (%s)" % (g.title, g.base, wins), ylabel,
+                            rows, [(n, "maxrss_kib", n, g.base) for n in peers]))
+    if pair:
+        checked, default = pair
+        panels.append(Panel(
+            "the checked build's cost: %s / %s (above 1: the checked build is slower or "
+            "bigger; dashed: the %.2f time target)" % (checked, default, CHECKED_COST_TARGET),
+            "%s / %s" % (checked, default), rows,
+            [(label, metric, checked, default) for metric, label in COST_METRICS],
+            legend=True, target=CHECKED_COST_TARGET))
+    return panels
+
+
+def write_chart(path, rows, med, groups, pair):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -850,37 +1135,34 @@ def write_chart(path, rows, med, allocators, base):
     except ImportError as e:
         note("no chart: matplotlib is missing (%s); use /usr/bin/python3 from python3-matplotlib" % e)
         return False
-    peers = [n for n, _ in allocators if n != base]
-    if not peers:
-        note("no chart: it shows peers relative to %s, and there are none" % base)
+    panels = chart_panels(rows, med, groups, pair)
+    if not panels:
+        note("no chart: it shows each class's peers relative to strata's build of the class, "
+             "and there are none")
         return False
-    # One time panel per thread count; single-threaded rows close every panel
-    # (repeated, so that each panel stands alone and none is nearly empty).
-    single = [r for r in rows if r[0].single_threaded]
-    counts = sorted({t for w, t in rows if not w.single_threaded})
-    panels = [("wall_s", "time relative to %s, t=%d" % (base, t),
-               [r for r in rows if r[1] == t and not r[0].single_threaded] + single)
-              for t in counts] or [("wall_s", "time relative to %s" % base, single)]
-    panels.append(("maxrss_kib", "peak RSS relative to %s" % base, rows))
-    most = max(len(p[2]) for p in panels)
+    most = max(len(p.rows) for p in panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(10, 0.5 * most + 3), 3.3 * len(panels)),
                              squeeze=False)
     colors = plt.get_cmap("tab10").colors
-    for ax, (metric, title, prow) in zip(axes[:, 0], panels):
-        width = 0.8 / len(peers)
+    for ax, panel in zip(axes[:, 0], panels):
+        prow, series = panel.rows, panel.series
+        width = 0.8 / len(series)
         ratios_seen = [1.0]
-        for i, peer in enumerate(peers):
+        for i, (label, metric, num, den) in enumerate(series):
             xs, heights = [], []
             for j, (w, t) in enumerate(prow):
-                b = med.get((w.name, t, base), {}).get(metric)
-                p = med.get((w.name, t, peer), {}).get(metric)
-                if b and p:
-                    xs.append(j + (i - (len(peers) - 1) / 2) * width)
-                    heights.append(p / b)
+                b = med.get((w.name, t, den), {}).get(metric)
+                v = med.get((w.name, t, num), {}).get(metric)
+                if b and v:
+                    xs.append(j + (i - (len(series) - 1) / 2) * width)
+                    heights.append(v / b)
             ratios_seen += heights
             # Bars grow from 1: up where strata wins, down where the peer does.
-            ax.bar(xs, [h - 1 for h in heights], bottom=1, width=width, label=peer,
+            ax.bar(xs, [h - 1 for h in heights], bottom=1, width=width, label=label,
                    color=colors[i % len(colors)])
+        if panel.target:
+            ax.axhline(panel.target, color="black", linewidth=0.8, linestyle="--")
+            ratios_seen.append(panel.target)
         ax.set_yscale("log")
         lo, hi = min(ratios_seen) / 1.15, max(ratios_seen) * 1.15
         ax.set_ylim(lo, hi)
@@ -894,13 +1176,14 @@ def write_chart(path, rows, med, allocators, base):
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xticks(range(len(prow)))
-        ax.set_xticklabels([w.name if metric == "wall_s" and not w.single_threaded
+        ax.set_xticklabels([w.name if panel.by_thread and not w.single_threaded
                             else "%s t=%d" % (w.name, t) for w, t in prow],
                            rotation=30, ha="right")
         ax.set_xlim(-0.6, len(prow) - 0.4)
-        ax.set_ylabel("peer / %s" % base)
-        ax.set_title(title + " (above 1: %s wins)" % base)
-    axes[0, 0].legend(ncol=len(peers), loc="upper right", fontsize="small")
+        ax.set_ylabel(panel.ylabel)
+        ax.set_title(panel.title, fontsize="medium")
+        if panel.legend:
+            ax.legend(ncol=len(series), loc="upper right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -932,6 +1215,8 @@ def write_raw(results, csv_path, json_path, args, allocators):
         "argv": sys.argv[1:], "repeats": args.repeats, "threads": args.thread_counts,
         "scale": args.scale, "seed": args.seed,
         "allocators": {n: p for n, p in allocators},
+        "classes": {n: args.allocator_class[n] for n, _ in allocators},
+        "checked_cost_target": CHECKED_COST_TARGET,
         "workloads": {w.name: {"binary": w.binary, "args": w.args,
                                "iterations": max(1, int(round(w.iterations * args.scale))),
                                "single_threaded": w.single_threaded}
@@ -956,7 +1241,7 @@ def main(argv):
         for name in args.allocator_order:
             path = args.allocator_paths[name]
             state = "no preload" if not path else (path if os.path.isfile(path) else path + " (missing)")
-            print("%-13s %s" % (name, state))
+            print("%-16s %-8s %s" % (name, args.allocator_class[name], state))
         return 0
 
     out_dir = resolve_user_path(args.out_dir) if args.out_dir else default_out_dir()
@@ -974,10 +1259,12 @@ def main(argv):
     if not allocators:
         note("no allocator left to run")
         return 2
-    names = [n for n, _ in allocators]
-    base = "strata" if "strata" in names else names[0]
-    if base != "strata":
-        note("strata is not among the allocators; ratios are relative to %s" % base)
+    groups = class_groups(allocators, args.allocator_class)
+    for g in groups:
+        if g.base != g.anchor:
+            note("%s is not among the allocators; the %s's ratios are relative to %s"
+                 % (g.anchor, g.title, g.base))
+    pair = cost_pair(allocators)
     for name, path in allocators:
         if os.path.basename(path).startswith("libstrata"):
             m = build_mode_note(path)
@@ -1018,8 +1305,8 @@ def main(argv):
     chart_written = False
     if not args.no_chart:
         ensure_dir(chart_path, chart_ignore)
-        chart_written = write_chart(chart_path, rows, med, allocators, base)
-    lines = report(args, rows, med, allocators, base, elapsed,
+        chart_written = write_chart(chart_path, rows, med, groups, pair)
+    lines = report(args, rows, med, allocators, groups, elapsed,
                    chart_path if chart_written and os.path.dirname(chart_path) ==
                    os.path.dirname(md_path) else None, results)
     ensure_dir(md_path, md_ignore)
@@ -1027,14 +1314,28 @@ def main(argv):
         f.write("\n".join(lines) + "\n")
 
     print()
-    for metric in ("wall_s", "cpu_s", "maxrss_kib"):
-        title, unit, _ = METRICS[metric]
-        print("%s (%s; in parentheses: peer / %s, above 1 means %s wins)" % (title, unit, base, base))
-        print("\n".join(table(metric, rows, med, allocators, base)))
+    for g in groups:
+        print("==== %s" % g.heading())
         print()
-    for metric in ("wall_s", "maxrss_kib"):
-        print("%s, ratio to the best allocator of each row (1.00 = best)" % METRICS[metric][0])
-        print("\n".join(best_table(metric, rows, med, allocators)))
+        for metric in ("wall_s", "cpu_s", "maxrss_kib"):
+            title, unit, _ = METRICS[metric]
+            print("%s, %s (%s; in parentheses: peer / %s, above 1 means %s wins)"
+                  % (title, g.title, unit, g.base, g.base))
+            print("\n".join(table(metric, rows, med, g.members, g.base)))
+            print()
+        if len(g.members) < 2:
+            print("(%s alone in the %s: no ratios to the best; --peers=DIR adds its peers)"
+                  % (g.base, g.title))
+            print()
+            continue
+        for metric in ("wall_s", "maxrss_kib"):
+            print("%s, ratio to the best of the %s in each row (1.00 = best)"
+                  % (METRICS[metric][0], g.title))
+            print("\n".join(best_table(metric, rows, med, g.members)))
+            print()
+    cost = cost_text(rows, med, pair) if pair else None
+    if cost:
+        print(cost)
         print()
     busy = interference_text(results, med, args.keep_disturbed)
     if busy:
