@@ -48,11 +48,12 @@ enum class PoolState : uint8_t {
 //  - The first line is the run's shape. Once the run is made it is only
 //    read, by the owner and by every thread that frees one of its blocks.
 //  - The second line is the owner's (run.h): the free list, the count, the
-//    state and the list links, written on every allocation and local free.
+//    state and the list links, written when blocks leave the run for the
+//    owner's class cache or come back to it.
 // A remote freer reads only the first line, so the owner's stores to the
-// second, one per allocation, do not take the line from it (and its reads
-// do not take the line from the owner): producer/consumer programs paid a
-// coherence miss on both sides per block when the two shared a line.
+// second do not take the line from it (and its reads do not take the line
+// from the owner): producer/consumer programs paid a coherence miss on both
+// sides per block when the two shared a line.
 // Invariants (head): capacity == kClasses[size_class].blocks, size and
 // div_magic are the class's, start == index * kPoolSize, the owner line's
 // copies agree with the shape, and the Run's own (run.h). A free pool has
@@ -65,7 +66,7 @@ enum class PoolState : uint8_t {
 // runs, the empty list's (under the lock).
 struct alignas(2 * kCacheLine) PoolDesc {
   // ---- The shape (first line); written only by Format* and ResetToFree ----
-  uint32_t size = 0;          // block size (head)
+  uint32_t size = 0;          // block size (head and tail pools)
   uint32_t div_magic = 0;     // ceil(2^32 / size): offset / size without a divide
   uint32_t start = 0;         // offset of the run's first block from the arena base
   uint16_t capacity = 0;      // blocks the run holds

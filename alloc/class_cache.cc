@@ -1,6 +1,8 @@
 // A heap's per-class lists: the slow path's side (class_cache.h).
 #include "alloc/class_cache.h"
 
+#include "alloc/arena.h"
+
 namespace strata::internal {
 namespace {
 
@@ -169,6 +171,9 @@ bool ClassCache::IsValid(const LinkKey& key) const {
     uint32_t n = 0;
     for (const FreeBlock* b = head_[cls]; !IsListEnd(b); b = NextOf(b, key)) {
       if (++n > length) return false;  // longer than counted (or a cycle)
+      // A block of a run of class cls (the owner's arenas are mapped).
+      ArenaHeader* arena = ArenaOf(b);
+      if (!InBlockPool(b) || RunOf(arena, b)->size_class != cls) return false;
     }
     if (n != length) return false;
   }

@@ -44,10 +44,11 @@ inline constexpr uint32_t CacheMaxBlocks(size_t size) {
   return n < 16 ? 16 : n > 1024 ? 1024 : static_cast<uint32_t>(n);
 }
 
-// Invariants (the owner's view, at the slow path's visit; IsValid):
-//   Length(c) == the blocks on list c
+// Invariants (the owner's view, at the slow path's visit):
+//   Length(c) == the blocks on list c                        (IsValid)
+//   every block on list c is a block of class c              (IsValid)
 //   0 <= Length(c) <= CacheMaxBlocks(size of c) + (room_base_[c] - 1)
-//   every block on list c is a block of class c
+//     (kept by the free slow path's length check, Heap::FreeToCacheSlow)
 // Thread-safety: the owner thread only, but the counts have racy readers
 // (stats: the blocks cached), through threading::SingleWriter.
 class ClassCache {

@@ -1,8 +1,11 @@
 // How a free block links to the next: the one encoding of every free block's
-// first word, wherever the block is (a run's free list, a thread's outgoing
-// batch, an owner's remote queue).
+// first word, wherever the block is (a run's free list, a class cache, a
+// thread's outgoing batch, an owner's remote queue).
 //
-// A link is stored as ((next ^ x) * mul) ^ b, where b is the block holding
+// The default build stores the plain address (kEncodedLinks off: no
+// multiply on any path, and nothing reads a freed block to judge it). The
+// checked build encodes it, and everything below is about that build. A
+// link is stored as ((next ^ x) * mul) ^ b, where b is the block holding
 // it and (x, mul) is the process's random key; it decodes as
 // ((word ^ b) * inv) ^ x, inv being mul's inverse mod 2^64. Three properties
 // follow, and the allocator leans on each:
@@ -32,7 +35,7 @@
 namespace strata::internal {
 
 struct FreeBlock {
-  FreeBlock* next;  // encoded (EncodeLink); never read plainly
+  FreeBlock* next;  // through SetLink/NextOf only (encoded in the checked build)
 };
 
 // A chain of free blocks, `count` of them, from `first`; `last` (when

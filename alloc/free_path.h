@@ -176,7 +176,9 @@ inline void SendRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, const PoolDesc* run, void* p,
                                                        const char* op) {
   if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
-  if (LooksOnItsList(p, owner->link_key())) return ReportMisuse(p, Misuse::kDoubleFree, op);
+  if (LooksOnItsList(p, owner->link_key()) || LooksCached(p, run->size, owner->link_key())) {
+    return ReportMisuse(p, Misuse::kDoubleFree, op);
+  }
   SendRemote(self, owner, p, run);
 }
 
@@ -187,7 +189,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, 
 // thread without a heap.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owner, PoolDesc* run, void* p,
                                                           const char* op) {
-  const bool on_list = LooksOnItsList(p, owner->link_key());
+  // On its run's list or in its owner's class cache, or travelling.
+  const bool on_list = LooksOnItsList(p, owner->link_key()) || LooksCached(p, run->size, owner->link_key());
   const bool travelling = !on_list && LooksTravelling(p, run->size);
   // Only the words of a list or batch member can be free (see
   // FreeLocalChecked): program data that merely looks free goes on.
@@ -198,7 +201,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   }
   // Reported here, so that it does not wait for the owner's next drain:
   // program data passes these checks with a chance of 2^-46 (a link into
-  // the block's own arena) or 2^-80 (two travelling links).
+  // the block's own arena), 2^-64 (a cached block's second word) or 2^-80
+  // (a travelling block's two words).
   if (on_list) return ReportMisuse(p, Misuse::kDoubleFree, op);
   if (run->size >= 2 * sizeof(FreeBlock*)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   // An 8-byte block has one word to judge by (2^-40): its owner checks it.

@@ -43,7 +43,7 @@ inline constexpr const char* kCounterSectionKeys[] = {"heaps", "cross_thread", "
     kCrossThread, "forwarded", "remote_forwarded_total", "forwarded, arena moved (blocks)")       \
   X(orphans_absorbed, "Heaps of exited threads whose arenas a live heap took over.", kHeaps,      \
     "orphans_absorbed", "orphans_absorbed_total", "orphan heaps absorbed")                        \
-  X(refills, "Allocations the thread cache's current run could not serve.", kHeaps, "refills",    \
+  X(refills, "Refills of an empty class list in a thread cache from its runs.", kHeaps, "refills",    \
     "refills_total", "refills (allocation slow paths)")                                           \
   X(runs_woken, "Sleeping full runs woken by frees.", kHeaps, "runs_woken", "runs_woken_total",   \
     "sleeping full runs woken")                                                                   \

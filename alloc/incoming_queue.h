@@ -4,7 +4,7 @@
 // parts (heap.h); the sending side is outgoing_batches.h.
 //
 // What a batch looks like when it arrives: a chain of blocks, each linking
-// to the next through its first word with the one encoding of every free
+// to the next through its first word with the one link of every free
 // block (free_link.h), so that a travelling block looks free to every
 // thread. The chain is cut into segments: consecutive blocks of one run,
 // whose first block's second word (free_link.h, THE SEGMENT WORD) names the

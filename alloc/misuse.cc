@@ -24,11 +24,11 @@ bool LooksTravelling(const void* p, size_t size) {
   auto* b = static_cast<FreeBlock*>(const_cast<void*>(p));
   if (!LinkTargetIsStrata(NextOf(b, key))) return false;
   if (size < 2 * sizeof(FreeBlock*)) return true;
-  // A block in a class cache holds null there (class_cache.h); a
-  // travelling one, its segment.
-  if (NextOf(SegmentWord(b), key) == nullptr) return true;
+  // A segment never leaves its run: its last block is in p's arena, and it
+  // is no longer than a run of p's size holds.
   const Segment seg = SegmentOf(b, key);
-  return seg.blocks != 0 && seg.blocks <= kSegmentMaxBlocks && seg.last != nullptr && LinkTargetIsStrata(seg.last);
+  return seg.blocks != 0 && seg.blocks <= kClasses[SizeToClass(size)].blocks && SameArena(b, seg.last) &&
+         InBlockPool(seg.last);
 }
 
 size_t SuspectSlots::BlockSize(const void* p) {
@@ -64,7 +64,7 @@ ParkedVerdict JudgeParked(const PoolDesc* run, const void* p, uintptr_t word) {
   // taken apart) since. One that is on no list, unchanged and not
   // travelling was live: its data only looked free.
   if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p) ||
-      *static_cast<const uintptr_t*>(p) != word) {
+      *static_cast<const uintptr_t*>(p) != word || LooksCached(p, run->size, GetLinkKey())) {
     return ParkedVerdict::kDoubleFree;
   }
   if (LooksTravelling(p, run->size)) return ParkedVerdict::kDoubleFreeRemote;

@@ -6,12 +6,15 @@
 //
 // How a second free is recognised wherever the block is (ARCHITECTURE.md,
 // "Double frees across threads"): every free block links through its first
-// word with the one encoding of free_link.h, so a freed block looks free
+// word with the checked build's encoding (free_link.h), so a freed block looks free
 // (LooksFree, O(1)) from the moment it is freed. Only a block that looks free
 // pays for the costly checks: a walk of its run's list (the owner), a look
-// at its words (LooksOnItsList: a list link; LooksTravelling: a batch
-// member), or a parking in its owner's suspect slots (an 8-byte block a
-// third thread cannot judge alone).
+// at its words (LooksOnItsList: a list link; LooksCached: a class cache's
+// block; LooksTravelling: a batch member), or a parking in its owner's
+// suspect slots (an 8-byte block a third thread cannot judge alone). All of
+// it is the checked build's (checks.h, kCheckFreedBlock): the default
+// build's links are plain pointers, and its free path never reads a freed
+// block.
 #ifndef STRATA_ALLOC_MISUSE_H_
 #define STRATA_ALLOC_MISUSE_H_
 
@@ -84,19 +87,27 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LinkTargetIsStrata(const FreeBlock* nex
 }
 
 // True when p (a block of `size` bytes that looks free) holds the words of
-// a block travelling back to its owner (in some thread's outgoing batch or
-// an owner's queue) or of a block in a class cache: its first word decodes
-// to null or a block of an arena, and from 16 bytes its second to null (a
-// cached block, class_cache.h) or a segment (free_link.h: a block of an
-// arena and a length of 1..kSegmentMaxBlocks). Program data passes with a
-// chance of about 2^-40 a word. Reads only p and the page map.
+// a block travelling back to its owner, in some thread's outgoing batch or
+// an owner's queue: its first word decodes to null or a block of an arena,
+// and from 16 bytes its second to a segment of p's own run (free_link.h: a
+// last block in p's arena, and a length no run of p's size exceeds).
+// Program data passes with a chance of about 2^-40 for the first word and
+// 2^-40 for the second. Reads only p and the page map.
 bool LooksTravelling(const void* p, size_t size);
 
+// True when p (a block of `size` bytes that looks free) holds the words of
+// a block in a thread's class cache (class_cache.h): from 16 bytes its
+// second word decodes to null, which no segment word is (program data:
+// 2^-64). The checked build only (kCheckFreedBlock), which writes it.
+inline bool LooksCached(const void* p, size_t size, const LinkKey& key) {
+  return size >= 2 * sizeof(FreeBlock*) && NextOf(SegmentWord(static_cast<const FreeBlock*>(p)), key) == nullptr;
+}
+
 // True when block p (of `size` bytes) holds the words of a free block, on a
-// run's list or travelling (2^-46 and 2^-40 for program data): the costly
-// checks are for those only.
+// run's list, in a class cache or travelling (2^-46, 2^-64 and 2^-80 for
+// program data of 16 bytes or more): the costly checks are for those only.
 inline bool HoldsFreeWords(const void* p, size_t size, const LinkKey& key) {
-  return LooksFree(p, key) && (LooksOnItsList(p, key) || LooksTravelling(p, size));
+  return LooksFree(p, key) && (LooksOnItsList(p, key) || LooksCached(p, size, key) || LooksTravelling(p, size));
 }
 
 // ---- Suspect slots -----------------------------------------------------

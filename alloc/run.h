@@ -8,8 +8,9 @@
 // (arena.h). The head pool's descriptor (PoolDesc) holds the run's shape in
 // its first cache line, fixed while the run lives and read by every thread
 // that frees one of its blocks, and this Run in its second, written by the
-// owner on every allocation and local free. A run head is in exactly one
-// state:
+// owner when blocks leave the run for its class cache (a refill) or come
+// back to it (a drained segment, a class cache giving blocks back). A run
+// head is in exactly one state:
 //
 //   kHeld      In the owner's hands, on no list and in no slot: just made
 //              from free pools, just unlinked from a list, just woken or
@@ -26,15 +27,15 @@
 //   kNone      Not a run head: a free pool (the state of every pool of a
 //              released run), or a tail pool of a run.
 //
-// THE COUNT. `used_` is the one count the free fast path tests: it
+// THE COUNT. `used_` is the one count Push and PushSegment test: it
 // subtracts one and branches when the result is <= 0. What that test
 // catches depends on the state, through `bias_`; the true count of blocks
 // in use (handed out, or travelling back from another thread) is
 // Used() = used_ + bias_ (mod 2^32):
-//   kCurrent   bias = -kCurrentBias: the count never reaches zero on a free,
-//              so freeing the last live block of the run the thread
-//              allocates from (the lone malloc(n); free(p) pair) stays on
-//              the fast path. An empty current run is kept anyway.
+//   kCurrent   bias = -kCurrentBias: the count never reaches zero when
+//              blocks come back, so the run the class allocates from never
+//              takes the slow path for it. An empty current run is kept
+//              anyway.
 //   kAsleep    bias = capacity - WakeFrees(capacity): used_ counts down the
 //              frees still needed, and the one that reaches zero wakes it.
 //              So a refill always finds a batch of free blocks in the run it
@@ -51,8 +52,9 @@
 //   kHeld     -> kAsleep      FallAsleep   owner: a demoted run that is full
 //   kCurrent  -> kHeld        Demote       owner: thread exit, or an empty
 //                                          current run released over budget
-//   kAsleep   -> kHeld        Wake         owner's free slow path, on the
-//                                          WakeFrees-th free since it slept
+//   kAsleep   -> kHeld        Wake         owner's free slow path, when the
+//                                          blocks back since it slept reach
+//                                          WakeFrees (one push or a segment)
 //   kHeld     -> kPartial     EnterPartial owner (a woken or demoted run with
 //                                          live blocks)
 //   kPartial  -> kHeld        LeavePartial owner: refill takes it, it empties,

@@ -210,7 +210,7 @@ TEST(StatsCountersTest, EveryCounterRowIsInEveryFormat) {
   EXPECT_TRUE(HasField(JsonObject(json, "cross_thread"), "batches", s.remote_batches));
   EXPECT_TRUE(HasField(JsonObject(json, "release"), "pools_purged", s.pools_purged));
   for (const char* help :
-       {"# HELP strata_refills_total Allocations the thread cache's current run could not serve.\n",
+       {"# HELP strata_refills_total Refills of an empty class list in a thread cache from its runs.\n",
         "# HELP strata_runs_woken_total Sleeping full runs woken by frees.\n",
         "# HELP strata_remote_frees_total Blocks freed by a thread that did not own them.\n"}) {
     EXPECT_NE(prometheus.find(help), std::string::npos) << help;

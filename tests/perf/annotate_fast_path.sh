@@ -6,6 +6,7 @@
 # Usage: tests/perf/annotate_fast_path.sh [CASE] [PAIRS]
 #   CASE   a case of fast_path_driver.cc without its strata_perf_case_ prefix
 #          (default malloc_free_32); PAIRS default 1000.
+#   STRATA_BUILD=_checked in the environment annotates the checked build.
 # Builds the driver (default compilation mode, as fast_path_test does).
 # Each line: executions per pair, address, instruction. Only instructions
 # executed while the case ran are listed, in address order per function; the
@@ -17,8 +18,9 @@ case_name=${1:-malloc_free_32}
 pairs=${2:-1000}
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 
-bazel build //tests/perf:fast_path_driver >&2
-driver=bazel-bin/tests/perf/fast_path_driver
+driver_target=fast_path_driver${STRATA_BUILD:-}
+bazel build "//tests/perf:$driver_target" >&2
+driver=bazel-bin/tests/perf/$driver_target
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
