@@ -37,7 +37,7 @@ void* ClassCache::PopSlow(size_t cls, const LinkKey& key) {
   FreeBlock* b = head_[cls];
   if (IsListEnd(b)) return nullptr;
   head_[cls] = NextOf(b, key);
-  if constexpr (kEncodedLinks) b->next = nullptr;
+  ClearFreeWords(cls, b);
   length_[cls].Sub(1);
   return b;
 }

@@ -92,11 +92,7 @@ class ClassCache {
       (void)arenas;
     }
     head_[cls] = next;
-    if constexpr (kEncodedLinks) {
-      // The link must not survive in a block handed out: if the program
-      // frees it untouched, it must not look like a free block.
-      b->next = nullptr;
-    }
+    ClearFreeWords(cls, b);
     return b;
   }
 
@@ -184,6 +180,18 @@ class ClassCache {
     SetLink(b, next, key);
     if constexpr (kCheckFreedBlock) {
       if (cls > 1) SetLink(b + 1, nullptr, key);  // class 1's 8-byte blocks have one word
+    }
+  }
+
+  // Clears the words that made b (of class cls) a free block, as it is
+  // handed out (checked build): its link, and from 16 bytes its second word
+  // (a cached block's null, or a segment word from its travel home). A block
+  // the program frees untouched must not hold the words of a free one: the
+  // remote free path trusts LooksCached and LooksTravelling on their own.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void ClearFreeWords(size_t cls, FreeBlock* b) {
+    if constexpr (kEncodedLinks) {
+      b->next = nullptr;
+      if (cls > 1) SegmentWord(b)->next = nullptr;  // class 1's 8-byte blocks have one word
     }
   }
 

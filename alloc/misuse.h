@@ -98,7 +98,8 @@ bool LooksTravelling(const void* p, size_t size);
 // True when p (a block of `size` bytes that looks free) holds the words of
 // a block in a thread's class cache (class_cache.h): from 16 bytes its
 // second word decodes to null, which no segment word is (program data:
-// 2^-64). The checked build only (kCheckFreedBlock), which writes it.
+// 2^-64; a block handed out has both words cleared, ClearFreeWords). The
+// checked build only (kCheckFreedBlock), which writes it.
 inline bool LooksCached(const void* p, size_t size, const LinkKey& key) {
   return size >= 2 * sizeof(FreeBlock*) && NextOf(SegmentWord(static_cast<const FreeBlock*>(p)), key) == nullptr;
 }

@@ -552,11 +552,13 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
 // Blocks of class cls for the cache tests, carved from a run of their own.
 class ClassCacheTest : public PartsTest {
  protected:
-  // 8-byte blocks: runs enough for more than a list keeps.
-  const size_t kCls = SizeToClass(8);
+  // 8-byte blocks unless a test says otherwise: runs enough for more than
+  // a list keeps.
+  virtual size_t BlockSize() const { return 8; }
   void SetUp() override {
     PartsTest::SetUp();
-    while (blocks_.size() < CacheMaxBlocks(8) + 2u) {
+    kCls = SizeToClass(BlockSize());
+    while (blocks_.size() < CacheMaxBlocks(BlockSize()) + 2u) {
       PoolDesc* run = Claim(kCls);
       ASSERT_NE(run, nullptr);
       run->run.BecomeCurrent();
@@ -575,9 +577,16 @@ class ClassCacheTest : public PartsTest {
   }
   void* Pop() { return cache_lists_.TryPopClass(kCls, key_, cache_); }
 
+  size_t kCls = 0;
   std::vector<PoolDesc*> runs_;
   std::vector<FreeBlock*> blocks_;
   ClassCache cache_lists_;
+};
+
+// The same with 32-byte blocks, which have a second word.
+class ClassCache32Test : public ClassCacheTest {
+ protected:
+  size_t BlockSize() const override { return 32; }
 };
 
 TEST_F(ClassCacheTest, PushesArePoppedLastInFirstOutAndCounted) {
@@ -701,6 +710,43 @@ TEST_F(ClassCacheTest, APopChecksItsLinkInTheCheckedBuild) {
     EXPECT_EQ(cache_lists_.head(kCls), blocks_[2]);
   }
   cache_lists_.Drop(kCls);
+}
+
+// A block handed out holds none of the words of a free block, whichever
+// pop hands it out: a program that frees it untouched from another thread
+// must not be told it freed it twice. The checked build clears its link and
+// its second word (a cached block's null); the remote free path trusts
+// LooksCached and LooksTravelling without a walk (free_path.h). Regression:
+// larson-sized under the checked build reported a false double free for a
+// zeroed first word that happened to decode to a link's shape (one address
+// in 2^20) over a stale cached-block second word.
+TEST_F(ClassCache32Test, APoppedBlockHoldsNoFreeBlockWords) {
+  cache_lists_.SetCountdown(kCls, 1000);
+  cache_lists_.SetRoom(kCls);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(cache_lists_.TryPush(kCls, blocks_[i], key_));
+  if constexpr (kCheckFreedBlock) {
+    for (int i = 0; i < 8; ++i) EXPECT_TRUE(LooksCached(blocks_[i], 32, key_)) << i;
+  }
+  std::vector<void*> out;
+  for (int i = 0; i < 4; ++i) out.push_back(Pop());
+  cache_lists_.SetCountdown(kCls, 1);  // the rest through the slow path's pop
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(Pop(), nullptr);
+    cache_lists_.UndoPop(kCls);
+    out.push_back(cache_lists_.PopSlow(kCls, key_));
+  }
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(out[i], blocks_[7 - i]);
+    if constexpr (kEncodedLinks) {
+      EXPECT_EQ(WordOf(out[i]), 0u) << i;
+      EXPECT_EQ(WordOf(static_cast<FreeBlock*>(out[i]) + 1), 0u) << i;
+      EXPECT_FALSE(LooksCached(out[i], 32, key_)) << i;
+      EXPECT_FALSE(LooksOnItsList(out[i], key_)) << i;
+      EXPECT_FALSE(HoldsFreeWords(out[i], 32, key_)) << i;
+    }
+  }
+  EXPECT_EQ(cache_lists_.Length(kCls), 0u);
+  EXPECT_TRUE(cache_lists_.IsValid(key_));
 }
 
 // ===========================================================================
