@@ -30,6 +30,18 @@ inline constexpr uintptr_t kNoArena = 1;
 inline constexpr size_t kPoolCacheEntries = 256;
 // A slot holding no pool (no pool number is all ones).
 inline constexpr uintptr_t kNoPool = ~uintptr_t{0};
+// Behind it, for FreeUncached, a larger level: 4096 entries of 4 bytes
+// (16 KiB, touched as used), 16 MiB of consecutive pools. A miss in both
+// loads the pool's descriptor, a line of the arena header that a
+// random-order free rarely finds cached. With the first level alone,
+// larson's threads (5000 live blocks of 8..1000 bytes each, ~600 pools)
+// missed on most frees: under cachegrind, 234K last-level misses in
+// FreeUncached per 4M frees; see BENCHMARKS.md for the second level's.
+// The first level stays small: its slot is one instruction (a byte), a
+// larger one's two, on every free.
+inline constexpr size_t kPoolCache2Entries = 4096;
+inline constexpr int kPoolCache2Shift = 12;  // log2(kPoolCache2Entries)
+static_assert(size_t{1} << kPoolCache2Shift == kPoolCache2Entries);
 
 // Invariants: every arena in the cache is owned by this cache's heap: an
 // entry is added only after the page map and the arena's owner were
@@ -44,6 +56,7 @@ class ArenaCache {
     for (auto& a : entries_) a = kNoArena;
     for (auto& k : pool_keys_) k = kNoPool;
     for (auto& c : pool_classes_) c = 0;
+    for (auto& e : pool2_) e = 0;
   }
   ArenaCache(const ArenaCache&) = delete;
   ArenaCache& operator=(const ArenaCache&) = delete;
@@ -67,6 +80,7 @@ class ArenaCache {
   void ForgetAll() {
     for (auto& a : entries_) a = kNoArena;
     for (auto& k : pool_keys_) k = kNoPool;
+    for (auto& e : pool2_) e = 0;
   }
 
   // True (and *cls set) when p lies in a pool the cache knows: a pool of a
@@ -78,13 +92,23 @@ class ArenaCache {
     *cls = pool_classes_[slot];
     return true;
   }
-  // Remembers that p's pool is in a run of class cls. REQUIRES: the run's
-  // arena is the heap's (and in this cache).
+  // The second level's PoolClass (FreeUncached): on a hit, the first level
+  // learns the pool too.
+  bool PoolClassSlow(const void* p, size_t* cls) {
+    const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
+    const uint32_t e = pool2_[pool & (kPoolCache2Entries - 1)];
+    if (uintptr_t{e >> 8} != pool >> kPoolCache2Shift || (e & 0xff) == 0) return false;
+    *cls = e & 0xff;
+    Learn1(pool, *cls);
+    return true;
+  }
+  // Remembers that p's pool is in a run of class cls (1..255), in both
+  // levels. REQUIRES: the run's arena is the heap's (and in this cache).
   void RememberPool(const void* p, size_t cls) {
     const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
-    const size_t slot = pool & (kPoolCacheEntries - 1);
-    pool_keys_[slot] = pool;
-    pool_classes_[slot] = static_cast<uint8_t>(cls);
+    Learn1(pool, cls);
+    pool2_[pool & (kPoolCache2Entries - 1)] = static_cast<uint32_t>(pool >> kPoolCache2Shift) << 8 |
+                                              static_cast<uint32_t>(cls);
   }
   // Forgets the n pools from `first` (a run released, an arena leaving).
   void ForgetPools(const void* first, size_t n) {
@@ -92,6 +116,8 @@ class ArenaCache {
     for (size_t i = 0; i < n; ++i) {
       const size_t slot = (pool + i) & (kPoolCacheEntries - 1);
       if (pool_keys_[slot] == pool + i) pool_keys_[slot] = kNoPool;
+      uint32_t& e = pool2_[(pool + i) & (kPoolCache2Entries - 1)];
+      if (uintptr_t{e >> 8} == (pool + i) >> kPoolCache2Shift) e = 0;
     }
   }
 
@@ -103,9 +129,23 @@ class ArenaCache {
     return entries_[(a >> kArenaShift) & (kArenaCacheEntries - 1)];
   }
 
+  // The second level's entry holds the pool number's bits above the slot's
+  // (its tag) and the class. A pool of an arena has a 47-bit address: the
+  // tag has 23 bits, and with the class fits 32; slot and tag together are
+  // the whole pool number, and lookups compare the tag with every bit of a
+  // pointer's (a wild pointer's high bits never match).
+  static_assert(kAddressBits - kPoolShift - kPoolCache2Shift + 8 <= 32, "tag and class fit 32 bits");
+  void Learn1(uintptr_t pool, size_t cls) {
+    const size_t slot = pool & (kPoolCacheEntries - 1);
+    pool_keys_[slot] = pool;
+    pool_classes_[slot] = static_cast<uint8_t>(cls);
+  }
+
   uintptr_t entries_[kArenaCacheEntries];
   uintptr_t pool_keys_[kPoolCacheEntries];
   uint8_t pool_classes_[kPoolCacheEntries];
+  // Second level: (tag << 8) | class; 0 is empty (no class is 0).
+  uint32_t pool2_[kPoolCache2Entries];
 };
 
 }  // namespace strata::internal

@@ -61,8 +61,10 @@ inline constexpr size_t kMaxNaturalAlign = 16;
 // The largest request that is ever served. PTRDIFF_MAX bounds every object in
 // C; anything above, or whose page rounding would overflow, is refused.
 inline constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX) - kLargeAlignment;
+// x86-64's user address space (4-level paging; strata never asks for more).
+inline constexpr int kAddressBits = 47;
 // No mapping larger than x86-64's 47-bit user address space can be made.
-inline constexpr size_t kMaxMapping = size_t{1} << 47;
+inline constexpr size_t kMaxMapping = size_t{1} << kAddressBits;
 
 inline constexpr size_t kCacheLine = 64;
 

@@ -121,14 +121,18 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZ
   FreeInClass(self, cls, p, max_size, op);
 }
 
-// p's pool is not in self's arena cache: the arena cache, or else the page
-// map, says whether p lies in an arena of self's at all (another heap's
-// block is a remote free); then p's pool descriptor gives its class (0: a
-// free pool, the header's pools), which the cache remembers.
+// p's pool is not in the first level of self's pool cache: its second
+// level may know it; else the arena cache, or else the page map, says
+// whether p lies in an arena of self's at all (another heap's block is a
+// remote free); then p's pool descriptor gives its class (0: a free pool,
+// the header's pools), which the cache remembers.
 // (p comes first, in the register it arrived in: the fast path moves
 // nothing before its tail calls.)
 ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max_size,
                                                  const char* op) noexcept {
+  size_t cls;
+  // The pool cache's second level: as a first-level hit (arena_cache.h).
+  if (self->arena_cache().PoolClassSlow(p, &cls)) return FreeInClass(self, cls, p, max_size, op);
   ArenaHeader* arena = ArenaOf(p);
   if (!self->arena_cache().Holds(p)) {
     // Null, foreign memory and large blocks are not in an arena.
@@ -142,7 +146,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max
   // Pool 0's descriptor slot is the header, whose size-class byte reads 0
   // (kHeaderReadsAsNoClass); pool 1's descriptor is zero; a free pool's
   // class is 0: none of them holds a block.
-  const size_t cls = reinterpret_cast<const PoolDesc*>(arena->Base() + DescOffset(p))->size_class;
+  cls = reinterpret_cast<const PoolDesc*>(arena->Base() + DescOffset(p))->size_class;
   if (ABSL_PREDICT_FALSE(cls == 0)) return FreeSlow(p, op, max_size);
   self->arena_cache().RememberPool(p, cls);
   FreeInClass(self, cls, p, max_size, op);

@@ -895,6 +895,50 @@ TEST(ArenaCacheTest, RemembersAndForgets) {
   EXPECT_FALSE(cache.Holds(next));
 }
 
+// The pool cache's two levels: a pool the first level lost to another of
+// its slot is found in the second, which teaches the first again; a
+// released run's pools leave both; no pointer matches a pool it is not in.
+TEST(ArenaCacheTest, PoolsFallBackToTheSecondLevel) {
+  ArenaCache cache;
+  const uintptr_t base = uintptr_t{0x7e00} << 32;  // never dereferenced
+  auto* a = reinterpret_cast<char*>(base) + 5 * kPoolSize;
+  auto* rival = a + kPoolCacheEntries * kPoolSize;   // a's first-level slot
+  auto* far = a + kPoolCache2Entries * kPoolSize;    // a's slot in both levels
+  size_t cls = 0;
+  EXPECT_FALSE(cache.PoolClass(a, &cls));
+  EXPECT_FALSE(cache.PoolClassSlow(a, &cls));
+  EXPECT_FALSE(cache.PoolClassSlow(nullptr, &cls));
+
+  cache.RememberPool(a, 7);
+  ASSERT_TRUE(cache.PoolClass(a + 100, &cls));
+  EXPECT_EQ(cls, 7u);
+  cache.RememberPool(rival, 9);  // takes a's first-level slot only
+  EXPECT_FALSE(cache.PoolClass(a, &cls));
+  cls = 0;
+  ASSERT_TRUE(cache.PoolClassSlow(a + 8, &cls));
+  EXPECT_EQ(cls, 7u);
+  ASSERT_TRUE(cache.PoolClass(a, &cls));  // learnt again
+  EXPECT_EQ(cls, 7u);
+  ASSERT_TRUE(cache.PoolClassSlow(rival, &cls));
+  EXPECT_EQ(cls, 9u);
+
+  // Pointers that share a's slots but not its pool: never a hit.
+  EXPECT_FALSE(cache.PoolClassSlow(far, &cls));
+  EXPECT_FALSE(cache.PoolClassSlow(a + (uintptr_t{1} << 56), &cls));  // a wild pointer's high bits
+  EXPECT_FALSE(cache.PoolClassSlow(a + (uintptr_t{1} << 47), &cls));
+  EXPECT_FALSE(cache.PoolClass(a + (uintptr_t{1} << 56), &cls));
+
+  cache.ForgetPools(a, 1);  // a's run released
+  EXPECT_FALSE(cache.PoolClass(a, &cls));
+  EXPECT_FALSE(cache.PoolClassSlow(a, &cls));
+  ASSERT_TRUE(cache.PoolClassSlow(rival, &cls));  // other pools stay
+  cache.ForgetPools(far, 1);  // not in the cache: nothing of rival's goes
+  ASSERT_TRUE(cache.PoolClassSlow(rival, &cls));
+  cache.ForgetAll();
+  EXPECT_FALSE(cache.PoolClass(rival, &cls));
+  EXPECT_FALSE(cache.PoolClassSlow(rival, &cls));
+}
+
 // ===========================================================================
 // ReleaseBudget
 
