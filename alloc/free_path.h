@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
@@ -47,6 +48,7 @@
 #include "alloc/misuse.h"
 #include "alloc/page_map.h"
 #include "alloc/size_class.h"
+#include "threading/owner_lock.h"
 
 namespace strata::internal {
 
@@ -333,26 +335,41 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeLarge(LargeHeader* h, const void* p, con
   if (LargeFree(h, now)) RunGlobalDecay(now, /*released=*/true);
 }
 
-// A local free the fast path did not finish (or realloc's): the block must
-// have been carved, and if it looks free (free_link.h) it is looked for
-// where a free block of ours can be: on its run's list, in our queue (which
-// is drained first), or still travelling in another thread's batch.
-ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
-  if (!ValidateBlock(run, p, run->run.carved())) return ReportMisuse(p, Misuse::kNotBlockStart, op);
+// FreeLocalChecked's judgement, under the slow lock: nothing, or the misuse
+// to report (*run_io: p's run, found again after a drain).
+inline std::optional<Misuse> JudgeLocalFree(Heap* self, PoolDesc** run_io, void* p) {
+  PoolDesc* run = *run_io;
+  if (!ValidateBlock(run, p, run->run.carved())) return Misuse::kNotBlockStart;
   // (The default build's blocks hold plain links: nothing to judge by.)
   if (kCheckFreedBlock && HoldsFreeWords(p, run->size, self->link_key())) {
     if (self->cache().Contains(run->size_class, p, self->link_key()) || run->HasFreeBlock(p)) {
-      return ReportMisuse(p, Misuse::kDoubleFree, op);
+      return Misuse::kDoubleFree;
     }
     // Blocks other threads sent back join their lists. A run with a live
     // block is never released: if p's run went, p was free.
     self->DrainRemote();
     run = RunOf(ArenaOf(p), p);
-    if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p)) {
-      return ReportMisuse(p, Misuse::kDoubleFree, op);
-    }
-    if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
+    *run_io = run;
+    if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p)) return Misuse::kDoubleFree;
+    if (LooksTravelling(p, run->size)) return Misuse::kDoubleFreeRemote;
   }
+  return std::nullopt;
+}
+
+// A local free the fast path did not finish (or realloc's): the block must
+// have been carved, and if it looks free (free_link.h) it is looked for
+// where a free block of ours can be: on its run's list, in our queue (which
+// is drained first), or still travelling in another thread's batch.
+// The checks read the run's owner line and may drain the queue: under the
+// heap's slow lock (heap.h), released before the push (whose own slow path
+// takes it again).
+ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
+  std::optional<Misuse> found;
+  {
+    threading::OwnerLockHolder hold(&self->slow_lock_);
+    found = JudgeLocalFree(self, &run, p);
+  }
+  if (ABSL_PREDICT_FALSE(found.has_value())) return ReportMisuse(p, *found, op);
   FreeToCache(self, run->size_class, p, op);
 }
 

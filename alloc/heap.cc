@@ -6,6 +6,8 @@
 
 #include <errno.h>
 
+#include <optional>
+
 #include "alloc/free_path.h"
 #include "alloc/misuse.h"
 #include "alloc/options.h"
@@ -60,6 +62,7 @@ size_t DrainSuspects(Heap* h) {
 // Allocation
 
 Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
+  threading::OwnerLockHolder hold(&slow_lock_);
   // The fast path counted this allocation down when the list had a block
   // (it refused it then for the countdown, or for a link to check): the
   // slow path counts it itself.
@@ -208,7 +211,10 @@ void Heap::FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noex
   }
   // Past its bound the list gives its older half back to the runs.
   const uint32_t max = CacheMaxBlocks(kClasses[cls].size);
-  if (cache.Length(cls) >= max) self->ReturnCached(cls, max / 2);
+  if (cache.Length(cls) >= max) {
+    threading::OwnerLockHolder hold(&self->slow_lock_);
+    self->ReturnCached(cls, max / 2);
+  }
   cache.PushAndSetRoom(cls, p, self->link_key_);
 }
 
@@ -259,9 +265,13 @@ void Heap::FreeLocalSlow(PoolDesc* d, FreeBlock* last, uint32_t blocks) noexcept
   // next one reuses them without claiming pools or carving again. The
   // release policy purges them in place when they stay unused for
   // purge_delay_ms.
-  if (arenas_.CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= ReleaseBudget::Bytes()) {
+  // (A collector keeps every one: see collecting_.)
+  if (collecting_ || arenas_.CachedPoolBytes() + size_t{d->run_pools} * kPoolSize <= ReleaseBudget::Bytes()) {
     const uint64_t now = env_->now_ms();
-    arenas_.KeepEmpty(d, now);
+    // A collected run is due for the purge at once: an owner that left a
+    // megabyte waiting is not about to allocate it back.
+    const int64_t delay = GetOption(Option::kPurgeDelayMs);
+    arenas_.KeepEmpty(d, collecting_ && delay > 0 && now > uint64_t(delay) ? now - uint64_t(delay) : now);
     MaybeDecay(now, /*released=*/true);
   } else {
     ReleaseRun(d);
@@ -272,6 +282,11 @@ void Heap::FreeLocalSlow(PoolDesc* d, FreeBlock* last, uint32_t blocks) noexcept
 // Blocks other threads handed back
 
 size_t Heap::DrainRemote() {
+  // The owner thread holds the slow lock for this (again, when a slow path
+  // of its holds it already: it re-enters); any other drainer holds it
+  // already (heap.h).
+  std::optional<threading::OwnerLockHolder> hold;
+  if (this == tls_heap) hold.emplace(&slow_lock_);
   // Frees each block locally if its arena is still ours, else on to its
   // owner (the arena moved while the block travelled).
   struct Sink {
@@ -279,14 +294,17 @@ size_t Heap::DrainRemote() {
     // True when `next`, a link decoded from travelling block b, is a block
     // (not a header) of b's arena or of an arena in our cache (ours, so
     // mapped): safe to follow without the page map.
+    // The arena cache is the owner thread's alone: another drainer (a
+    // collector, an orphan's holder) does without it.
+    bool mine;
     bool Known(const FreeBlock* b, const FreeBlock* next) const {
-      if (!SameArena(b, next) && !h->arena_cache_.Holds(next)) return false;
+      if (!SameArena(b, next) && !(mine && h->arena_cache_.Holds(next))) return false;
       return InBlockPool(next);  // a header (or null) is never a block
     }
     void FreeSegment(FreeBlock* first, FreeBlock* last, uint32_t blocks, ArenaHeader* a, PoolDesc* d) {
       // An arena in our cache is ours (see ArenaCache) without a look at
       // its owner.
-      if (h->arena_cache_.Holds(first)) return FreeSegmentToRun(h, d, first, last, blocks);
+      if (mine && h->arena_cache_.Holds(first)) return FreeSegmentToRun(h, d, first, last, blocks);
       // Acquire pairs with the release store of owner when the arena
       // changed hands.
       Heap* owner = a->owner.load(std::memory_order_acquire);
@@ -294,12 +312,15 @@ size_t Heap::DrainRemote() {
         // Remembered only by the heap's own thread: a heap drained by
         // another (an orphan, tidied or absorbed) must not keep entries for
         // arenas that then leave it.
-        if (h == tls_heap) h->arena_cache_.Remember(a);
+        if (mine) h->arena_cache_.Remember(a);
         return FreeSegmentToRun(h, d, first, last, blocks);
       }
       // The arena moved while the blocks travelled: on to its owner, block
-      // by block (each read before its push rewrites its link).
+      // by block (each read before its push rewrites its link): through our
+      // outgoing batches on the owner's thread, else (a collector or an
+      // exclusive holder, which must not touch them) straight to its queue.
       h->counters_.remote_forwarded.Add(blocks);
+      const bool batch = mine;
       FreeBlock* b = first;
       for (uint32_t i = 0; i < blocks; ++i) {
         FreeBlock* next = i + 1 < blocks ? NextOf(b, h->link_key_) : nullptr;
@@ -307,23 +328,30 @@ size_t Heap::DrainRemote() {
         // links stay in its run.
         const bool damaged = kCheckPoppedLinks && next != nullptr &&
                              !(SameArena(b, next) && InBlockPool(next) && RunOf(a, next) == d);
-        BatchRemote(h, owner, b, d);
+        if (batch) {
+          BatchRemote(h, owner, b, d);
+        } else {
+          owner->incoming().PushOne(b, d->size);
+        }
         if (ABSL_PREDICT_FALSE(damaged)) return ReportDamage(b, Misuse::kBatchDamaged);
         b = next;
       }
     }
   };
-  Sink sink{this};
+  Sink sink{this, this == tls_heap};
   const size_t received = incoming_.Drain(sink);
   if (received > 0) counters_.remote_received.Add(received);
   // After the queue: a suspect that came back through it is on its list.
-  return received + DrainSuspects(this);
+  // (A collector leaves them to the owner: a judgement may send a block on
+  // through the owner's outgoing batches.)
+  return received + (collecting_ ? 0 : DrainSuspects(this));
 }
 
 // ---------------------------------------------------------------------------
 // Thread exit and orphans
 
 void Heap::Abandon() {
+  threading::OwnerLockHolder hold(&slow_lock_);
   // The cached blocks go back to their runs first: the runs below are
   // judged by what they hold.
   for (size_t cls = 1; cls < kNumClasses; ++cls) ReturnCached(cls, 0);
@@ -356,9 +384,13 @@ size_t Heap::CollectOrphans(size_t max_orphans) {
     // metadata we hold exclusively, before its arenas move. Blocks still
     // addressed to it afterwards reach it through its queue and are
     // forwarded by its next holder.
-    orphan->DrainRemote();
-    orphan->FlushOutgoing();
-    while (ArenaHeader* a = orphan->arenas_.AnyArena()) MoveArenaFrom(orphan, a);
+    {
+      // (Against the release engine's collection: heap.h.)
+      threading::OtherLockHolder hold(&orphan->slow_lock_);
+      orphan->DrainRemote();
+      orphan->FlushOutgoing();
+      while (ArenaHeader* a = orphan->arenas_.AnyArena()) MoveArenaFrom(orphan, a);
+    }
     counters_.orphans_absorbed.Add(1);
     RetireAbsorbed(orphan);
     ++absorbed;
@@ -438,10 +470,31 @@ void Heap::MaybeDecay(uint64_t now, bool released) {
 }
 
 size_t Heap::Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive) {
-  if (!exclusive) return arenas_.Purge(now, delay_ms, force, /*wait=*/force, counters_);
-  DrainRemote();
-  FlushOutgoing();
-  arenas_.ReleaseEmptyArenas(0, now, &arena_cache_, *env_, counters_);
+  if (!exclusive) {
+    // Blocks sent here that the owner leaves waiting (it sleeps, or
+    // allocates from what it holds): freed as it would free them, so that
+    // the runs and arenas they pin go back. Only when the owner is in no
+    // slow path; its fast paths touch nothing this does (heap.h).
+    // (Not by the owner itself, which drains its own on its slow paths.)
+    if (incoming_.QueuedBytes() >= kCollectQueuedBytes && this != tls_heap && slow_lock_.TryLock()) {
+      collecting_ = true;
+      const size_t freed = DrainRemote();
+      collecting_ = false;
+      slow_lock_.Unlock();
+      if (freed > 0) {
+        counters_.queues_collected.Add(1);
+        // The runs that emptied are due already (FreeLocalSlow): purged now.
+        return arenas_.Purge(now, delay_ms, force, /*wait=*/true, counters_);
+      }
+    }
+    return arenas_.Purge(now, delay_ms, force, /*wait=*/force, counters_);
+  }
+  {
+    threading::OtherLockHolder hold(&slow_lock_);  // against a collection
+    DrainRemote();
+    FlushOutgoing();
+    arenas_.ReleaseEmptyArenas(0, now, &arena_cache_, *env_, counters_);
+  }
   return arenas_.Purge(now, delay_ms, force, /*wait=*/true, counters_);
 }
 
@@ -458,6 +511,9 @@ void SetGlobalDecayHook(GlobalDecayHook hook) {
 // ---------------------------------------------------------------------------
 
 bool Heap::IsValid() const {
+  // Against a collection of the queue (heap.h), on the owner's thread.
+  std::optional<threading::OwnerLockHolder> hold;
+  if (this == tls_heap) hold.emplace(const_cast<threading::OwnerLock*>(&slow_lock_));
   return cache_.IsValid(link_key_) && runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid(link_key_);
 }
 

@@ -24,13 +24,24 @@
 // for threads are heap_registry.h's.
 //
 // SYNCHRONIZATION (each part's header says its own)
-//  - The fast-path parts (cache_, arena_cache_), runs_, samples_, budget_,
-//    outgoing_ (but each slot's count), and the free lists, carving and list
-//    links of every run of the heap's arenas: the owner thread only (empty
-//    runs excepted: OwnedArenas). "Owner thread" is the thread whose tls_heap
-//    points here; a heap changes hands only through the registry's stacks,
-//    whose release push / acquire pop order the old owner's last writes
-//    before the new owner's first reads.
+//  - The fast-path parts (cache_, arena_cache_), samples_, stats_mode_ and
+//    outgoing_ (but each slot's count): the owner thread only. "Owner
+//    thread" is the thread whose tls_heap points here; a heap changes hands
+//    only through the registry's stacks, whose release push / acquire pop
+//    order the old owner's last writes before the new owner's first reads.
+//  - runs_, budget_, the consumer side of incoming_, the counters the
+//    drain and the run transitions write, and the free lists, carving and
+//    list links of every run of the heap's arenas (empty runs excepted:
+//    OwnedArenas): the holder of slow_lock_. The owner takes it on every
+//    slow path that touches them (AllocateSlow, a class cache giving blocks
+//    back, the general free path's checks, thread exit, ReleaseMemory); an
+//    exclusive holder of an orphan or free heap takes it to drain it; and
+//    the release engine tries it (never waits) to drain the queue of an
+//    owner that left blocks sent to it waiting (Decay: a main thread that
+//    hands work out and sleeps in join). Nothing on a fast path takes it:
+//    they touch only the class cache and the arena cache, which a collector
+//    leaves alone: the runs it empties it keeps (collecting_), for the
+//    purge to give their pages back and the owner to release.
 //  - link_key_: written once when the heap is made, before it is
 //    published; then read by any thread holding a pointer to the heap.
 //  - arenas_: its lock (owned_arenas.h). incoming_: lock-free MPSC.
@@ -61,8 +72,15 @@
 #include "alloc/release_budget.h"
 #include "alloc/sampling.h"
 #include "alloc/size_class.h"
+#include "threading/owner_lock.h"
 
 namespace strata::internal {
+
+// Bytes waiting in a heap's queue from which the release engine frees them
+// itself when the owner is not in a slow path (Heap::Decay). An owner that
+// allocates drains its queue on its refills; one that sleeps would keep
+// the blocks, and the runs and arenas they pin, for as long as it sleeps.
+inline constexpr int64_t kCollectQueuedBytes = int64_t{1} << 20;
 
 class alignas(kCacheLine) Heap {
  public:
@@ -143,9 +161,12 @@ class alignas(kCacheLine) Heap {
   // The release engine's pass on this heap: purges its free pools and empty
   // runs due after delay_ms (all when force). As an orphan's exclusive
   // holder (`exclusive`) it first frees what its queue holds, hands on its
-  // batches and releases its empty arenas; otherwise it only purges, with
-  // TryLock unless force (a busy owner purges its own). Returns the bytes
-  // purged.
+  // batches and releases its empty arenas; otherwise, when at least
+  // kCollectQueuedBytes wait in the queue and the slow lock is free (the
+  // owner is not in a slow path), it frees them as the owner would, keeping
+  // every run that empties (the purge then gives its pages back), then
+  // purges, with TryLock unless force (a busy owner purges its own).
+  // Returns the bytes purged.
   size_t Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive);
   // Follows the options the fast paths depend on: `stats` (detailed mode:
   // every allocation takes the counting slow path) and
@@ -169,6 +190,13 @@ class alignas(kCacheLine) Heap {
 
   // The link in the registry's stacks; touched only by them.
   std::atomic<Heap*> stack_next_{nullptr};
+  // The slow-path lock (see SYNCHRONIZATION above): the owner re-enters it
+  // (a slow path that starts the background thread allocates). Lock order: an active
+  // heap's own, then an orphan's it absorbs; then the release engine's pass
+  // lock (taken by a slow path with TryLock, or by the memory limit's hook);
+  // then arenas_' lock. The release engine, holding the pass lock, only
+  // ever tries it.
+  threading::OwnerLock slow_lock_;
 
  private:
   // Blocks of class cls for its (empty) cache, from the first that has some of:
@@ -205,6 +233,10 @@ class alignas(kCacheLine) Heap {
   alignas(kCacheLine) ClassRuns runs_;
   SampleCountdown samples_;
   bool stats_mode_ = false;  // detailed stats: every allocation takes AllocateSlow
+  // Set while a thread other than the owner drains the queue (Decay): runs
+  // that empty are kept, never released, so that nothing the owner's fast
+  // paths read (the arena cache) changes under them.
+  bool collecting_ = false;
   ReleaseBudget budget_;
   const HeapEnv* const env_;
   OutgoingBatches outgoing_;

@@ -41,6 +41,9 @@ inline constexpr const char* kCounterSectionKeys[] = {"heaps", "cross_thread", "
   X(remote_forwarded,                                                                             \
     "Blocks taken from a queue and sent on, their arena having moved to another heap.",          \
     kCrossThread, "forwarded", "remote_forwarded_total", "forwarded, arena moved (blocks)")       \
+  X(queues_collected,                                                                             \
+    "Drains of an owner's queue by the release engine while the owner was in no slow path.",      \
+    kCrossThread, "queues_collected", "queues_collected_total", "queues drained for idle owners") \
   X(orphans_absorbed, "Heaps of exited threads whose arenas a live heap took over.", kHeaps,      \
     "orphans_absorbed", "orphans_absorbed_total", "orphan heaps absorbed")                        \
   X(refills, "Refills of an empty class list in a thread cache from its runs.", kHeaps, "refills",    \

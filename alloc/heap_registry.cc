@@ -8,6 +8,7 @@
 #include "alloc/heap.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
+#include "threading/owner_lock.h"
 #include "threading/tagged_stack.h"
 #include "threading/thread_exit.h"
 
@@ -100,6 +101,7 @@ void SweepFreeHeaps(size_t limit) {
     if (h == nullptr) break;
     swept[n++] = h;
     if (!h->incoming().EmptyHint()) {
+      threading::OtherLockHolder hold(&h->slow_lock_);  // against a collection (heap.h)
       h->DrainRemote();
       h->FlushOutgoing();
     }

@@ -232,7 +232,8 @@ void GlobalDecay(uint64_t now, bool released) {
 
 // The soft memory limit's hook (limit.h): everything the caches hold goes
 // back, as for ReleaseNow, and no empty arena is kept mapped. Runs from an
-// allocation about to map memory, which holds no strata lock.
+// allocation about to map memory, which holds no strata lock but its heap's
+// slow lock (heap.h), which the pass only ever tries.
 void ReleaseForLimit() {
   threading::SpinLockHolder hold(&g_pass_lock);
   PassLocked(os::NowMs(), /*force=*/true, /*retained=*/0);

@@ -26,6 +26,7 @@
 #include "alloc/sampled_alloc.h"
 #include "alloc/size_class.h"
 #include "alloc/stats.h"
+#include "threading/owner_lock.h"
 
 namespace strata {
 namespace {
@@ -220,6 +221,7 @@ size_t ReleaseMemory() noexcept {
     // which are absorbed next); dead threads' memory becomes ours, and the
     // blocks parked in free heaps' queues are forwarded; then every block
     // sent to us is freed (twice: draining can forward blocks back to us).
+    threading::OwnerLockHolder hold(&self->slow_lock_);  // our slow path (heap.h)
     self->FlushOutgoing();
     self->CollectOrphans(~size_t{0});
     for (int round = 0; round < 2; ++round) {

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -267,6 +268,74 @@ TEST_F(ReleaseTest, DetailedStatsCountRequestedBytes) {
   for (int i = 0; i < 10; ++i) Deallocate(Allocate(100));
   EXPECT_EQ(Snapshot().classes[cls].allocations, on.classes[cls].allocations);
   EXPECT_TRUE(tls_heap->IsValid());
+}
+
+// A thread whose blocks others free, and that sleeps (a main thread that
+// hands its work out and joins): the release engine frees what waits in its
+// queue, keeping the runs that empty and purging them, while the thread
+// lives; the thread then goes on with a heap that holds together.
+TEST_F(ReleaseTest, ASleepingOwnersQueueIsCollected) {
+  SetPurgeDelayMs(10000);  // only the collection purges
+  std::vector<void*> blocks;
+  std::atomic<int> step{0};
+  bool valid_after = false;
+  std::thread owner([&] {
+    blocks = Fill(4 << 20, 256);
+    step.store(1, std::memory_order_release);
+    // Sleeps in no strata path until told (bounded: 60 s).
+    for (int i = 0; i < 6000 && step.load(std::memory_order_acquire) < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::vector<void*> again = Fill(1 << 20, 256);
+    FreeAll(again);
+    valid_after = tls_heap->IsValid();
+  });
+  ASSERT_TRUE(Eventually([&] { return step.load(std::memory_order_acquire) == 1; }));
+  FreeAll(blocks);  // remote frees, batched to the owner's queue
+  tls_heap->FlushOutgoing();
+  const Stats before = Snapshot();
+  EXPECT_GE(before.queued_bytes, size_t{1} << 20);
+  ReleaseMemory();  // the pass collects the sleeping owner's queue
+  const Stats after = Snapshot();
+  EXPECT_LT(after.queued_bytes, size_t{64} << 10);
+  EXPECT_GT(after.queues_collected, before.queues_collected);
+  // What emptied was purged at once: no resident empty run waits for the
+  // 10-second delay.
+  EXPECT_LT(after.retention.free_in_empty_runs, size_t{1} << 20);
+  step.store(2, std::memory_order_release);
+  owner.join();
+  EXPECT_TRUE(valid_after);
+}
+
+// The same while the owner allocates and frees without pause: its fast and
+// slow paths race the collections (TSan checks the protocol: heap.h).
+TEST_F(ReleaseTest, CollectionsRaceABusyOwner) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> handed{0};
+  std::vector<std::vector<void*>> rounds(8);
+  bool valid = false;
+  std::thread owner([&] {
+    for (size_t r = 0; r < rounds.size(); ++r) {
+      rounds[r] = Fill(2 << 20, 64 + 32 * (r % 4));
+      handed.store(static_cast<int>(r + 1), std::memory_order_release);
+      for (int i = 0; i < 2000; ++i) Deallocate(Allocate(16 + (i % 200) * 8));
+    }
+    while (!stop.load(std::memory_order_acquire)) {
+      for (int i = 0; i < 1000; ++i) Deallocate(Allocate(16 + (i % 200) * 8));
+    }
+    valid = tls_heap->IsValid();
+  });
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    ASSERT_TRUE(Eventually([&] { return handed.load(std::memory_order_acquire) > static_cast<int>(r); }));
+    FreeAll(rounds[r]);
+    tls_heap->FlushOutgoing();
+    ReleaseMemory();
+  }
+  stop.store(true, std::memory_order_release);
+  owner.join();
+  EXPECT_TRUE(valid);
+  ReleaseMemory();
+  EXPECT_EQ(Snapshot().queued_bytes, 0u);
 }
 
 TEST_F(ReleaseTest, DeadThreadsMemoryIsReleased) {
