@@ -86,6 +86,7 @@ set(STRATA_TESTS
   tests/alloc/size_class_test.cc
   tests/alloc/stats_test.cc
   tests/alloc/strata_test.cc
+  tests/profile/cancel_test.cc
   tests/profile/profile_test.cc
   tests/threading/backoff_test.cc
   tests/threading/intrusive_list_test.cc
