@@ -10,6 +10,7 @@
 #include "alloc/misuse.h"
 #include "alloc/options.h"
 #include "alloc/page_map.h"
+#include "alloc/reentry.h"
 
 namespace strata::internal {
 
@@ -60,6 +61,7 @@ size_t DrainSuspects(Heap* h) {
 // Allocation
 
 Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
+  const SlowPathGuard guard;  // a signal handler re-entering here is told
   // The fast path counted this allocation down when the list had a block
   // (it refused it then for the countdown, or for a link to check): the
   // slow path counts it itself.
@@ -200,6 +202,7 @@ void Heap::ReturnCached(size_t cls, uint32_t keep) {
 // The local free's rare cases
 
 void Heap::FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noexcept {
+  const SlowPathGuard guard;  // a signal handler re-entering here is told
   ClassCache& cache = self->cache_;
   cache.UndoPush(cls);
   if (p == cache.head(cls)) {
