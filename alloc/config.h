@@ -13,6 +13,9 @@
 // stack_trace.cc skips the frames whose address lies in it (the way
 // gperftools strips its "google_malloc" section). A function with a section
 // of its own is never split into hot and cold parts, so all of it is there.
+// The free side's entry points (free, delete, strata::Deallocate, ...) are
+// there too: a signal handler's report looks for the section among the
+// frames it interrupted (reentry.h).
 #define STRATA_ENTRY __attribute__((section("strata_entry")))
 
 namespace strata::internal {

@@ -10,6 +10,7 @@
 #include "alloc/fd_writer.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "threading/spin_lock.h"
 
 namespace strata::internal {
 namespace {
@@ -72,6 +73,18 @@ void Report(const char* op, const void* p, const char* what) {
 void ReportInvalidFree(const void* p, const char* what, const char* op) { Report(op, p, what); }
 
 void ReportCorruption(const void* p, const char* what) { Report(nullptr, p, what); }
+
+void ReportReentry() {
+  ClaimTheAbortingReport();
+  {
+    FdWriter w(2);
+    w.Str("strata: malloc re-entered from a signal handler (a handler called malloc or free "
+          "while its thread was inside one; neither is async-signal-safe)\n");
+  }
+  os::Abort();
+}
+
+void InstallReentryReport() { threading::SpinLock::SetSelfDeadlockHandler(&ReportReentry); }
 
 void ReportFatal(const char* before, uint64_t n, const char* after) {
   ClaimTheAbortingReport();

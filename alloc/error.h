@@ -40,6 +40,23 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportCorruption(const void* p,
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportFatal(const char* before, uint64_t n,
                                                                          const char* after);
 
+// A signal handler re-entered strata: it called malloc, free or another
+// entry point while its thread was inside one (neither is async-signal-
+// safe, in strata as in glibc). Prints the one line
+//   strata: malloc re-entered from a signal handler (...)
+// and aborts, whatever the error mode. Called where that is certain: a
+// spin lock taken by the thread that holds it (the interrupted code holds
+// it; threading::SpinLock's self-deadlock handler), a slow path entered
+// by a handler that interrupted another (reentry.h), and misuse.h's reports
+// when made inside a handler that interrupted strata (what looked like
+// misuse is then the interrupted operation's half-done state, not the
+// program's error).
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportReentry();
+
+// Start-up (init.h): makes ReportReentry every spin lock's self-deadlock
+// handler.
+void InstallReentryReport();
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_ERROR_H_

@@ -27,11 +27,18 @@ inline size_t FormatDecimal(uint64_t v, char* out) {
   return n;
 }
 
+// Whether a FdWriter's writes are cancellation points (os.h): strata's own
+// diagnostics never are; the API's output to a program's descriptor is.
+enum class WriteKind { kDiagnostic, kCancellable };
+
 // Thread-safety: a FdWriter is a local object of one thread. Output reaches
-// the fd when the buffer fills, on Flush(), and on destruction.
+// the fd when the buffer fills, on Flush(), and on destruction: so a writer
+// is never used while a strata lock is held (a full pipe would block the
+// write, and everyone waiting for the lock, for as long as it stays full).
 class FdWriter {
  public:
-  explicit FdWriter(int fd) : fd_(fd) {}
+  explicit FdWriter(int fd, WriteKind kind = WriteKind::kDiagnostic)
+      : fd_(fd), cancellable_(kind == WriteKind::kCancellable) {}
   ~FdWriter() { Flush(); }
   FdWriter(const FdWriter&) = delete;
   FdWriter& operator=(const FdWriter&) = delete;
@@ -105,7 +112,10 @@ class FdWriter {
   }
 
   void Flush() {
-    if (len_ > 0 && !os::WriteAll(fd_, buf_, len_)) failed_ = true;
+    if (len_ > 0 && !(cancellable_ ? os::WriteAllCancellable(fd_, buf_, len_)
+                                   : os::WriteAll(fd_, buf_, len_))) {
+      failed_ = true;
+    }
     len_ = 0;
   }
 
@@ -117,6 +127,7 @@ class FdWriter {
 
  private:
   int fd_;
+  bool cancellable_;
   bool failed_ = false;
   size_t len_ = 0;
   char buf_[512];

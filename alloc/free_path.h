@@ -47,6 +47,7 @@
 #include "alloc/large.h"
 #include "alloc/misuse.h"
 #include "alloc/page_map.h"
+#include "alloc/reentry.h"
 #include "alloc/size_class.h"
 #include "threading/owner_lock.h"
 
@@ -244,6 +245,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUncommon(Heap* self, Heap* owner, 
 // come first, in the same registers, so the call moves none of them.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_size, const char* op,
                                                Heap* owner, ArenaHeader* arena) noexcept {
+  const SlowPathGuard guard;  // the batches are this thread's: see reentry.h
   const uintptr_t desc_offset = DescOffset(p);
   if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();

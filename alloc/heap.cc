@@ -12,6 +12,7 @@
 #include "alloc/misuse.h"
 #include "alloc/options.h"
 #include "alloc/page_map.h"
+#include "alloc/reentry.h"
 
 namespace strata::internal {
 
@@ -62,7 +63,8 @@ size_t DrainSuspects(Heap* h) {
 // Allocation
 
 Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
-  threading::OwnerLockHolder hold(&slow_lock_);
+  const SlowPathGuard guard;  // a signal handler re-entering here is told
+  threading::OwnerLockHolder hold(&slow_lock_);  // after the guard: a re-entry is told, not re-entered
   // The fast path counted this allocation down when the list had a block
   // (it refused it then for the countdown, or for a link to check): the
   // slow path counts it itself.
@@ -203,6 +205,7 @@ void Heap::ReturnCached(size_t cls, uint32_t keep) {
 // The local free's rare cases
 
 void Heap::FreeToCacheSlow(void* p, Heap* self, size_t cls, const char* op) noexcept {
+  const SlowPathGuard guard;  // a signal handler re-entering here is told
   ClassCache& cache = self->cache_;
   cache.UndoPush(cls);
   if (p == cache.head(cls)) {

@@ -5,8 +5,10 @@
 #include <cstring>
 
 #include "absl/base/thread_annotations.h"
+#include "alloc/cancel.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/sampling.h"
+#include "alloc/scratch.h"
 #include "alloc/stack_trace.h"
 #include "threading/spin_lock.h"
 
@@ -123,9 +125,12 @@ ProfileRow RowOf(const Bucket* b, ProfileView view) {
   return r;
 }
 
-void WalkLocked(ProfileView view, void (*fn)(const ProfileRow&, void*), void* arg,
-                ProfileTotals* totals) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lock) {
+// The view's totals; with `rows` (room for g_buckets), also its non-zero
+// rows, *n of them.
+void WalkLocked(ProfileView view, ProfileRow* rows, size_t* n, ProfileTotals* totals)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lock) {
   ProfileTotals t{};
+  size_t k = 0;
   for (Bucket* b = g_all; b != nullptr; b = b->all_next) {
     const ProfileRow r = RowOf(b, view);
     if (r.count == 0 && r.bytes == 0 && r.total_count == 0 && r.total_bytes == 0) continue;
@@ -133,8 +138,9 @@ void WalkLocked(ProfileView view, void (*fn)(const ProfileRow&, void*), void* ar
     t.bytes += r.bytes;
     t.total_count += r.total_count;
     t.total_bytes += r.total_bytes;
-    if (fn != nullptr) fn(r, arg);
+    if (rows != nullptr) rows[k++] = r;
   }
+  if (n != nullptr) *n = k;
   t.samples_live = g_samples_live;
   t.samples_taken = g_samples_taken;
   t.samples_dropped = g_samples_dropped;
@@ -202,16 +208,30 @@ void ProfileMark() {
 }
 
 bool VisitProfile(ProfileView view, const ProfileVisitor& visitor, bool try_only) {
+  // The view is copied under the lock and visited after it is released: a
+  // visitor writes (profile.cc), and a write may block on a full pipe, or
+  // be where the thread is cancelled. Neither may keep the lock, which
+  // every sampled allocation and free takes. A bucket's stack (what a row
+  // points to) never changes once the bucket is listed, and buckets are
+  // never freed: the rows stay valid without the lock.
+  Scratch rows;
+  size_t n = 0;
+  ProfileTotals t{};
   if (try_only) {
     if (!TryLockBounded()) return false;
   } else {
     g_lock.Lock();
   }
-  ProfileTotals t{};
-  WalkLocked(view, nullptr, nullptr, &t);
-  if (visitor.head != nullptr) visitor.head(t, visitor.arg);
-  if (visitor.row != nullptr) WalkLocked(view, visitor.row, visitor.arg, nullptr);
+  // One row per bucket at most. (Mapped under the lock, as a new bucket's
+  // metadata is: a bounded system call, never a wait for another thread.)
+  const bool room = visitor.row == nullptr || rows.Reserve(g_buckets * sizeof(ProfileRow));
+  if (room) WalkLocked(view, visitor.row != nullptr ? rows.As<ProfileRow>() : nullptr, &n, &t);
   g_lock.Unlock();
+  if (!room) return false;
+  OnCancel(&Scratch::ReleaseOnCancel, &rows, [&] {
+    if (visitor.head != nullptr) visitor.head(t, visitor.arg);
+    for (size_t i = 0; i < n; ++i) visitor.row(rows.As<ProfileRow>()[i], visitor.arg);
+  });
   return true;
 }
 

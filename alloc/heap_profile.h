@@ -11,7 +11,9 @@
 // n/p bytes, p being the chance an allocation of its size n was sampled.
 //
 // Thread-safety: one spin lock guards the store; only samples take it (one
-// per profile_sample_bytes allocated), the writer, and fork. Memory comes
+// per profile_sample_bytes allocated), the writer (to copy a view; it
+// writes after releasing it), and fork. No system call that can block or
+// be a cancellation point runs under it. Memory comes
 // from meta_alloc: no malloc anywhere. Buckets live for the process
 // (gperftools' and tcmalloc's choice too): a stack seen once stays listed,
 // with zero live bytes.
@@ -57,11 +59,15 @@ struct ProfileTotals {
   uint64_t buckets;                   // distinct stacks
 };
 
-// Under the store's lock: calls head (if set) with the view's totals, then
-// row for every stack with a non-zero row in `view` (neither may allocate
-// from strata). With try_only, gives up and returns false when the lock
-// stays busy for a bounded time (a signal handler may have interrupted its
-// holder); otherwise returns true.
+// Calls head (if set) with the view's totals, then row for every stack with
+// a non-zero row in `view` (neither may allocate from strata), all from one
+// copy of the view taken under the store's lock and visited after it is
+// released: a visitor may write, block on a full pipe or be cancelled
+// there (the copy's memory is given back then too), while samples go on.
+// With try_only, gives up and returns false when the lock stays busy for a
+// bounded time (a signal handler may have interrupted its holder). Also
+// false when no memory could be mapped for the copy (nothing visited);
+// otherwise true.
 struct ProfileVisitor {
   void (*head)(const ProfileTotals& totals, void* arg);
   void (*row)(const ProfileRow& row, void* arg);

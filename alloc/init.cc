@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "alloc/error.h"
 #include "alloc/fork.h"
 #include "alloc/options.h"
 #include "alloc/profile_triggers.h"
@@ -39,6 +40,7 @@ void Initialize() {
   // publishes what it installs itself.
   if (g_initialized.exchange(true, std::memory_order_relaxed)) return;
   Take(InitStep::kOptions, &options_internal::EnsureInitialized);
+  Take(InitStep::kReentryReport, &InstallReentryReport);
   if (&InstallDropIn != nullptr) Take(InitStep::kDropIn, &InstallDropIn);
   Take(InitStep::kReleaseEngine, &InstallReleaseEngine);
   Take(InitStep::kSampler, &InstallSampler);

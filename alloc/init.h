@@ -5,17 +5,21 @@
 //   1. kOptions: read STRATA_* from the environment (options.h). First, so
 //      that every later step, and the program's own constructors, see the
 //      user's knobs.
-//   2. kDropIn: only where the malloc override is linked (libstrata.so,
+//   2. kReentryReport: a spin lock taken by the thread that holds it (a
+//      signal handler re-entering strata while its thread holds the lock)
+//      reports that and aborts instead of spinning for ever (error.h).
+//      Early: it guards every later step's locks too.
+//   3. kDropIn: only where the malloc override is linked (libstrata.so,
 //      //alloc:malloc): glibc's own blocks that reach free() go back to
 //      glibc (foreign.h). Before any program constructor can free one.
-//   3. kReleaseEngine: the heaps' decay hook, the thread-exit notice and the
+//   4. kReleaseEngine: the heaps' decay hook, the thread-exit notice and the
 //      options' change hook (release.h). Before the sampler, which the
 //      engine's background thread runs.
-//   4. kSampler: the stats layer's sampler (stats.h, sample_interval_ms).
-//   5. kProfileSignal: the heap profile's signal handler, when the
+//   5. kSampler: the stats layer's sampler (stats.h, sample_interval_ms).
+//   6. kProfileSignal: the heap profile's signal handler, when the
 //      profile_signal option asks for one (profile_triggers.h). After the
 //      options; its later changes come through the engine's change hook.
-//   6. kForkHandlers: pthread_atfork (fork.h). Last: pthread_atfork may
+//   7. kForkHandlers: pthread_atfork (fork.h). Last: pthread_atfork may
 //      allocate, and by now every hook an allocation may call is set.
 // Exit, one destructor of priority 101: the statistics of stats_on_exit,
 // then the heap profiles of profile_file (profile_triggers.h).
@@ -37,13 +41,14 @@ namespace strata::internal {
 
 enum class InitStep : uint8_t {
   kOptions,
+  kReentryReport,
   kDropIn,
   kReleaseEngine,
   kSampler,
   kProfileSignal,
   kForkHandlers,
 };
-inline constexpr size_t kNumInitSteps = 6;
+inline constexpr size_t kNumInitSteps = 7;
 
 // Takes every start-up step not yet taken, in the order above. The
 // constructor calls it; later calls return at once. Thread-safety: the
@@ -53,7 +58,7 @@ inline constexpr size_t kNumInitSteps = 6;
 void Initialize();
 
 // The drop-in's step, defined by override.cc. A weak reference: programs
-// that link strata's API without the override have none, and skip step 2.
+// that link strata's API without the override have none, and skip step 3.
 // The one place where a lower layer names a higher one, by link rather
 // than by include.
 [[gnu::weak]] void InstallDropIn();

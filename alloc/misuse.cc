@@ -2,6 +2,9 @@
 // block's words (misuse.h).
 #include "alloc/misuse.h"
 
+#include "alloc/error.h"
+#include "alloc/reentry.h"
+
 namespace strata::internal {
 namespace {
 
@@ -15,9 +18,17 @@ constexpr const char* kMessages[] = {
 
 const char* MisuseMessage(Misuse m) { return kMessages[static_cast<size_t>(m)]; }
 
-void ReportMisuse(const void* p, Misuse m, const char* op) { ReportInvalidFree(p, MisuseMessage(m), op); }
+// Inside a signal handler that interrupted strata, what looks wrong may be
+// the interrupted operation's half-done work: that is reported instead.
+void ReportMisuse(const void* p, Misuse m, const char* op) {
+  if (InterruptedStrataBySignal()) ReportReentry();
+  ReportInvalidFree(p, MisuseMessage(m), op);
+}
 
-void ReportDamage(const void* p, Misuse m) { ReportCorruption(p, MisuseMessage(m)); }
+void ReportDamage(const void* p, Misuse m) {
+  if (InterruptedStrataBySignal()) ReportReentry();
+  ReportCorruption(p, MisuseMessage(m));
+}
 
 bool LooksTravelling(const void* p, size_t size) {
   const LinkKey key = GetLinkKey();

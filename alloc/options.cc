@@ -300,9 +300,9 @@ bool InitDone() {
   return g_init_state.load(std::memory_order_acquire) == 2;
 }
 
-// Applies text to option o from `source`. Reports and returns false when
-// refused.
-bool Apply(Option o, const char* text, OptionSource source) {
+// Applies text to option o from `source`. Returns false when refused,
+// after reporting it unless `quiet`.
+bool Apply(Option o, const char* text, OptionSource source, bool quiet = false) {
   const OptionInfo& info = kInfo[static_cast<size_t>(o)];
   if (!info.runtime && source != OptionSource::kEnv && InitDone()) {
     ReportRejected(o, text, source, "only the environment can set it (read at start-up)");
@@ -310,7 +310,7 @@ bool Apply(Option o, const char* text, OptionSource source) {
   }
   if (info.type == OptionType::kString) {
     if (!ValidString(o, text)) {
-      ReportRejected(o, text, source, nullptr);
+      if (!quiet) ReportRejected(o, text, source, nullptr);
       return false;
     }
     {
@@ -322,7 +322,7 @@ bool Apply(Option o, const char* text, OptionSource source) {
   }
   int64_t value;
   if (!ParseOptionValue(o, text, &value)) {
-    ReportRejected(o, text, source, nullptr);
+    if (!quiet) ReportRejected(o, text, source, nullptr);
     return false;
   }
   Store(o, value, source);
@@ -340,8 +340,11 @@ constinit std::atomic<int64_t> g_values[kNumOptions] = {
 #undef STRATA_OPTION_DEFAULT
 };
 
-void ReadEnvironment() {
+// Applies every STRATA_* variable. A refused value's text goes in
+// refused[i] (its report is the caller's), others are set to nullptr.
+void ReadEnvironment(const char* refused[kNumOptions]) {
   for (size_t i = 0; i < kNumOptions; ++i) {
+    refused[i] = nullptr;
     char env_name[64] = "STRATA_";
     size_t n = 7;
     for (const char* c = kInfo[i].name; *c != '\0' && n + 1 < sizeof(env_name); ++c) {
@@ -349,11 +352,25 @@ void ReadEnvironment() {
     }
     env_name[n] = '\0';
     // getenv reads environ and never allocates.
-    if (const char* text = getenv(env_name)) Apply(static_cast<Option>(i), text, OptionSource::kEnv);
+    const char* text = getenv(env_name);
+    if (text != nullptr && !Apply(static_cast<Option>(i), text, OptionSource::kEnv, /*quiet=*/true)) {
+      refused[i] = text;
+    }
   }
 }
 
-void ReadEnvironmentForTesting() { ReadEnvironment(); }
+// The reports of what ReadEnvironment refused.
+void ReportRefused(const char* const refused[kNumOptions]) {
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    if (refused[i] != nullptr) ReportRejected(static_cast<Option>(i), refused[i], OptionSource::kEnv, nullptr);
+  }
+}
+
+void ReadEnvironmentForTesting() {
+  const char* refused[kNumOptions];
+  ReadEnvironment(refused);
+  ReportRefused(refused);
+}
 
 void EnsureInitialized() {
   if (InitDone()) return;
@@ -373,9 +390,14 @@ void EnsureInitialized() {
     while (!InitDone()) threading::CpuRelax();
     return;
   }
-  ReadEnvironment();
+  // The refusals are reported once the others stop waiting: a report is
+  // a write to stderr, which may block (a full pipe) for as long as nobody
+  // reads it.
+  const char* refused[kNumOptions];
+  ReadEnvironment(refused);
   // Release pairs with the acquire loads in InitDone().
   g_init_state.store(2, std::memory_order_release);
+  ReportRefused(refused);
 }
 
 void SetChangeHook(ChangeHook hook) {

@@ -60,6 +60,15 @@ const Backend* SetBackendForTesting(const Backend* backend) {
 
 const Backend* RealBackend() { return &kRealBackend; }
 
+void* MapScratch(size_t size) {
+  const int saved_errno = errno;
+  void* p = RealMap(nullptr, size);
+  errno = saved_errno;
+  return p;
+}
+
+void UnmapScratch(void* p, size_t size) { RealUnmap(p, size); }
+
 void* MapAligned(size_t size, size_t align) {
   const int saved_errno = errno;
   // Over-map by `align` and trim both ends: three syscalls in the worst case,
@@ -282,11 +291,14 @@ uint64_t ResidentBytes() {
   return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-bool WriteAll(int fd, const char* buf, size_t len) {
+namespace {
+
+// write(2) or the raw syscall (see WriteAll and WriteAllCancellable).
+bool WriteAllBy(bool cancellable, int fd, const char* buf, size_t len) {
   const int saved_errno = errno;
   bool ok = true;
   while (len > 0) {
-    ssize_t n = write(fd, buf, len);
+    const ssize_t n = cancellable ? write(fd, buf, len) : syscall(SYS_write, fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       ok = false;
@@ -298,6 +310,12 @@ bool WriteAll(int fd, const char* buf, size_t len) {
   errno = saved_errno;
   return ok;
 }
+
+}  // namespace
+
+bool WriteAll(int fd, const char* buf, size_t len) { return WriteAllBy(false, fd, buf, len); }
+
+bool WriteAllCancellable(int fd, const char* buf, size_t len) { return WriteAllBy(true, fd, buf, len); }
 
 void Abort() {
   // abort() raises SIGABRT without allocating; restore the default action so

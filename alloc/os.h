@@ -27,6 +27,14 @@ void* MapAligned(size_t size, size_t align);
 void Unmap(void* p, size_t size);
 bool Purge(void* p, size_t size, PurgeMode mode);
 
+// Transient memory for one call's output (Scratch, scratch.h): `size`
+// bytes (a multiple of the page size) of zeroed read-write memory, or
+// nullptr. Straight from the kernel, not through a test's Backend, and not
+// counted in GetCounters(): the statistics describe the allocator's memory,
+// and this is unmapped before the call that took it returns.
+void* MapScratch(size_t size);
+void UnmapScratch(void* p, size_t size);
+
 // A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE through
 // the vDSO: a few ns, no syscall). Metadata that stores a time keeps its low
 // 32 bits (a "since" stamp); the elapsed time is then
@@ -84,7 +92,18 @@ bool ReadThreadState(ThreadState* out);
 
 // Writes all of buf to file descriptor fd, retrying on EINTR. Never
 // allocates. Returns false when a write failed (errno is preserved).
+// Not a cancellation point (a raw write syscall, as glibc's own
+// diagnostics): strata's reports from inside malloc and free use it, so a
+// cancelled thread never unwinds out of an allocator path. Whatever the
+// caller holds stays held while a write blocks (a full pipe): callers hold
+// no strata lock.
 bool WriteAll(int fd, const char* buf, size_t len);
+// The same through write(2), a cancellation point (deferred cancellation
+// acts there): for the API's writes to a descriptor the program passes
+// (statistics, heap profiles), which the program may cancel as it would
+// its own write. REQUIRES: no strata lock held, and anything the caller
+// must undo on cancellation registered with OnCancel (cancel.h).
+bool WriteAllCancellable(int fd, const char* buf, size_t len);
 
 // Aborts the process without running atexit handlers or allocating.
 [[noreturn]] void Abort();

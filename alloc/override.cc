@@ -80,7 +80,7 @@ extern "C" {
 // ---- C ---------------------------------------------------------------------
 
 STRATA_ENTRY void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
-void free(void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_ENTRY void free(void* p) noexcept { strata::internal::FreeFast(p); }
 STRATA_ENTRY void* calloc(size_t count, size_t size) noexcept {
   return strata::internal::AllocateZeroedFast(count, size);
 }
@@ -148,21 +148,21 @@ STRATA_ENTRY void* pvalloc(size_t size) noexcept {
   return strata::AllocateAligned(4096, size == 0 ? 4096 : (size + 4095) & ~size_t{4095});
 }
 
-size_t malloc_usable_size(void* p) noexcept {
+STRATA_ENTRY size_t malloc_usable_size(void* p) noexcept {
   if (p == nullptr) return 0;
   if (!IsOurs(p)) return GlibcUsableSize(p);
   return strata::UsableSize(p);
 }
 
-void free_sized(void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
-void free_aligned_sized(void* p, size_t alignment, size_t size) noexcept {
+STRATA_ENTRY void free_sized(void* p, size_t size) noexcept { strata::DeallocateSized(p, size); }
+STRATA_ENTRY void free_aligned_sized(void* p, size_t alignment, size_t size) noexcept {
   strata::DeallocateAlignedSized(p, size, alignment);
 }
-void cfree(void* p) noexcept { strata::Deallocate(p); }
+STRATA_ENTRY void cfree(void* p) noexcept { strata::Deallocate(p); }
 
 // glibc-internal names some programs and libraries call directly.
 STRATA_ENTRY void* __libc_malloc(size_t size) noexcept { return malloc(size); }
-void __libc_free(void* p) noexcept { free(p); }
+STRATA_ENTRY void __libc_free(void* p) noexcept { free(p); }
 STRATA_ENTRY void* __libc_calloc(size_t count, size_t size) noexcept { return calloc(count, size); }
 STRATA_ENTRY void* __libc_realloc(void* p, size_t size) noexcept { return realloc(p, size); }
 STRATA_ENTRY void* __libc_memalign(size_t alignment, size_t size) noexcept { return memalign(alignment, size); }
@@ -174,7 +174,7 @@ STRATA_ENTRY int __posix_memalign(void** out, size_t alignment, size_t size) noe
 
 // ---- glibc's malloc introspection, answered with strata's numbers --------
 
-int malloc_trim(size_t /*pad*/) noexcept { return strata::ReleaseMemory() > 0 ? 1 : 0; }
+STRATA_ENTRY int malloc_trim(size_t /*pad*/) noexcept { return strata::ReleaseMemory() > 0 ? 1 : 0; }
 
 // Statistics to stderr, in the stats_format option's format.
 void malloc_stats(void) noexcept { strata::internal::WriteStatsInConfiguredFormat(2); }
@@ -235,31 +235,31 @@ STRATA_ENTRY void* operator new[](size_t size, std::align_val_t align, const std
   return NewAlignedNothrow(size, align);
 }
 
-void operator delete(void* p) noexcept { strata::internal::FreeFast(p); }
-void operator delete[](void* p) noexcept { strata::internal::FreeFast(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
-void operator delete(void* p, size_t size) noexcept {
+STRATA_ENTRY void operator delete(void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_ENTRY void operator delete[](void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_ENTRY void operator delete(void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
+STRATA_ENTRY void operator delete[](void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
+STRATA_ENTRY void operator delete(void* p, size_t size) noexcept {
   strata::internal::FreeFast(p, size, "free_sized");
 }
-void operator delete[](void* p, size_t size) noexcept {
+STRATA_ENTRY void operator delete[](void* p, size_t size) noexcept {
   strata::internal::FreeFast(p, size, "free_sized");
 }
-void operator delete(void* p, std::align_val_t align) noexcept {
+STRATA_ENTRY void operator delete(void* p, std::align_val_t align) noexcept {
   strata::DeallocateAligned(p, static_cast<size_t>(align));
 }
-void operator delete[](void* p, std::align_val_t align) noexcept {
+STRATA_ENTRY void operator delete[](void* p, std::align_val_t align) noexcept {
   strata::DeallocateAligned(p, static_cast<size_t>(align));
 }
-void operator delete(void* p, size_t size, std::align_val_t align) noexcept {
+STRATA_ENTRY void operator delete(void* p, size_t size, std::align_val_t align) noexcept {
   strata::DeallocateAlignedSized(p, size, static_cast<size_t>(align));
 }
-void operator delete[](void* p, size_t size, std::align_val_t align) noexcept {
+STRATA_ENTRY void operator delete[](void* p, size_t size, std::align_val_t align) noexcept {
   strata::DeallocateAlignedSized(p, size, static_cast<size_t>(align));
 }
-void operator delete(void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
+STRATA_ENTRY void operator delete(void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
   strata::DeallocateAligned(p, static_cast<size_t>(align));
 }
-void operator delete[](void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
+STRATA_ENTRY void operator delete[](void* p, std::align_val_t align, const std::nothrow_t&) noexcept {
   strata::DeallocateAligned(p, static_cast<size_t>(align));
 }

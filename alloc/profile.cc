@@ -20,6 +20,7 @@
 
 #include <cstring>
 
+#include "alloc/cancel.h"
 #include "alloc/config.h"
 #include "alloc/fd_writer.h"
 #include "alloc/heap_profile.h"
@@ -33,6 +34,10 @@ using internal::FdWriter;
 using internal::ProfileRow;
 using internal::ProfileTotals;
 using internal::ProfileView;
+using internal::WriteKind;
+
+// OnCancel's cleanup for a descriptor strata opened (arg: the int).
+void CloseOnCancel(void* arg) { syscall(SYS_close, *static_cast<int*>(arg)); }
 
 void WriteHead(const ProfileTotals& t, void* arg) {
   auto* w = static_cast<FdWriter*>(arg);
@@ -49,33 +54,39 @@ void WriteRow(const ProfileRow& r, void* arg) {
 }
 
 // Copies /proc/self/maps to fd, a page at a time (no allocation). False
-// when it could not be read or written.
-bool CopyMaps(int fd) {
-  const int in = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+// when it could not be read or written. A cancellable write (kind) may be
+// where the thread is cancelled: the maps' descriptor is closed then too.
+bool CopyMaps(int fd, WriteKind kind) {
+  int in = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
   if (in < 0) return false;
   char buf[4096];
   bool ok = true;
-  for (;;) {
-    const ssize_t n = syscall(SYS_read, in, buf, sizeof(buf));
-    if (n < 0) ok = false;
-    if (n <= 0) break;
-    if (!internal::os::WriteAll(fd, buf, static_cast<size_t>(n))) {
-      ok = false;
-      break;
+  internal::OnCancel(&CloseOnCancel, &in, [&] {
+    for (;;) {
+      const ssize_t n = syscall(SYS_read, in, buf, sizeof(buf));
+      if (n < 0) ok = false;
+      if (n <= 0) break;
+      const auto len = static_cast<size_t>(n);
+      if (!(kind == WriteKind::kCancellable ? internal::os::WriteAllCancellable(fd, buf, len)
+                                            : internal::os::WriteAll(fd, buf, len))) {
+        ok = false;
+        break;
+      }
     }
-  }
+  });
   syscall(SYS_close, in);
   return ok;
 }
 
 // The whole profile: the view's rows, then the maps. False when a write
-// failed or (try_only) the profile stayed busy.
-bool WriteAllOf(int fd, ProfileView view, bool try_only) {
-  FdWriter w(fd);
+// failed or (try_only) the profile stayed busy. No lock is held while it
+// writes (VisitProfile).
+bool WriteAllOf(int fd, ProfileView view, bool try_only, WriteKind kind) {
+  FdWriter w(fd, kind);
   if (!internal::VisitProfile(view, {&WriteHead, &WriteRow, &w}, try_only)) return false;
   w.Str("\nMAPPED_LIBRARIES:\n");
   if (!w.FlushOk()) return false;
-  return CopyMaps(fd);
+  return CopyMaps(fd, kind);
 }
 
 bool ParseView(const char* name, HeapProfileView* out) {
@@ -96,20 +107,22 @@ bool ParseView(const char* name, HeapProfileView* out) {
 
 namespace internal {
 bool WriteHeapProfileFromSignal(int fd) {
-  return WriteAllOf(fd, ProfileView::kLive, /*try_only=*/true);
+  // Not cancellable: the handler has a file of its own open.
+  return WriteAllOf(fd, ProfileView::kLive, /*try_only=*/true, WriteKind::kDiagnostic);
 }
 }  // namespace internal
 
 bool WriteHeapProfile(int fd, HeapProfileView view) noexcept {
-  return WriteAllOf(fd, static_cast<ProfileView>(view), /*try_only=*/false);
+  return WriteAllOf(fd, static_cast<ProfileView>(view), /*try_only=*/false, WriteKind::kCancellable);
 }
 
 bool WriteHeapProfileToFile(const char* path, HeapProfileView view) noexcept {
   if (path == nullptr) return false;
-  const int fd = static_cast<int>(
+  int fd = static_cast<int>(
       syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd < 0) return false;
-  const bool ok = WriteHeapProfile(fd, view);
+  bool ok = false;
+  internal::OnCancel(&CloseOnCancel, &fd, [&] { ok = WriteHeapProfile(fd, view); });
   return syscall(SYS_close, fd) == 0 && ok;
 }
 

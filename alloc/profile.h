@@ -19,8 +19,11 @@
 // Profiles are also written at exit to profile_file (the live view) and
 // profile_file.peak, and on the signal profile_signal to profile_file.<n>.
 //
-// Thread-safety: any thread, any time. Writing never allocates; it holds
-// the profile's lock for the walk, so samples taken meanwhile wait.
+// Thread-safety: any thread, any time. Writing never allocates; it copies
+// the view under the profile's lock and writes after releasing it, so
+// samples taken meanwhile never wait for a write (a full pipe, a slow
+// disk). The writes are write(2), a cancellation point, as the program's
+// own: a thread cancelled in one leaves no lock held and nothing mapped.
 #ifndef STRATA_ALLOC_PROFILE_H_
 #define STRATA_ALLOC_PROFILE_H_
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/base/thread_annotations.h"
 #include "alloc/fd_writer.h"
 #include "alloc/options.h"
 #include "alloc/profile.h"
@@ -22,8 +23,8 @@ namespace {
 // while a signal is being handled may give it a torn name, which it opens
 // or fails to open like any other. g_seq: relaxed counter.
 constinit threading::SpinLock g_apply_lock;
-int g_installed = 0;  // the signal our handler is on, or 0
-struct sigaction g_previous;
+int g_installed ABSL_GUARDED_BY(g_apply_lock) = 0;  // the signal our handler is on, or 0
+struct sigaction g_previous ABSL_GUARDED_BY(g_apply_lock);
 char g_path[kMaxOptionString];
 std::atomic<uint64_t> g_seq{0};
 
@@ -72,30 +73,41 @@ void OnProfileSignal(int) {
   errno = saved_errno;
 }
 
-}  // namespace
-
-void ApplyProfileSignal() {
-  threading::SpinLockHolder hold(&g_apply_lock);
+// Under g_apply_lock: installs the handler on the signal the option names
+// (if it changed). Returns the signal it could not handle, or 0.
+int ApplyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_apply_lock) {
   GetStringOption(Option::kProfileFile, g_path, sizeof(g_path));
   const int want = static_cast<int>(GetOption(Option::kProfileSignal));
-  if (want == g_installed) return;
+  if (want == g_installed) return 0;
   if (g_installed != 0) {
     sigaction(g_installed, &g_previous, nullptr);
     g_installed = 0;
   }
-  if (want == 0) return;
+  if (want == 0) return 0;
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = &OnProfileSignal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(want, &sa, &g_previous) != 0) {
-    FdWriter w(2);
-    w.Str("strata: profile_signal=").Uint(static_cast<uint64_t>(want))
-        .Str(": cannot handle that signal; no handler installed\n");
-    return;
-  }
+  if (sigaction(want, &sa, &g_previous) != 0) return want;
   g_installed = want;
+  return 0;
+}
+
+}  // namespace
+
+void ApplyProfileSignal() {
+  int refused;
+  {
+    threading::SpinLockHolder hold(&g_apply_lock);
+    refused = ApplyLocked();
+  }
+  // Written with the lock released (a blocked stderr must not hold it).
+  if (refused != 0) {
+    FdWriter w(2);
+    w.Str("strata: profile_signal=").Uint(static_cast<uint64_t>(refused))
+        .Str(": cannot handle that signal; no handler installed\n");
+  }
 }
 
 void WriteProfilesAtExit() {

@@ -42,7 +42,60 @@ _Unwind_Reason_Code OnFrame(struct _Unwind_Context* ctx, void* arg) {
   return w->n == w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
+// Looks for a frame interrupted by a signal (libgcc marks the frame it
+// restores from the kernel's signal frame: ip_before_insn, its pc is the
+// interrupted instruction itself), then for an entry point's frame from
+// there outward.
+struct SignalWalk {
+  bool past_signal;
+  bool found;
+};
+
+_Unwind_Reason_Code OnFrameForSignal(struct _Unwind_Context* ctx, void* arg) {
+  auto* w = static_cast<SignalWalk*>(arg);
+  int before_insn = 0;
+  const auto pc = static_cast<uintptr_t>(_Unwind_GetIPInfo(ctx, &before_insn));
+  if (pc == 0) return _URC_END_OF_STACK;
+  if (before_insn != 0) w->past_signal = true;
+  // InEntrySection looks at pc - 1 (a return address); an interrupted
+  // instruction is at pc itself.
+  if (w->past_signal && InEntrySection(before_insn != 0 ? pc + 1 : pc)) {
+    w->found = true;
+    return _URC_END_OF_STACK;
+  }
+  return _URC_NO_REASON;
+}
+
+struct WithinWalk {
+  uintptr_t frame;
+  bool found;
+};
+
+_Unwind_Reason_Code OnFrameWithin(struct _Unwind_Context* ctx, void* arg) {
+  auto* w = static_cast<WithinWalk*>(arg);
+  int before_insn = 0;
+  if (_Unwind_GetIPInfo(ctx, &before_insn) == 0) return _URC_END_OF_STACK;
+  if (before_insn != 0) {
+    w->found = true;
+    return _URC_END_OF_STACK;
+  }
+  // Past the outer call's frame (its CFA lies above its frame address).
+  return _Unwind_GetCFA(ctx) > w->frame ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
 }  // namespace
+
+bool SignalFrameWithin(uintptr_t frame) {
+  WithinWalk w{frame, false};
+  _Unwind_Backtrace(&OnFrameWithin, &w);
+  return w.found;
+}
+
+bool InSignalHandlerThatInterruptedStrata() {
+  SignalWalk w{false, false};
+  _Unwind_Backtrace(&OnFrameForSignal, &w);
+  return w.found;
+}
 
 STRATA_ENTRY size_t CaptureStack(uintptr_t* pcs, size_t max) {
   if (max == 0) return 0;

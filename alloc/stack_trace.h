@@ -18,6 +18,19 @@ inline constexpr size_t kMaxStackFrames = 48;
 // are left out. Returns how many were written (at most max).
 size_t CaptureStack(uintptr_t* pcs, size_t max);
 
+// True when the calling thread runs a signal handler that interrupted one
+// of strata's entry points (or a slow path below one): below the kernel's
+// signal frame, the interrupted frames include one in section
+// strata_entry. Slow (it unwinds the whole stack): for the rare moment
+// strata is about to report an error. Never allocates.
+bool InSignalHandlerThatInterruptedStrata();
+
+// True when, walking from the caller outward, a frame interrupted by a
+// signal comes before the walk passes `frame` (a frame address of an outer
+// call, __builtin_frame_address): that call was interrupted by the signal
+// whose handler runs now. Slow, never allocates.
+bool SignalFrameWithin(uintptr_t frame);
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_STACK_TRACE_H_

@@ -163,6 +163,9 @@ enum class StatsFormat { kTable, kJson, kJsonArenas, kPrometheus };
 // Writes *stats (or a fresh snapshot when null) to fd, with every option's
 // value and origin. kJsonArenas is kJson that also lists every arena's pools
 // (class, use, purge state): the input of tools/stats_viewer. Never allocates.
+// Holds no lock while it writes (each heap's arenas are copied under its
+// lock first), so a write blocked on a full pipe stalls no other thread;
+// its writes are write(2), cancellation points like the program's own.
 void WriteStats(int fd, StatsFormat format, const Stats* stats = nullptr);
 
 // The human table (WriteStats with kTable).
@@ -178,7 +181,8 @@ inline constexpr uint64_t Stats::*kStatsCounterFields[] = {
 };
 static_assert(std::size(kStatsCounterFields) == kNumHeapCounters);
 
-// Writes statistics in the format the stats_format option names.
+// Writes statistics in the format the stats_format option names (malloc_stats
+// and the report at exit: not cancellation points).
 void WriteStatsInConfiguredFormat(int fd);
 // The stats_on_exit option's work (called by a destructor in strata.cc).
 void WriteStatsOnExit();

@@ -4,7 +4,9 @@
 // thread caches' counters from heap_counters.h, the format names from the
 // stats_format option (STRATA_STATS_FORMAT_NAMES).
 // All of it writes through FdWriter into a stack buffer: nothing here
-// allocates.
+// allocates, and no lock is held while it writes (what is read under a
+// heap's lock is copied first). The API's writes are cancellation points
+// (cancel.h); the report at exit and the sampler's are not.
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,11 +14,13 @@
 #include <cstring>
 
 #include "alloc/arena.h"
+#include "alloc/cancel.h"
 #include "alloc/fd_writer.h"
 #include "alloc/heap.h"
 #include "alloc/heap_counters.h"
 #include "alloc/options.h"
 #include "alloc/retention_rows.h"
+#include "alloc/scratch.h"
 #include "alloc/stats.h"
 
 namespace strata {
@@ -28,6 +32,7 @@ using internal::Heap;
 using internal::kClasses;
 using internal::PoolDesc;
 using internal::PoolState;
+using internal::WriteKind;
 
 namespace {
 
@@ -91,8 +96,8 @@ void WriteOptionsJson(FdWriter& w) {
 
 void Kib(FdWriter& w, uint64_t bytes, int width) { w.Uint(bytes >> 10, width).Str(" KiB"); }
 
-void WriteTable(int fd, const Stats& s) {
-  FdWriter w(fd);
+void WriteTable(int fd, const Stats& s, WriteKind kind) {
+  FdWriter w(fd, kind);
   w.Str("class  size  pools/run   in use     free   full partial  empty   bytes in use");
   if (s.detailed) w.Str("     allocs   requested");
   w.Char('\n');
@@ -212,31 +217,86 @@ void CounterFields(FdWriter& w, const Stats& s, CounterSection section) {
   }
 }
 
+// One pool of the arena map as read under its heap's lock: 'f' a free
+// resident pool, 'p' a purged one, 't' a run's tail, 'h' a run's head.
+struct PoolCell {
+  uint32_t used, capacity;
+  uint8_t kind, size_class, run_pools;
+};
+struct ArenaCells {
+  uintptr_t base;
+  PoolCell pools[internal::kUsablePools];
+};
+
+void CopyArena(const ArenaHeader* a, ArenaCells* out) {
+  out->base = reinterpret_cast<uintptr_t>(a);
+  for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
+    const PoolDesc& d = *a->pool(i);
+    PoolCell& c = out->pools[i - internal::kFirstUsablePool];
+    c = PoolCell{0, 0, 'h', 0, 0};
+    if (d.state == PoolState::kFree) {
+      c.kind = (a->dirty_mask >> i) & 1 ? 'f' : 'p';
+    } else if (d.state == PoolState::kTail) {
+      c.kind = 't';
+    } else {
+      uint64_t used = d.Used();
+      if (used > d.capacity) used = d.capacity;
+      c.used = static_cast<uint32_t>(used);
+      c.capacity = d.capacity;
+      c.size_class = static_cast<uint8_t>(d.size_class);
+      c.run_pools = static_cast<uint8_t>(d.run_pools);
+    }
+  }
+}
+
+// Copies heap h's arenas into `cells` under its lock (growing it until they
+// fit) and returns how many; 0 when no memory could be mapped for them
+// (the map then lacks this heap's arenas).
+size_t CopyArenas(Heap* h, internal::Scratch* cells) {
+  size_t want = 0;
+  h->arenas().ForEachArenaHoldingLock([&](ArenaHeader*) { ++want; });
+  for (;;) {
+    if (!cells->Reserve(want * sizeof(ArenaCells))) return 0;
+    const size_t room = cells->bytes() / sizeof(ArenaCells);
+    size_t seen = 0;
+    h->arenas().ForEachArenaHoldingLock([&](ArenaHeader* a) {
+      if (seen < room) CopyArena(a, &cells->As<ArenaCells>()[seen]);
+      ++seen;
+    });
+    if (seen <= room) return seen;
+    want = seen;  // the heap took arenas between the two looks
+  }
+}
+
+// The arena map. Each heap's arenas are copied under its lock and written
+// after it is released: the metadata lock is the heap owner's (its refills
+// take it), and a write may block on a full pipe or be cancelled.
 void WriteArenaMapJson(FdWriter& w) {
   w.Str(",\"arenas\":[");
   bool first = true;
+  internal::Scratch cells;
   for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->entry().all_next()) {
     const bool orphaned = h->entry().state() == internal::HeapEntry::State::kOrphan;
-    h->arenas().ForEachArenaHoldingLock([&](ArenaHeader* a) {
-      if (!first) w.Char(',');
-      first = false;
-      w.Str("{\"base\":\"").Hex(reinterpret_cast<uintptr_t>(a)).Str("\",\"heap\":").Uint(h->entry().id())
-          .Str(",\"state\":\"").Str(orphaned ? "orphaned" : "owned").Str("\",\"pools\":[");
-      for (size_t i = internal::kFirstUsablePool; i < internal::kPoolsPerArena; ++i) {
-        const PoolDesc& d = *a->pool(i);
-        if (i > internal::kFirstUsablePool) w.Char(',');
-        if (d.state == PoolState::kFree) {
-          w.Str((a->dirty_mask >> i) & 1 ? "\"f\"" : "\"p\"");
-        } else if (d.state == PoolState::kTail) {
-          w.Str("\"t\"");
-        } else {
-          uint64_t used = d.Used();
-          if (used > d.capacity) used = d.capacity;
-          w.Char('[').Uint(d.size_class).Char(',').Uint(kClasses[d.size_class].size).Char(',')
-              .Uint(used).Char(',').Uint(d.capacity).Char(',').Uint(d.run_pools).Char(']');
+    const size_t n = CopyArenas(h, &cells);
+    internal::OnCancel(&internal::Scratch::ReleaseOnCancel, &cells, [&] {
+      for (size_t k = 0; k < n; ++k) {
+        const ArenaCells& a = cells.As<ArenaCells>()[k];
+        if (!first) w.Char(',');
+        first = false;
+        w.Str("{\"base\":\"").Hex(a.base).Str("\",\"heap\":").Uint(h->entry().id())
+            .Str(",\"state\":\"").Str(orphaned ? "orphaned" : "owned").Str("\",\"pools\":[");
+        for (size_t i = 0; i < internal::kUsablePools; ++i) {
+          const PoolCell& c = a.pools[i];
+          if (i > 0) w.Char(',');
+          if (c.kind == 'f' || c.kind == 'p' || c.kind == 't') {
+            w.Char('"').Char(static_cast<char>(c.kind)).Char('"');
+          } else {
+            w.Char('[').Uint(c.size_class).Char(',').Uint(kClasses[c.size_class].size).Char(',')
+                .Uint(c.used).Char(',').Uint(c.capacity).Char(',').Uint(c.run_pools).Char(']');
+          }
         }
+        w.Str("]}");
       }
-      w.Str("]}");
     });
   }
   for (internal::ArenaRecord* rec = internal::AllArenaRecords(); rec != nullptr; rec = rec->all_next) {
@@ -252,8 +312,8 @@ void WriteArenaMapJson(FdWriter& w) {
   w.Char(']');
 }
 
-void WriteJson(int fd, const Stats& s, bool arena_map) {
-  FdWriter w(fd);
+void WriteJson(int fd, const Stats& s, bool arena_map, WriteKind kind) {
+  FdWriter w(fd, kind);
   w.Str("{\"version\":1,\"pid\":").Uint(static_cast<uint64_t>(getpid()));
   Field(w, "live_bytes", s.live_bytes);
   Field(w, "small_bytes_in_use", s.small_bytes_in_use);
@@ -374,8 +434,8 @@ void Metric(FdWriter& w, const char* name, const char* type, const char* help, u
   w.Str("strata_").Str(name).Char(' ').Uint(v).Char('\n');
 }
 
-void WritePrometheus(int fd, const Stats& s) {
-  FdWriter w(fd);
+void WritePrometheus(int fd, const Stats& s, WriteKind kind) {
+  FdWriter w(fd, kind);
   Metric(w, "live_bytes", "gauge", "Bytes handed to the program and not freed.", s.live_bytes);
   Metric(w, "os_mapped_bytes", "gauge", "Bytes mapped from the OS.", s.os_mapped_bytes);
   Metric(w, "resident_bytes", "gauge", "Resident set size of the process.", s.resident_bytes);
@@ -476,9 +536,7 @@ static_assert(NthNameIs(STRATA_STATS_FORMAT_NAMES, static_cast<size_t>(StatsForm
 static_assert(!NthNameIs(STRATA_STATS_FORMAT_NAMES, static_cast<size_t>(StatsFormat::kPrometheus) + 1, ""),
               "a format name without a StatsFormat");
 
-}  // namespace
-
-void WriteStats(int fd, StatsFormat format, const Stats* stats) {
+void WriteStatsAs(int fd, StatsFormat format, const Stats* stats, WriteKind kind) {
   Stats local;  // about 9 KiB of stack; no lock, no static state
   if (stats == nullptr) {
     GetStats(&local);
@@ -486,18 +544,24 @@ void WriteStats(int fd, StatsFormat format, const Stats* stats) {
   }
   switch (format) {
     case StatsFormat::kTable:
-      WriteTable(fd, *stats);
+      WriteTable(fd, *stats, kind);
       break;
     case StatsFormat::kJson:
-      WriteJson(fd, *stats, /*arena_map=*/false);
+      WriteJson(fd, *stats, /*arena_map=*/false, kind);
       break;
     case StatsFormat::kJsonArenas:
-      WriteJson(fd, *stats, /*arena_map=*/true);
+      WriteJson(fd, *stats, /*arena_map=*/true, kind);
       break;
     case StatsFormat::kPrometheus:
-      WritePrometheus(fd, *stats);
+      WritePrometheus(fd, *stats, kind);
       break;
   }
+}
+
+}  // namespace
+
+void WriteStats(int fd, StatsFormat format, const Stats* stats) {
+  WriteStatsAs(fd, format, stats, WriteKind::kCancellable);
 }
 
 void WriteStatsTable(int fd, const Stats* stats) { WriteStats(fd, StatsFormat::kTable, stats); }
@@ -506,7 +570,8 @@ namespace internal {
 
 void WriteStatsInConfiguredFormat(int fd) {
   // The option's values index STRATA_STATS_FORMAT_NAMES, as StatsFormat does.
-  WriteStats(fd, static_cast<StatsFormat>(GetOption(Option::kStatsFormat)));
+  WriteStatsAs(fd, static_cast<StatsFormat>(GetOption(Option::kStatsFormat)), nullptr,
+               WriteKind::kDiagnostic);
 }
 
 void WriteSample(uint64_t start_ms, uint64_t now_ms) {

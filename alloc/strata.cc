@@ -148,13 +148,13 @@ STRATA_ENTRY void* AllocateAligned(size_t alignment, size_t size) noexcept {
   return internal::MaybeSampleLarge(AllocateLargeOrFail(size, alignment), size, alignment, /*zero=*/false);
 }
 
-void Deallocate(void* p) noexcept { internal::FreeFast(p); }
+STRATA_ENTRY void Deallocate(void* p) noexcept { internal::FreeFast(p); }
 
-void DeallocateSized(void* p, size_t size) noexcept {
+STRATA_ENTRY void DeallocateSized(void* p, size_t size) noexcept {
   internal::FreeFast(p, size, "free_sized");
 }
 
-void DeallocateAligned(void* p, size_t alignment) noexcept {
+STRATA_ENTRY void DeallocateAligned(void* p, size_t alignment) noexcept {
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportMisuse(p, internal::Misuse::kMisaligned, "free_aligned");
     return;
@@ -162,7 +162,7 @@ void DeallocateAligned(void* p, size_t alignment) noexcept {
   internal::FreeFast(p, SIZE_MAX, "free_aligned");
 }
 
-void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
+STRATA_ENTRY void DeallocateAlignedSized(void* p, size_t size, size_t alignment) noexcept {
   if (p == nullptr) return;  // as free(NULL), whatever the size and alignment
   if (ABSL_PREDICT_FALSE(alignment == 0 || (alignment & (alignment - 1)) != 0)) {
     internal::ReportMisuse(p, internal::Misuse::kBadAlignment, "free_aligned_sized");
@@ -209,13 +209,13 @@ STRATA_ENTRY void* Reallocate(void* p, size_t size) noexcept {
   return q;
 }
 
-size_t UsableSize(const void* p) noexcept {
+STRATA_ENTRY size_t UsableSize(const void* p) noexcept {
   if (p == nullptr) return 0;
   const Resolved r = Resolve(p, "usable_size");
   return r.ok() ? UsableResolved(r) : 0;
 }
 
-size_t ReleaseMemory() noexcept {
+STRATA_ENTRY size_t ReleaseMemory() noexcept {
   if (Heap* self = internal::ThreadHeap()) {
     // What we hold for others is handed over (to dead threads' heaps too,
     // which are absorbed next); dead threads' memory becomes ours, and the

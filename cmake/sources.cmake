@@ -29,6 +29,7 @@ set(STRATA_CORE_SOURCES
   alloc/page_map.cc
   alloc/profile.cc
   alloc/profile_triggers.cc
+  alloc/reentry.cc
   alloc/release.cc
   alloc/release_budget.cc
   alloc/run.cc
@@ -81,11 +82,13 @@ set(STRATA_TESTS
   tests/alloc/options_test.cc
   tests/alloc/os_test.cc
   tests/alloc/page_map_test.cc
+  tests/alloc/reentry_test.cc
   tests/alloc/release_test.cc
   tests/alloc/run_test.cc
   tests/alloc/size_class_test.cc
   tests/alloc/stats_test.cc
   tests/alloc/strata_test.cc
+  tests/profile/cancel_test.cc
   tests/profile/profile_test.cc
   tests/threading/backoff_test.cc
   tests/threading/intrusive_list_test.cc
@@ -103,5 +106,6 @@ set(STRATA_CHECKED_TESTS
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/misuse_test.cc
+  tests/alloc/reentry_test.cc
   tests/alloc/run_test.cc
 )

@@ -10,8 +10,8 @@ namespace {
 
 TEST(InitTest, EveryStepRanOnceInOrderWithoutTheDropIn) {
   const InitRecord r = GetInitRecord();
-  const InitStep expected[] = {InitStep::kOptions, InitStep::kReleaseEngine, InitStep::kSampler,
-                               InitStep::kProfileSignal, InitStep::kForkHandlers};
+  const InitStep expected[] = {InitStep::kOptions, InitStep::kReentryReport, InitStep::kReleaseEngine,
+                               InitStep::kSampler, InitStep::kProfileSignal, InitStep::kForkHandlers};
   ASSERT_EQ(r.taken, sizeof(expected) / sizeof(expected[0]));
   for (size_t i = 0; i < r.taken; ++i) {
     EXPECT_EQ(static_cast<int>(r.steps[i]), static_cast<int>(expected[i])) << "step " << i;

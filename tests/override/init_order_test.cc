@@ -57,8 +57,9 @@ TEST(InitOrderTest, AMallocBeforeStrataConstructorIsServed) {
 TEST(InitOrderTest, EveryStepRanOnceInOrderWithTheDropIn) {
   using strata::internal::InitStep;
   const strata::internal::InitRecord r = strata::internal::GetInitRecord();
-  const InitStep expected[] = {InitStep::kOptions, InitStep::kDropIn, InitStep::kReleaseEngine,
-                               InitStep::kSampler, InitStep::kProfileSignal, InitStep::kForkHandlers};
+  const InitStep expected[] = {InitStep::kOptions,       InitStep::kReentryReport, InitStep::kDropIn,
+                               InitStep::kReleaseEngine, InitStep::kSampler,       InitStep::kProfileSignal,
+                               InitStep::kForkHandlers};
   ASSERT_EQ(r.taken, sizeof(expected) / sizeof(expected[0]));
   for (size_t i = 0; i < r.taken; ++i) {
     EXPECT_EQ(static_cast<int>(r.steps[i]), static_cast<int>(expected[i])) << "step " << i;

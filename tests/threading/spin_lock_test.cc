@@ -1,5 +1,7 @@
 #include "threading/spin_lock.h"
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -37,6 +39,45 @@ TEST(SpinLockTest, TryLockFailsWhileHeld) {
   } else {
     ADD_FAILURE() << "TryLock failed on a free lock";
   }
+}
+
+// A thread taking a lock it holds (a signal handler coming back for it)
+// calls the self-deadlock handler instead of spinning; another thread
+// waiting for the lock does not.
+std::atomic<int> g_self_deadlocks{0};
+SpinLock* g_held = nullptr;
+void CountAndRelease() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_self_deadlocks.fetch_add(1);
+  g_held->Unlock();  // lets the Lock() that called us take it
+}
+
+void LockTwice(SpinLock& lock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  lock.Lock();
+  lock.Lock();
+}
+
+// Another thread waits for the lock this thread holds, then gets it.
+void OtherThreadWaits(SpinLock& lock) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  lock.Lock();
+  std::thread other([&lock] { SpinLockHolder inner(&lock); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  lock.Unlock();
+  other.join();
+}
+
+// LockTwice's second Lock() holds it again (the handler let it go).
+void Release(SpinLock& lock) ABSL_NO_THREAD_SAFETY_ANALYSIS { lock.Unlock(); }
+
+TEST(SpinLockTest, TakingALockItsThreadHoldsCallsTheSelfDeadlockHandler) {
+  SpinLock lock;
+  g_held = &lock;
+  SpinLock::SetSelfDeadlockHandler(&CountAndRelease);
+  LockTwice(lock);
+  EXPECT_EQ(g_self_deadlocks.load(), 1);
+  Release(lock);
+  OtherThreadWaits(lock);
+  EXPECT_EQ(g_self_deadlocks.load(), 1);
+  SpinLock::SetSelfDeadlockHandler(nullptr);
 }
 
 }  // namespace
