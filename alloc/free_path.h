@@ -47,7 +47,6 @@
 #include "alloc/large.h"
 #include "alloc/misuse.h"
 #include "alloc/page_map.h"
-#include "alloc/reentry.h"
 #include "alloc/size_class.h"
 #include "threading/owner_lock.h"
 
@@ -124,20 +123,22 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZ
   FreeInClass(self, cls, p, max_size, op);
 }
 
-// p's pool is not in the first level of self's pool cache: its second
-// level may know it; else the arena cache, or else the page map, says
-// whether p lies in an arena of self's at all (another heap's block is a
-// remote free); then p's pool descriptor gives its class (0: a free pool,
-// the header's pools), which the cache remembers.
+// p's pool is not in the first level of self's pool cache: the arena
+// cache, or else the page map, says whether p lies in an arena of self's
+// at all (another heap's block is a remote free); then the pool cache's
+// second level, or else p's pool descriptor, gives its class (0: a free
+// pool, the header's pools), which the cache remembers.
 // (p comes first, in the register it arrived in: the fast path moves
 // nothing before its tail calls.)
 ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max_size,
                                                  const char* op) noexcept {
   size_t cls;
-  // The pool cache's second level: as a first-level hit (arena_cache.h).
-  if (self->arena_cache().PoolClassSlow(p, &cls)) return FreeInClass(self, cls, p, max_size, op);
   ArenaHeader* arena = ArenaOf(p);
-  if (!self->arena_cache().Holds(p)) {
+  if (self->arena_cache().Holds(p)) {
+    // The pool cache's second level (it knows pools of arenas we own only,
+    // so a remote free does not look): as a first-level hit (arena_cache.h).
+    if (self->arena_cache().PoolClassSlow(p, &cls)) return FreeInClass(self, cls, p, max_size, op);
+  } else {
     // Null, foreign memory and large blocks are not in an arena.
     if (ABSL_PREDICT_FALSE(!GetPageMap().InArena(p))) return FreeSlow(p, op, max_size);
     // Acquire pairs with the release store of owner when the arena changed
@@ -245,7 +246,10 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUncommon(Heap* self, Heap* owner, 
 // come first, in the same registers, so the call moves none of them.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_size, const char* op,
                                                Heap* owner, ArenaHeader* arena) noexcept {
-  const SlowPathGuard guard;  // the batches are this thread's: see reentry.h
+  // (No SlowPathGuard, as on the fast paths: the remote free's push is the
+  // producer side's fast path, and a guard's destructor costs its tail calls,
+  // 13 instructions of ~60 on xmalloc-test; a handler's remote free that
+  // interrupts one is not detected: README, "Signal handlers".)
   const uintptr_t desc_offset = DescOffset(p);
   if (ABSL_PREDICT_FALSE(desc_offset == 0 || owner == nullptr)) return FreeSlow(p, op, max_size);
   PoolDesc* d = reinterpret_cast<PoolDesc*>(arena->Base() + desc_offset)->Head();
