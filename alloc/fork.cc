@@ -32,7 +32,7 @@ void Unlock(bool in_child) {
   UnlockMetaForFork();
   UnlockProfileForFork();
   UnlockArenaSourceForFork();
-  UnlockAllHeapsForFork();
+  UnlockAllHeapsForFork(in_child);
   UnlockReleaseForFork(in_child);
 }
 

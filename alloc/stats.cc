@@ -190,6 +190,7 @@ void GetStats(Stats* out) {
   r.in_remote_transit = transit < out->small_bytes_in_use ? transit : out->small_bytes_in_use;
   r.in_use = out->small_bytes_in_use - r.in_remote_transit;
 
+  out->heaps_recovered = internal::HeapsRecovered();
   const internal::ArenaSourceStats src = internal::GetArenaSourceStats();
   out->arenas_mapped = src.arenas_mapped;
   out->arenas_mapped_peak = src.arenas_mapped_peak;

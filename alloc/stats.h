@@ -114,6 +114,8 @@ struct Stats {
   uint64_t heaps;                // created
   uint64_t heaps_active;         // serving a thread
   uint64_t heaps_orphaned;       // of exited threads, still owning arenas
+  uint64_t heaps_recovered;      // of threads that exited without strata's exit hook
+                                 // (a key destructor's pthread_exit), recovered so far
 
   // The thread caches' counters, summed over every heap: one field per row
   // of STRATA_HEAP_COUNTER_LIST (alloc/heap_counter_list.h), named as the row
