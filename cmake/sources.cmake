@@ -86,6 +86,7 @@ set(STRATA_TESTS
   tests/alloc/size_class_test.cc
   tests/alloc/stats_test.cc
   tests/alloc/strata_test.cc
+  tests/alloc/thread_exit_recovery_test.cc
   tests/profile/profile_test.cc
   tests/threading/backoff_test.cc
   tests/threading/intrusive_list_test.cc
@@ -104,4 +105,5 @@ set(STRATA_CHECKED_TESTS
   tests/alloc/heap_test.cc
   tests/alloc/misuse_test.cc
   tests/alloc/run_test.cc
+  tests/alloc/thread_exit_recovery_test.cc
 )
