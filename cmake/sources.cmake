@@ -20,6 +20,7 @@ set(STRATA_CORE_SOURCES
   alloc/init.cc
   alloc/large.cc
   alloc/limit.cc
+  alloc/mapping_moves.cc
   alloc/meta_alloc.cc
   alloc/misuse.cc
   alloc/options.cc
@@ -78,6 +79,7 @@ set(STRATA_TESTS
   tests/alloc/init_test.cc
   tests/alloc/limit_rss_test.cc
   tests/alloc/limit_test.cc
+  tests/alloc/mapping_moves_test.cc
   tests/alloc/options_test.cc
   tests/alloc/os_test.cc
   tests/alloc/page_map_test.cc
