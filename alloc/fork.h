@@ -1,5 +1,5 @@
-// Fork safety. Every lock strata has (the release engine's pass lock, the
-// recovery scan's lock, each heap's metadata lock, the arena reservation lock, the metadata allocator's
+// Fork safety. Every lock strata has (the stats reader's lock, the release
+// engine's pass lock, the recovery scan's lock, each heap's metadata lock, the arena reservation lock, the metadata allocator's
 // lock and the options' text lock) is taken before fork(), in that order,
 // and released after it in both parent and child, so a child forked while
 // another thread was inside strata starts with consistent, unlocked

@@ -5,12 +5,13 @@
 // moves are made by the arena source, the heaps, the large blocks, the
 // metadata allocator and the page map, each inside a MoveSpan.
 //
-// What is a move: anything that changes which retention row's holder a
-// mapped byte belongs to across holders that the reader visits at different
-// moments, or that changes the bytes mapped: mapping or unmapping (the OS
-// counter and the holder's own counter change one after the other), an
-// arena leaving the empty stack or the reservation for a heap (or the other
-// way), an arena moving between heaps. What is not: blocks moving inside an
+// What is a move: a change of the bytes mapped together with the holder's
+// own count of them, which happen one after the other: a reservation mapped
+// and an arena carved from it (the OS count, the reservation left, a new
+// arena record), an empty arena unmapped, a large mapping made or unmapped,
+// a metadata chunk, a page-map leaf. What is not: an arena changing hands
+// (heap, empty stack, another heap: the reader walks arenas by their
+// records, each once, wherever it is; stats.cc), blocks moving inside an
 // arena (the reader sees each arena whole, under its heap's lock) and large
 // blocks moving between live and the cache (the reader splits the large
 // mapped bytes itself).

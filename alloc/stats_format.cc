@@ -438,7 +438,8 @@ void WritePrometheus(int fd, const Stats& s) {
         .Uint(s.batch_histogram[b]).Char('\n');
   }
   const RetentionStats& r = s.retention;
-  w.Str("# HELP strata_retained_bytes Mapped bytes by the reason they are held.\n");
+  w.Str("# HELP strata_retained_bytes Mapped bytes by the reason they are held; the reasons "
+        "sum to strata_os_mapped_bytes in every scrape.\n");
   w.Str("# TYPE strata_retained_bytes gauge\n");
   for (const RetentionRow& row : kRetentionRows) {
     w.Str("strata_retained_bytes{reason=\"").Str(row.key).Str("\"} ").Uint(RowBytes(r, row))
