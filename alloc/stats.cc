@@ -142,8 +142,23 @@ namespace {
 // absorbing an orphan's) is counted once, where it was when its record was
 // read. An owned arena is read under its owner's lock, after checking that
 // the owner still holds it (then none can take it from it meanwhile).
-void AddArenas(Stats* out, Deadlines* deadlines) {
+// Adds an arena that holds no block: in the empty stack, or between a
+// heap and the stack (see AddArenas).
+void AddEmptyArena(Stats* out, const ArenaRecord* rec, Deadlines* deadlines) {
   RetentionStats& r = out->retention;
+  ++out->arenas_empty;
+  r.arena_headers += internal::kFirstUsablePool * kPoolSize;
+  // Relaxed: records are read racily (ArenaRecord).
+  if (rec->purged.load(std::memory_order_relaxed)) {
+    ++out->arenas_empty_purged;
+    r.empty_arenas_purged += kUsableArenaBytes;
+  } else {
+    r.empty_arenas_resident += kUsableArenaBytes;
+    deadlines->Add(rec->empty_since.load(std::memory_order_relaxed));
+  }
+}
+
+void AddArenas(Stats* out, Deadlines* deadlines) {
   threading::Backoff backoff;
   for (ArenaRecord* rec = internal::AllArenaRecords(); rec != nullptr; rec = rec->all_next) {
     for (;;) {
@@ -151,33 +166,26 @@ void AddArenas(Stats* out, Deadlines* deadlines) {
       // owner is then read with acquire and checked under its lock.
       const ArenaState state = rec->state.load(std::memory_order_relaxed);
       if (state == ArenaState::kUnmapped) break;
-      if (state == ArenaState::kEmpty) {
-        ++out->arenas_empty;
-        r.arena_headers += internal::kFirstUsablePool * kPoolSize;
-        if (rec->purged.load(std::memory_order_relaxed)) {
-          ++out->arenas_empty_purged;
-          r.empty_arenas_purged += kUsableArenaBytes;
-        } else {
-          r.empty_arenas_resident += kUsableArenaBytes;
-          deadlines->Add(rec->empty_since.load(std::memory_order_relaxed));
-        }
-        break;
-      }
       ArenaHeader* a = rec->arena.load(std::memory_order_relaxed);
       // Acquire pairs with the release store of owner when a heap took the
       // arena: its reset header is visible.
-      Heap* owner = a->owner.load(std::memory_order_acquire);
-      if (owner != nullptr) {
-        threading::SpinLockHolder hold(&owner->arenas().lock());
-        // Relaxed: under the owner's lock, which every release of the
-        // arena holds.
-        if (a->owner.load(std::memory_order_relaxed) == owner &&
-            rec->state.load(std::memory_order_relaxed) == ArenaState::kOwned) {
-          AddArena(out, a, owner->entry().state() == HeapState::kOrphan, deadlines);
-          break;
-        }
+      Heap* owner = state == ArenaState::kOwned ? a->owner.load(std::memory_order_acquire) : nullptr;
+      if (owner == nullptr) {
+        // In the empty stack, or between a heap and it (a taker's reset
+        // before its owner store, a release after it): no block either
+        // way. (No wait for it: in a fork child it may stay so.)
+        AddEmptyArena(out, rec, deadlines);
+        break;
       }
-      // Between holders (its owner's release, or a taker's reset): again.
+      threading::SpinLockHolder hold(&owner->arenas().lock());
+      // Relaxed: under the owner's lock, which every release of the arena
+      // holds.
+      if (a->owner.load(std::memory_order_relaxed) == owner &&
+          rec->state.load(std::memory_order_relaxed) == ArenaState::kOwned) {
+        AddArena(out, a, owner->entry().state() == HeapState::kOrphan, deadlines);
+        break;
+      }
+      // It changed hands after we read its owner: look again.
       backoff.Pause();
     }
   }
