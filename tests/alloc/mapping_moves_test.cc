@@ -81,37 +81,40 @@ TEST(MappingMovesTest, ReadersNeverSeeAMoveHalfDoneAndAlwaysFinish) {
 }
 
 // A reader that makes movers wait (no optimistic try): it reads only after
-// the move in flight ended, and before the mover that came meanwhile.
+// the move in flight ended, and before the mover that came meanwhile. Each
+// move writes a flag inside its span: the reader must see the first's (its
+// last write) and not the second's (its first).
 TEST(MappingMovesTest, AWaitingReaderReadsBetweenMoves) {
-  std::atomic<bool> first_in{false}, end_first{false}, first_done{false}, second_done{false};
+  std::atomic<bool> first_in{false}, end_first{false};
+  std::atomic<bool> first_last{false}, second_first{false};
   std::atomic<bool> read_ran{false};
   std::thread first([&] {
-    {
-      MoveSpan move;
-      first_in.store(true, std::memory_order_release);
-      // Acquire pairs with the release store below. Bounded: the test
-      // thread sets it after at most a bounded wait of its own.
-      while (!end_first.load(std::memory_order_acquire)) sched_yield();
-    }
-    first_done.store(true, std::memory_order_release);
+    MoveSpan move;
+    first_in.store(true, std::memory_order_release);
+    // Acquire pairs with the release store below. Bounded: the test
+    // thread sets it after at most a bounded wait of its own.
+    while (!end_first.load(std::memory_order_acquire)) sched_yield();
+    // Relaxed: the span's end publishes it to the reader.
+    first_last.store(true, std::memory_order_relaxed);
   });
-  struct Seen {
-    std::atomic<bool>* first_done;
-    std::atomic<bool>* second_done;
-    bool first_was_done = false;
-    bool second_was_done = true;
-  } seen{&first_done, &second_done};
   // Bounded waits: each ends long before the test's timeout; a failed one
   // fails the test and lets the threads finish.
   for (int i = 0; i < 10000000 && !first_in.load(std::memory_order_acquire); ++i) sched_yield();
   EXPECT_TRUE(first_in.load(std::memory_order_acquire));
+  struct Seen {
+    std::atomic<bool>* first_last;
+    std::atomic<bool>* second_first;
+    bool first_was_over = false;
+    bool second_had_begun = true;
+  } seen{&first_last, &second_first};
   std::thread reader([&] {
     ReadWithoutMoves(
         [](void* arg) {
           auto* s = static_cast<Seen*>(arg);
-          // Acquire pairs with the movers' release stores after their moves.
-          s->first_was_done = s->first_done->load(std::memory_order_acquire);
-          s->second_was_done = s->second_done->load(std::memory_order_acquire);
+          // Relaxed: ordered by the protocol (the ended count's release,
+          // the reader's closing RMW).
+          s->first_was_over = s->first_last->load(std::memory_order_relaxed);
+          s->second_had_begun = s->second_first->load(std::memory_order_relaxed);
         },
         &seen, /*optimistic_tries=*/0);
     read_ran.store(true, std::memory_order_release);
@@ -122,16 +125,16 @@ TEST(MappingMovesTest, AWaitingReaderReadsBetweenMoves) {
   EXPECT_TRUE(ReaderWaitingForTesting());
   EXPECT_FALSE(read_ran.load(std::memory_order_acquire));
   std::thread second([&] {
-    Holders h;
-    Move(&h);  // waits in Begin until the reader is done
-    second_done.store(true, std::memory_order_release);
+    MoveSpan move;  // waits in Begin until the reader is done
+    // Relaxed: written inside the span; a reader that saw it overlapped.
+    second_first.store(true, std::memory_order_relaxed);
   });
   end_first.store(true, std::memory_order_release);
   reader.join();
   first.join();
   second.join();
-  EXPECT_TRUE(seen.first_was_done);    // not while the first move was in flight
-  EXPECT_FALSE(seen.second_was_done);  // the second waited for the reader
+  EXPECT_TRUE(seen.first_was_over);     // not while the first move was in flight
+  EXPECT_FALSE(seen.second_had_begun);  // the second waited for the reader
 }
 
 // Nested spans count once, and a reader between two moves of one thread
