@@ -6,6 +6,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "alloc/limit.h"
+#include "alloc/mapping_moves.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -110,6 +111,8 @@ ArenaHeader* CarveFreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_reserve_lock) {
 
 // Gives an empty arena back to the OS. REQUIRES: r was popped from g_empty.
 void UnmapEmpty(ArenaRecord* r) {
+  // The OS count and the record's state change together for stats.
+  MoveSpan move;
   // Relaxed: the record is ours until pushed to g_spare (release).
   ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
   GetPageMap().Unregister(a, kArenaSize);
@@ -253,6 +256,10 @@ ArenaHeader* AcquireArena(Heap* owner) {
   if (!ChargeFootprint(kArenaSize)) return nullptr;
   ArenaHeader* arena;
   {
+    // A reservation mapped and an arena carved from it change the OS count,
+    // the reservation and the records together for stats. (Begun before
+    // the lock: a mover waiting in Begin holds none that others need.)
+    MoveSpan move;
     threading::SpinLockHolder hold(&g_reserve_lock);
     arena = CarveFreshLocked();
   }

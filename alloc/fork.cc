@@ -5,6 +5,7 @@
 #include "alloc/arena.h"
 #include "alloc/heap.h"
 #include "alloc/heap_profile.h"
+#include "alloc/mapping_moves.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/release.h"
@@ -13,12 +14,17 @@ namespace strata::internal {
 namespace {
 
 // Lock order (see fork.h): the order in which strata's paths nest them.
+// The stats reader's lock is taken before any other (GetStats takes heap
+// locks inside it).
 // The pass lock is taken before heap locks by the release engine; a heap
 // lock is never held while the reservation lock is taken (NewRun maps
 // memory first), and the reservation path nests the metadata lock. The heap
 // profile's lock is taken with no other strata lock held, and nests the
 // metadata lock (new buckets).
 void Prepare() {
+  // First: a stats reader holds it while it waits for moves to end, and a
+  // move may wait for the reservation or metadata lock (mapping_moves.h).
+  LockMovesForFork();
   LockReleaseForFork();
   LockAllHeapsForFork();
   LockArenaSourceForFork();
@@ -32,8 +38,9 @@ void Unlock(bool in_child) {
   UnlockMetaForFork();
   UnlockProfileForFork();
   UnlockArenaSourceForFork();
-  UnlockAllHeapsForFork();
+  UnlockAllHeapsForFork(in_child);
   UnlockReleaseForFork(in_child);
+  UnlockMovesForFork(in_child);
 }
 
 void Parent() { Unlock(/*in_child=*/false); }

@@ -4,6 +4,7 @@
 
 #include "alloc/arena.h"
 #include "alloc/limit.h"
+#include "alloc/mapping_moves.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
@@ -84,6 +85,8 @@ bool InsertInSlot(LargeHeader* h) {
 }
 
 void UnmapLarge(LargeHeader* h, size_t reserved) {
+  // The OS count and g_mapped_bytes change together for stats.
+  MoveSpan move;
   const size_t committed = h->committed;
   GetPageMap().Unregister(h, reserved);
   os::Unmap(h, reserved);
@@ -213,6 +216,9 @@ void* LargeAllocate(size_t size, size_t align, bool zero, bool for_sample) {
   }
   if (h == nullptr) {
     if (!ChargeFootprint(commit, for_sample)) return nullptr;
+    // The OS count and g_mapped_bytes change together for stats (after the
+    // charge, which may run the release engine's pass).
+    MoveSpan move;
     void* base = os::MapAligned(reserved, map_align);
     if (base == nullptr) {
       UnchargeFootprint(commit);

@@ -5,6 +5,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "alloc/config.h"
+#include "alloc/mapping_moves.h"
 #include "alloc/os.h"
 #include "threading/spin_lock.h"
 
@@ -24,6 +25,10 @@ std::atomic<size_t> g_mapped{0};
 
 void* MetaAllocate(size_t size) {
   size = (size + kCacheLine - 1) & ~(kCacheLine - 1);
+  // A new chunk changes the OS count and g_mapped together for stats.
+  // Begun before the lock: a mover waiting in Begin holds none that others
+  // need. (Every call pays it: metadata is made rarely.)
+  MoveSpan move;
   threading::SpinLockHolder hold(&g_lock);
   if (static_cast<size_t>(g_end - g_cursor) < size) {
     const size_t chunk = size > kMetaChunk ? (size + 4095) & ~size_t{4095} : kMetaChunk;

@@ -291,6 +291,20 @@ uint64_t ResidentBytes() {
   return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+uint32_t CurrentThreadTid() {
+  // gettid cannot fail, so errno is untouched.
+  return static_cast<uint32_t>(syscall(SYS_gettid));
+}
+
+bool ThreadExited(uint32_t tid) {
+  const int saved_errno = errno;
+  // Signal 0 sends nothing: only the existence (and permission) check runs.
+  const long rc = syscall(SYS_tgkill, syscall(SYS_getpid), static_cast<long>(tid), 0);
+  const bool exited = rc != 0 && errno == ESRCH;
+  errno = saved_errno;
+  return exited;
+}
+
 namespace {
 
 // write(2) or the raw syscall (see WriteAll and WriteAllCancellable).

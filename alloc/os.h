@@ -90,6 +90,17 @@ struct ThreadState {
 };
 bool ReadThreadState(ThreadState* out);
 
+// The calling thread's kernel thread id (gettid). Never fails; errno is
+// preserved.
+uint32_t CurrentThreadTid();
+
+// True only when no thread of this process has kernel thread id `tid` now:
+// the kernel says so (tgkill with signal 0 fails with ESRCH). A thread that
+// is still running, or whose exit has not finished, is never reported
+// exited; an id the kernel has since given to a new thread of this process
+// reads as running (the safe answer). Errno is preserved.
+bool ThreadExited(uint32_t tid);
+
 // Writes all of buf to file descriptor fd, retrying on EINTR. Never
 // allocates. Returns false when a write failed (errno is preserved).
 // Not a cancellation point (a raw write syscall, as glibc's own

@@ -1,5 +1,6 @@
 #include "alloc/page_map.h"
 
+#include "alloc/mapping_moves.h"
 #include "alloc/os.h"
 
 namespace strata::internal {
@@ -11,6 +12,9 @@ PageMap::Entry* PageMap::EnsureLeaf(size_t root_index) {
   Entry* leaf = root_[root_index].load(std::memory_order_acquire);
   if (leaf != nullptr) return leaf;
   const size_t bytes = kLeafEntries * sizeof(Entry);
+  // The OS count and leaf_bytes_ change together for stats (nested in the
+  // caller's move: an arena carved, a large block mapped).
+  MoveSpan move;
   auto* fresh = static_cast<Entry*>(os::MapAligned(bytes, 4096));
   if (fresh == nullptr) return nullptr;
   // Zero-filled memory is a valid array of zero atomics (std::atomic of an

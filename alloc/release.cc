@@ -26,8 +26,9 @@ namespace {
 
 // SYNCHRONIZATION
 //  - g_pass_lock: one global pass at a time (TryLock from slow paths and
-//    the background thread, Lock from ReleaseNow and fork). Heap locks are
-//    taken inside it, never the other way round.
+//    the background thread, Lock from ReleaseNow and fork). The recovery
+//    scan's lock and heap locks are taken inside it, never the other way
+//    round (a scan only tries it).
 //  - g_next_pass_ms: relaxed; a rate limit only (a pass that runs twice is
 //    harmless).
 //  - g_bg_state: 0 stopped, 1 starting, 2 running. The CAS 0 -> 1 elects the
@@ -236,6 +237,9 @@ void GlobalDecay(uint64_t now, bool released) {
 // slow lock (heap.h), which the pass only ever tries.
 void ReleaseForLimit() {
   threading::SpinLockHolder hold(&g_pass_lock);
+  // Heaps of threads that exited without their exit hook become orphans,
+  // which the pass tidies (unless a scan runs elsewhere: no wait here).
+  RecoverExitedHeaps(/*wait=*/false);
   PassLocked(os::NowMs(), /*force=*/true, /*retained=*/0);
 }
 
@@ -266,6 +270,10 @@ void OnOptionChange(Option o) {
 
 ReleaseTotals ReleaseNow() {
   threading::SpinLockHolder hold(&g_pass_lock);
+  // Every heap whose thread exited without its exit hook becomes an orphan
+  // (or a free heap), which the pass then tidies. The scan lock nests
+  // inside the pass lock; a scan elsewhere never waits for the pass lock.
+  RecoverExitedHeaps(/*wait=*/true);
   return PassLocked(os::NowMs(), /*force=*/true, Retained());
 }
 

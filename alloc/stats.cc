@@ -14,16 +14,21 @@
 #include "alloc/heap_profile.h"
 #include "alloc/large.h"
 #include "alloc/limit.h"
+#include "alloc/mapping_moves.h"
 #include "alloc/meta_alloc.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
 #include "alloc/release.h"
 #include "alloc/retention_rows.h"
+#include "threading/backoff.h"
+#include "threading/spin_lock.h"
 
 namespace strata {
 
 using internal::ArenaHeader;
+using internal::ArenaRecord;
+using internal::ArenaState;
 using internal::Heap;
 using HeapState = internal::HeapEntry::State;
 using internal::kClasses;
@@ -129,16 +134,83 @@ uint64_t RetentionStats::Total() const {
   return t;
 }
 
-void GetStats(Stats* out) {
+namespace {
+
+// Adds every mapped arena to the snapshot, each once: walked by its record
+// (type-stable, never unlinked), not by its holder, so an arena that
+// changes hands meanwhile (a heap taking an empty one, releasing one,
+// absorbing an orphan's) is counted once, where it was when its record was
+// read. An owned arena is read under its owner's lock, after checking that
+// the owner still holds it (then none can take it from it meanwhile).
+// Adds an arena that holds no block: in the empty stack, or between a
+// heap and the stack (see AddArenas).
+void AddEmptyArena(Stats* out, const ArenaRecord* rec, Deadlines* deadlines) {
+  RetentionStats& r = out->retention;
+  ++out->arenas_empty;
+  r.arena_headers += internal::kFirstUsablePool * kPoolSize;
+  // Relaxed: records are read racily (ArenaRecord).
+  if (rec->purged.load(std::memory_order_relaxed)) {
+    ++out->arenas_empty_purged;
+    r.empty_arenas_purged += kUsableArenaBytes;
+  } else {
+    r.empty_arenas_resident += kUsableArenaBytes;
+    deadlines->Add(rec->empty_since.load(std::memory_order_relaxed));
+  }
+}
+
+void AddArenas(Stats* out, Deadlines* deadlines) {
+  threading::Backoff backoff;
+  for (ArenaRecord* rec = internal::AllArenaRecords(); rec != nullptr; rec = rec->all_next) {
+    for (;;) {
+      // Relaxed: records are read racily (ArenaRecord); an owned arena's
+      // owner is then read with acquire and checked under its lock.
+      const ArenaState state = rec->state.load(std::memory_order_relaxed);
+      if (state == ArenaState::kUnmapped) break;
+      ArenaHeader* a = rec->arena.load(std::memory_order_relaxed);
+      // Acquire pairs with the release store of owner when a heap took the
+      // arena: its reset header is visible.
+      Heap* owner = state == ArenaState::kOwned ? a->owner.load(std::memory_order_acquire) : nullptr;
+      if (owner == nullptr) {
+        // In the empty stack, or between a heap and it (a taker's reset
+        // before its owner store, a release after it): no block either
+        // way. (No wait for it: in a fork child it may stay so.)
+        AddEmptyArena(out, rec, deadlines);
+        break;
+      }
+      threading::SpinLockHolder hold(&owner->arenas().lock());
+      // Relaxed: under the owner's lock, which every release of the arena
+      // holds.
+      if (a->owner.load(std::memory_order_relaxed) == owner &&
+          rec->state.load(std::memory_order_relaxed) == ArenaState::kOwned) {
+        AddArena(out, a, owner->entry().state() == HeapState::kOrphan, deadlines);
+        break;
+      }
+      // It changed hands after we read its owner: look again.
+      backoff.Pause();
+    }
+  }
+}
+
+struct Gather {
+  Stats* out;
+  uint64_t now;
+  int64_t delay;
+};
+
+// Everything the retention report sums, read while no mapping is made or
+// undone (mapping_moves.h): the rows then sum to the bytes mapped. May run
+// more than once: it starts afresh each time.
+void GatherMapped(void* arg) {
+  const Gather& g = *static_cast<const Gather*>(arg);
+  Stats* out = g.out;
   memset(out, 0, sizeof(*out));
   for (size_t c = 1; c < kNumSizeClasses; ++c) {
     out->classes[c].block_size = kClasses[c].size;
     out->classes[c].run_pools = kClasses[c].run_pools;
   }
-  const uint64_t now = internal::os::NowMs();
-  const int64_t delay = GetOption(Option::kPurgeDelayMs);
-  Deadlines deadlines{now, delay < 0 ? 0 : delay};
+  Deadlines deadlines{g.now, g.delay < 0 ? 0 : g.delay};
   RetentionStats& r = out->retention;
+  AddArenas(out, &deadlines);
   uint64_t transit = 0;
   uint64_t cached[kNumSizeClasses] = {};
   for (Heap* h = internal::AllHeaps(); h != nullptr; h = h->entry().all_next()) {
@@ -146,8 +218,6 @@ void GetStats(Stats* out) {
     const HeapState state = h->entry().state();
     if (state == HeapState::kActive) ++out->heaps_active;
     if (state == HeapState::kOrphan) ++out->heaps_orphaned;
-    h->arenas().ForEachArenaHoldingLock(
-        [&](ArenaHeader* a) { AddArena(out, a, state == HeapState::kOrphan, &deadlines); });
     const internal::HeapCounters& k = h->counters();
     for (size_t i = 0; i < internal::kNumHeapCounters; ++i) {
       out->*internal::kStatsCounterFields[i] += (k.*internal::kHeapCounterRows[i].field).Get();
@@ -172,6 +242,8 @@ void GetStats(Stats* out) {
       cached[c] += h->cache().Length(c);
     }
   }
+  // Blocks cached or travelling are moved from "in use" to their rows, at
+  // most what the runs counted in use: the sum stays the runs' bytes.
   for (size_t c = 1; c < kNumSizeClasses; ++c) {
     SizeClassStats& k = out->classes[c];
     const uint64_t n = cached[c] < k.blocks_in_use ? cached[c] : k.blocks_in_use;
@@ -186,26 +258,16 @@ void GetStats(Stats* out) {
     out->requested_bytes += k.requested_bytes;
     out->handed_out_bytes += k.allocations * k.block_size;
   }
-  out->detailed = GetOption(Option::kStats) != 0;
   r.in_remote_transit = transit < out->small_bytes_in_use ? transit : out->small_bytes_in_use;
   r.in_use = out->small_bytes_in_use - r.in_remote_transit;
 
   const internal::ArenaSourceStats src = internal::GetArenaSourceStats();
   out->arenas_mapped = src.arenas_mapped;
   out->arenas_mapped_peak = src.arenas_mapped_peak;
-  out->arenas_empty = src.empty;
-  out->arenas_empty_purged = src.empty_purged;
   out->arenas_unmapped = src.arenas_unmapped;
   out->arena_reservations = src.reservations;
-  r.arena_headers += src.empty * internal::kFirstUsablePool * kPoolSize;
-  r.empty_arenas_resident = (src.empty - src.empty_purged) * kUsableArenaBytes;
-  r.empty_arenas_purged = src.empty_purged * kUsableArenaBytes;
-  if (src.empty > src.empty_purged) {
-    deadlines.Add(src.oldest_resident_since);
-    deadlines.Add(src.newest_resident_since);
-  }
   r.reserve_untouched = src.reserve_bytes_left;
-  if (deadlines.any && delay >= 0) {
+  if (deadlines.any && g.delay >= 0) {
     r.next_purge_ms = deadlines.first;
     r.all_purged_ms = deadlines.last;
   } else {
@@ -218,16 +280,33 @@ void GetStats(Stats* out) {
   out->large_cached = large.cached_count;
   out->large_cached_bytes = large.cached_bytes;
   out->large_cache_hits = large.cache_hits;
-  r.in_use_large = large.live_bytes;
-  r.large_cached = large.cached_bytes;
-  const uint64_t large_accounted = large.live_bytes + large.cached_bytes;
-  r.large_overhead = large.mapped_bytes > large_accounted ? large.mapped_bytes - large_accounted : 0;
+  // The large mapped bytes, split: a block moving between live and the
+  // cache is read on one side or the other (or both, racily), so the
+  // split is clamped to what is mapped and the rest is header and rounding.
+  r.in_use_large = large.live_bytes < large.mapped_bytes ? large.live_bytes : large.mapped_bytes;
+  const uint64_t large_left = large.mapped_bytes - r.in_use_large;
+  r.large_cached = large.cached_bytes < large_left ? large.cached_bytes : large_left;
+  r.large_overhead = large_left - r.large_cached;
   r.metadata = internal::MetaBytesMapped() + internal::GetPageMap().LeafBytes();
   out->live_bytes = r.in_use + r.in_use_large;
 
   internal::os::Counters& os = internal::os::GetCounters();
-  // Relaxed: statistics only.
+  // Relaxed: statistics only (and inside the moves' protocol: no mapping
+  // changes this count while it runs).
   out->os_mapped_bytes = os.mapped_bytes.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void GetStats(Stats* out) {
+  const int64_t delay = GetOption(Option::kPurgeDelayMs);
+  Gather gather{out, internal::os::NowMs(), delay};
+  internal::ReadWithoutMoves(&GatherMapped, &gather);
+  out->detailed = GetOption(Option::kStats) != 0;
+  out->heaps_recovered = internal::HeapsRecovered();
+
+  internal::os::Counters& os = internal::os::GetCounters();
+  // Relaxed: statistics only.
   out->os_maps = os.maps.load(std::memory_order_relaxed);
   out->os_map_failures = os.map_failures.load(std::memory_order_relaxed);
   out->os_unmaps = os.unmaps.load(std::memory_order_relaxed);

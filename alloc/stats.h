@@ -7,12 +7,23 @@
 // How the numbers are gathered: per-thread counters (each heap's, written
 // only on slow paths) are summed on read; blocks in use come from each
 // run's own `used` count, read under each heap's metadata lock. Nothing is
-// added to the allocation fast path. Consistency: each heap is read
-// consistently, but heaps are read one after another, so under concurrent
-// load the totals are a snapshot of a moving target. Totals are always
-// computed from the same snapshot as their parts (so class sums equal the
-// totals); when no other thread is inside strata, every number is exact and
-// the retention report adds up to exactly the bytes mapped from the OS.
+// added to the allocation fast path. Consistency:
+//  - Exact in every snapshot, under any load: the retention rows sum to
+//    os_mapped_bytes. The snapshot is taken while no mapping is made or
+//    undone (alloc/mapping_moves.h), and each arena is read once, by its
+//    record, wherever it is (a heap's, under that heap's lock, or empty),
+//    so arenas changing hands are counted once.
+//  - A moment apart under load (each exact at rest): how a heap's bytes
+//    split between the rows in use, in transit, in threads' class caches,
+//    free in runs (blocks move between them while the heaps are read one
+//    after another; each arena's bytes still add up to its size); the
+//    split of the large mapped bytes between in_use_large, large_cached
+//    and large_overhead; the summed counters (each never goes backwards).
+//  - Totals are computed from the same snapshot as their parts (class sums
+//    equal the totals).
+//  - The one exception: in a child forked while another thread of the
+//    parent was between the OS's count of a mapping and its holder's
+//    (a few instructions), that mapping is counted on one side only.
 #ifndef STRATA_ALLOC_STATS_H_
 #define STRATA_ALLOC_STATS_H_
 
@@ -43,8 +54,9 @@ struct SizeClassStats {
   uint64_t requested_bytes; // detailed stats: bytes those calls asked for
 };
 
-// Every byte strata has mapped from the OS, by the reason it is held. At
-// quiescence Total() == Stats::os_mapped_bytes.
+// Every byte strata has mapped from the OS, by the reason it is held. In
+// every snapshot, under load too, Total() == Stats::os_mapped_bytes (see
+// "Consistency" above for what may be a moment apart).
 struct RetentionStats {
   uint64_t in_use;                 // blocks the program holds (small, medium)
   uint64_t in_use_large;           // usable bytes of live large blocks
@@ -114,6 +126,8 @@ struct Stats {
   uint64_t heaps;                // created
   uint64_t heaps_active;         // serving a thread
   uint64_t heaps_orphaned;       // of exited threads, still owning arenas
+  uint64_t heaps_recovered;      // of threads that exited without strata's exit hook
+                                 // (a key destructor's pthread_exit), recovered so far
 
   // The thread caches' counters, summed over every heap: one field per row
   // of STRATA_HEAP_COUNTER_LIST (alloc/heap_counter_list.h), named as the row

@@ -139,7 +139,8 @@ void WriteTable(int fd, const Stats& s, WriteKind kind) {
       .Str(" maps, ").Uint(s.os_unmaps).Str(" unmaps, ").Uint(s.os_purges).Str(" purges (")
       .Uint(s.os_purged_bytes).Str(" bytes); process RSS ").Uint(s.resident_bytes).Char('\n');
   w.Str("# heaps: ").Uint(s.heaps).Str(" created, ").Uint(s.heaps_active).Str(" active, ")
-      .Uint(s.heaps_orphaned).Str(" orphaned\n");
+      .Uint(s.heaps_orphaned).Str(" orphaned, ").Uint(s.heaps_recovered)
+      .Str(" recovered from threads that exited without the exit hook\n");
   w.Str("# thread caches (counters summed over every heap):\n");
   for (size_t i = 0; i < kNumHeapCounters; ++i) {
     w.Str("#   ").Pad(kHeapCounterRows[i].label, 38).Uint(CounterValue(s, i), 14).Char('\n');
@@ -367,6 +368,7 @@ void WriteJson(int fd, const Stats& s, bool arena_map, WriteKind kind) {
   Field(w, "created", s.heaps, false);
   Field(w, "active", s.heaps_active);
   Field(w, "orphaned", s.heaps_orphaned);
+  Field(w, "recovered", s.heaps_recovered);
   CounterFields(w, s, CounterSection::kHeaps);
   OpenSection(w, CounterSection::kCrossThread);
   Field(w, "batches", s.remote_batches, false);
@@ -452,6 +454,8 @@ void WritePrometheus(int fd, const Stats& s, WriteKind kind) {
   Metric(w, "heaps", "gauge", "Thread heaps created.", s.heaps);
   Metric(w, "heaps_orphaned", "gauge", "Heaps of exited threads still owning arenas.",
          s.heaps_orphaned);
+  Metric(w, "heaps_recovered_total", "counter",
+         "Heaps of threads that exited without the exit hook, recovered.", s.heaps_recovered);
   for (size_t i = 0; i < kNumHeapCounters; ++i) {
     const HeapCounterRow& row = kHeapCounterRows[i];
     Metric(w, row.metric, "counter", row.help, CounterValue(s, i));
@@ -494,7 +498,8 @@ void WritePrometheus(int fd, const Stats& s, WriteKind kind) {
         .Uint(s.batch_histogram[b]).Char('\n');
   }
   const RetentionStats& r = s.retention;
-  w.Str("# HELP strata_retained_bytes Mapped bytes by the reason they are held.\n");
+  w.Str("# HELP strata_retained_bytes Mapped bytes by the reason they are held; the reasons "
+        "sum to strata_os_mapped_bytes in every scrape.\n");
   w.Str("# TYPE strata_retained_bytes gauge\n");
   for (const RetentionRow& row : kRetentionRows) {
     w.Str("strata_retained_bytes{reason=\"").Str(row.key).Str("\"} ").Uint(RowBytes(r, row))

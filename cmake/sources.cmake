@@ -20,6 +20,7 @@ set(STRATA_CORE_SOURCES
   alloc/init.cc
   alloc/large.cc
   alloc/limit.cc
+  alloc/mapping_moves.cc
   alloc/meta_alloc.cc
   alloc/misuse.cc
   alloc/options.cc
@@ -79,6 +80,7 @@ set(STRATA_TESTS
   tests/alloc/init_test.cc
   tests/alloc/limit_rss_test.cc
   tests/alloc/limit_test.cc
+  tests/alloc/mapping_moves_test.cc
   tests/alloc/options_test.cc
   tests/alloc/os_test.cc
   tests/alloc/page_map_test.cc
@@ -89,6 +91,7 @@ set(STRATA_TESTS
   tests/alloc/stats_test.cc
   tests/alloc/strata_test.cc
   tests/profile/cancel_test.cc
+  tests/alloc/thread_exit_recovery_test.cc
   tests/profile/profile_test.cc
   tests/threading/backoff_test.cc
   tests/threading/intrusive_list_test.cc
@@ -108,4 +111,5 @@ set(STRATA_CHECKED_TESTS
   tests/alloc/misuse_test.cc
   tests/alloc/reentry_test.cc
   tests/alloc/run_test.cc
+  tests/alloc/thread_exit_recovery_test.cc
 )

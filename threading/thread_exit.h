@@ -43,6 +43,14 @@ class ThreadExitHook {
     return pthread_setspecific(key_, value) == 0;
   }
 
+  // The key, once some thread armed the hook; false before.
+  bool Key(pthread_key_t* key) const {
+    // Acquire pairs with the release store in Arm().
+    if (!ready_.load(std::memory_order_acquire)) return false;
+    *key = key_;
+    return true;
+  }
+
  private:
   Callback callback_;
   SpinLock lock_;

@@ -9,7 +9,7 @@ set -euo pipefail
 # Rank of each alloc/ header: lower ranks never include higher ones.
 rank() {
   case "$1" in
-    config|size_class|os|free_link|sampling|stack_trace|heap_counters|heap_counter_list|checks|cancel) echo 0 ;;
+    config|size_class|os|free_link|sampling|stack_trace|heap_counters|heap_counter_list|checks|cancel|mapping_moves) echo 0 ;;
     fd_writer|scratch|options|error|reentry|foreign_hook|page_map|meta_alloc|limit) echo 1 ;;
     run|arena|large|heap_profile|misuse|heap_env) echo 2 ;;
     arena_cache|class_cache|class_runs|owned_arenas|release_budget|incoming_queue|outgoing_batches) echo 3 ;;
