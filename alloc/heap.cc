@@ -288,8 +288,9 @@ size_t Heap::DrainRemote() {
   // The owner thread holds the slow lock for this (again, when a slow path
   // of its holds it already: it re-enters); any other drainer holds it
   // already (heap.h).
+  const bool owner_thread = this == tls_heap;
   std::optional<threading::OwnerLockHolder> hold;
-  if (this == tls_heap) hold.emplace(&slow_lock_);
+  if (owner_thread) hold.emplace(&slow_lock_);
   // Frees each block locally if its arena is still ours, else on to its
   // owner (the arena moved while the block travelled).
   struct Sink {
@@ -323,7 +324,6 @@ size_t Heap::DrainRemote() {
       // outgoing batches on the owner's thread, else (a collector or an
       // exclusive holder, which must not touch them) straight to its queue.
       h->counters_.remote_forwarded.Add(blocks);
-      const bool batch = mine;
       FreeBlock* b = first;
       for (uint32_t i = 0; i < blocks; ++i) {
         FreeBlock* next = i + 1 < blocks ? NextOf(b, h->link_key_) : nullptr;
@@ -331,7 +331,7 @@ size_t Heap::DrainRemote() {
         // links stay in its run.
         const bool damaged = kCheckPoppedLinks && next != nullptr &&
                              !(SameArena(b, next) && InBlockPool(next) && RunOf(a, next) == d);
-        if (batch) {
+        if (mine) {
           BatchRemote(h, owner, b, d);
         } else {
           owner->incoming().PushOne(b, d->size);
@@ -341,7 +341,7 @@ size_t Heap::DrainRemote() {
       }
     }
   };
-  Sink sink{this, this == tls_heap};
+  Sink sink{this, owner_thread};
   const size_t received = incoming_.Drain(sink);
   if (received > 0) counters_.remote_received.Add(received);
   // After the queue: a suspect that came back through it is on its list.
@@ -474,6 +474,7 @@ void Heap::MaybeDecay(uint64_t now, bool released) {
 
 size_t Heap::Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive) {
   if (!exclusive) {
+    bool collected = false;
     // Blocks sent here that the owner leaves waiting (it sleeps, or
     // allocates from what it holds): freed as it would free them, so that
     // the runs and arenas they pin go back. Only when the owner is in no
@@ -481,16 +482,14 @@ size_t Heap::Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive) {
     // (Not by the owner itself, which drains its own on its slow paths.)
     if (incoming_.QueuedBytes() >= kCollectQueuedBytes && this != tls_heap && slow_lock_.TryLock()) {
       collecting_ = true;
-      const size_t freed = DrainRemote();
+      collected = DrainRemote() > 0;
       collecting_ = false;
       slow_lock_.Unlock();
-      if (freed > 0) {
-        counters_.queues_collected.Add(1);
-        // The runs that emptied are due already (FreeLocalSlow): purged now.
-        return arenas_.Purge(now, delay_ms, force, /*wait=*/true, counters_);
-      }
+      if (collected) counters_.queues_collected.Add(1);
     }
-    return arenas_.Purge(now, delay_ms, force, /*wait=*/force, counters_);
+    // The runs a collection emptied are due already (FreeLocalSlow): their
+    // purge waits for the lock.
+    return arenas_.Purge(now, delay_ms, force, /*wait=*/force || collected, counters_);
   }
   {
     threading::OtherLockHolder hold(&slow_lock_);  // against a collection
