@@ -26,29 +26,16 @@
 
 #include <atomic>
 
+#include "tests/util/step_watchdog.h"
+
 namespace {
 
 using WriteFn = int (*)(int, const char*);
 WriteFn g_profile_write = nullptr;
 WriteFn g_stats_write = nullptr;
 
-// The step in progress, for the alarm's message.
-std::atomic<const char*> g_step{"start"};
-void OnAlarm(int) {
-  const char* step = g_step.load(std::memory_order_relaxed);
-  const char head[] = "cancel_write: hung at step: ";
-  (void)!write(2, head, sizeof(head) - 1);
-  (void)!write(2, step, strlen(step));
-  (void)!write(2, "\n", 1);
-  _exit(99);
-}
-void Step(const char* s) { g_step.store(s, std::memory_order_relaxed); }
-
-void SleepMs(long ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
+using strata::testing::SleepMs;
+using strata::testing::Step;
 
 // ---- Allocating threads ------------------------------------------------
 
@@ -194,8 +181,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* mode = argv[1];
-  signal(SIGALRM, &OnAlarm);
-  alarm(120);
+  strata::testing::ArmWatchdog("cancel_write: hung at step: ", 120);
   g_profile_write = reinterpret_cast<WriteFn>(dlsym(RTLD_DEFAULT, "strata_profile_write"));
   g_stats_write = reinterpret_cast<WriteFn>(dlsym(RTLD_DEFAULT, "strata_stats_write"));
   if (g_profile_write == nullptr || g_stats_write == nullptr) {

@@ -24,28 +24,13 @@
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
 #include "tests/util/sanitizer.h"
+#include "tests/util/step_watchdog.h"
 
 namespace strata {
 namespace {
 
-std::atomic<const char*> g_step{"start"};
-
-void OnAlarm(int) {
-  const char* step = g_step.load(std::memory_order_relaxed);
-  const char head[] = "cancel_test: hung (a lock left held?) at: ";
-  (void)!write(2, head, sizeof(head) - 1);
-  (void)!write(2, step, strlen(step));
-  (void)!write(2, "\n", 1);
-  _exit(99);
-}
-
-void Step(const char* s) { g_step.store(s, std::memory_order_relaxed); }
-
-void SleepMs(long ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
+using testing::SleepMs;
+using testing::Step;
 
 // Allocates at `depth` frames below the caller: several stacks, so that a
 // profile's rows fill more than a writer's buffer.
@@ -123,12 +108,11 @@ class CancelTest : public ::testing::Test {
   void SetUp() override {
     options_internal::ResetForTesting();
     ASSERT_TRUE(SetProfileSampleBytes(4096));
-    signal(SIGALRM, &OnAlarm);
-    alarm(120);
+    testing::ArmWatchdog("cancel_test: hung (a lock left held?) at: ", 120);
     Churn(4000);  // a dozen stacks in the profile
   }
   void TearDown() override {
-    alarm(0);
+    testing::DisarmWatchdog();
     options_internal::ResetForTesting();
   }
 };
