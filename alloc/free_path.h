@@ -164,8 +164,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max
 // IncomingQueue, and its drain in heap.cc splices p's segment onto its
 // run's list).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
-  self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size, self->link_key(),
-                        self->counters());
+  self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size);
 }
 
 // Hands p (a block of `run`, checked) to `owner`: batched by `self`, or
@@ -204,7 +203,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   // FreeLocalChecked): program data that merely looks free goes on.
   if (!on_list && !travelling) return SendRemote(self, owner, p, run);
   if (self != nullptr &&
-      self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p, self->link_key())) {
+      self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p)) {
     return ReportMisuse(p, Misuse::kDoubleFreeHere, op);
   }
   // Reported here, so that it does not wait for the owner's next drain:
@@ -265,7 +264,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
     // zero, so that every block looks free to a thread with no heap yet.
     if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeRemoteUncommon(self, owner, d, p, op);
   } else {
-    if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, d, p, op);
+    // self is the thread's tls_heap (FreeFast): g_empty_heap until it has one.
+    if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return FreeRemoteWithoutHeap(owner, d, p, op);
   }
   BatchRemote(self, owner, p, d);
 }

@@ -360,7 +360,7 @@ void Heap::Abandon() {
   for (size_t cls = 1; cls < kNumClasses; ++cls) ReturnCached(cls, 0);
   arena_cache_.ForgetAll();  // the next thread to hold this heap starts afresh
   DrainRemote();             // may forward blocks: they join outgoing batches
-  outgoing_.FlushAndForget(counters_);
+  outgoing_.FlushAndForget();
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     PoolDesc* d = runs_.TakeCurrent(cls);
     if (d == nullptr) continue;
@@ -516,7 +516,7 @@ bool Heap::IsValid() const {
   // Against a collection of the queue (heap.h), on the owner's thread.
   std::optional<threading::OwnerLockHolder> hold;
   if (this == tls_heap) hold.emplace(const_cast<threading::OwnerLock*>(&slow_lock_));
-  return cache_.IsValid(link_key_) && runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid(link_key_);
+  return cache_.IsValid(link_key_) && runs_.IsValid() && arenas_.IsValid(this) && outgoing_.IsValid();
 }
 
 }  // namespace strata::internal
