@@ -35,8 +35,11 @@
  *     FlushOutgoing, MoveArenaFrom (arena->owner store, release), then
  *     RetireAbsorbed (free stack) and SweepFreeHeaps (pop a free heap, drain
  *     and forward its queue under its slow lock, push it back).
- *   - The release engine's collection (Heap::Decay, !exclusive): TryLock of
- *     the heap's slow lock, DrainRemote as a non-owner (collecting_), Unlock.
+ *   - The release engine's pass (release.cc PassLocked): an orphan decayed
+ *     by its exclusive holder (ForEachOrphanExclusive -> Heap::Decay,
+ *     exclusive: OtherLockHolder, DrainRemote, PushBack), then the
+ *     collection of a live heap's queue (Heap::Decay, !exclusive: TryLock of
+ *     the heap's slow lock, DrainRemote as a non-owner, collecting_, Unlock).
  *   - The registry's stacks are one atomic step per push or pop here, a pop
  *     taking any heap on the stack (a superset of LIFO): tagged_stack.pml
  *     checks them. OwnerLock is a lock whose acquisition blocks until free.
@@ -45,7 +48,8 @@
  * thread B frees blocks 1 and 2 (block 3 stays live, so A is orphaned with
  * an arena); A's thread exits; a new thread D adopts a spare heap; C's
  * thread absorbs an orphan and sweeps one free heap, then drains its own
- * queue; the release engine tries one collection of A.
+ * queue; the release engine's pass decays an orphan if there is one, then
+ * tries one collection of A.
  *
  * Safety properties (assertions):
  *   P1 a block is spliced onto the run only from a queue (never twice, never
@@ -70,8 +74,7 @@
  *                      arena cache: the next thread on heap A trusts a
  *                      stale entry for X.
  *   -DBUG_ABSORB_NO_LOCK  the absorber drains and moves the orphan's arena
- *                      without its slow lock: it races the release engine's
- *                      collection.
+ *                      without its slow lock: it races the release engine.
  */
 
 #define NB 3
@@ -350,9 +353,19 @@ proctype NewThread() {
   done++
 }
 
-/* The release engine: Heap::Decay(!exclusive) on A. */
-proctype Collector() {
-  byte b, nx, sl, n, o, x, k, tmp, fx, ok, ohead, otail, otarget, oseg;
+/* The release engine's pass (PassLocked): 1. ForEachOrphanExclusive ->
+ * Heap::Decay(exclusive): an orphan popped, its slow lock as another
+ * thread, its queue drained, PushBack (it still owns X); 2. Heap::Decay
+ * (!exclusive) on A: TryLock, a collection, Unlock. */
+proctype ReleasePass() {
+  byte b, nx, sl, n, o, x, k, tmp, fx, ok, h, ohead, otail, otarget, oseg;
+  POP(on_orphans, h, TE);
+  if
+  :: h != 0 ->
+     LOCK(h, TE); drain(h, 0, TE); UNLOCK(h);
+     PUSH(on_orphans, h, TE)
+  :: else -> skip
+  fi;
   /* (its own heap is not A: this != tls_heap; the kCollectQueuedBytes
    * threshold is left out: it may collect whenever the lock is free) */
   TRYLOCK(HA, TE, ok);
@@ -398,6 +411,6 @@ init {
   atomic {
     holder[HA] = TA; holder[HC] = TC;
     cache[HA] = 1;                              /* A's thread knows X */
-    run Freer(); run OwnerA(); run Absorber(); run NewThread(); run Collector(); run Final()
+    run Freer(); run OwnerA(); run Absorber(); run NewThread(); run ReleasePass(); run Final()
   }
 }
