@@ -24,7 +24,9 @@
  *   - Thread exit (OnThreadExit -> Heap::Abandon, alloc/heap_registry.cc,
  *     heap.cc): under the slow lock as owner: ArenaCache::ForgetAll,
  *     DrainRemote, OutgoingBatches::FlushAndForget; then PushBack to the
- *     orphan stack (the heap still owns an arena with a live block).
+ *     orphan stack (the heap still owns an arena with a live block). The
+ *     class caches' return (ReturnCached), the runs' demotion and release,
+ *     and UnbindOwner (owner_word.pml) are left out.
  *   - Adoption (AcquireHeapForThread -> PopSpare: an orphan, else a free
  *     heap): the new thread holds the heap whole, forgets its arena cache,
  *     and drains it on its slow path (Heap::TakeFromRuns step 2) and takes
