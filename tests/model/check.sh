@@ -86,32 +86,32 @@ for model in "${models[@]}"; do
     why="search incomplete: $(echo "$out" | grep -m1 -E 'depth too small|Search not completed|MEMLIM|out of memory')"
   fi
   if [ -n "$why" ]; then
-    printf 'FAIL %-40s %s\n' "$name" "$why"
+    printf 'FAIL %-48s %s\n' "$name" "$why"
     failures=$((failures + 1))
   else
-    printf 'PASS %-40s verified: %s states, errors 0, %ss\n' "$name" "$states" "$secs"
+    printf 'PASS %-48s verified: %s states, errors 0, %ss\n' "$name" "$states" "$secs"
   fi
 
   # The seeded bugs this model lists in its header.
   variants=$(sed -n '1,/\*\//p' "$model" | grep -oE '^ \*   -DBUG_[A-Z0-9_]+' | sed 's/^ \*   //' | sort -u)
   if [ -z "$variants" ]; then
-    printf 'FAIL %-40s lists no seeded-bug variant\n' "$name"
+    printf 'FAIL %-48s lists no seeded-bug variant\n' "$name"
     failures=$((failures + 1))
   fi
   for v in $variants; do
     label="$name $v"
     if ! grep -qE "^#if(n?def|) .*${v#-D}\b|defined\(${v#-D}\)" "$model"; then
-      printf 'FAIL %-40s the model never tests %s\n' "$label" "${v#-D}"
+      printf 'FAIL %-48s the model never tests %s\n' "$label" "${v#-D}"
       failures=$((failures + 1))
       continue
     fi
     verify "$model" "$v"
     field
     if [ -n "$errors" ] && [ "$errors" != 0 ] && echo "$out" | grep -qE 'assertion violated|invalid end state'; then
-      printf 'PASS %-40s rejected: %s (%s states, %ss)\n' "$label" \
+      printf 'PASS %-48s rejected: %s (%s states, %ss)\n' "$label" \
         "$(echo "$out" | grep -m1 -oE '(assertion violated|invalid end state).*')" "$states" "$secs"
     else
-      printf 'FAIL %-40s not rejected (errors: %s, rc %s)\n' "$label" "${errors:-none}" "$rc"
+      printf 'FAIL %-48s not rejected (errors: %s, rc %s)\n' "$label" "${errors:-none}" "$rc"
       failures=$((failures + 1))
     fi
   done

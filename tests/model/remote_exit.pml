@@ -54,9 +54,10 @@
  * tries one collection of A.
  *
  * Safety properties (assertions):
- *   P1 a block is spliced onto the run only from a queue (never twice, never
- *      one handed out or still in a batch), and handed out only from the
- *      run's list (never twice): the ghost `where` of each block;
+ *   P1 a block is spliced onto the run or sent on only by the drainer that
+ *      took it from a queue (never twice, never one handed out, still in a
+ *      batch or in another queue), and handed out only from the run's list
+ *      (never twice): the ghost `where` of each block;
  *   P2 the run is touched (splice, TakeList) only by the heap that owns its
  *      arena, holding that heap's slow lock; the arena moves only under the
  *      old owner's slow lock;
@@ -77,6 +78,10 @@
  *                      stale entry for X.
  *   -DBUG_ABSORB_NO_LOCK  the absorber drains and moves the orphan's arena
  *                      without its slow lock: it races the release engine.
+ *   -DBUG_FORWARD_NEXT_AFTER_PUSH  a forwarded segment's next block is read
+ *                      after the push that rewrote the link (a step in the
+ *                      wrong order): the forwarder follows a block it no
+ *                      longer holds into the new owner's queue.
  */
 
 #define NB 3
@@ -97,9 +102,10 @@
 /* ghost states of a block */
 #define LIVE    0
 #define BATCHED 1     /* in some thread's outgoing batch */
-#define QUEUED  2     /* in a heap's queue or being drained */
+#define QUEUED  2     /* in a heap's queue */
 #define ONRUN   3
 #define HANDED  4
+#define DRAINING 5    /* taken from a queue by a drainer, not yet spliced or sent on */
 
 byte next[NB + 1];    /* the link (first word) */
 byte seglast[NB + 1]; /* THE SEGMENT WORD */
@@ -141,7 +147,7 @@ inline batch_push(b, to) {
   fi;
   atomic {                                      /* private: no other thread looks */
     otarget = to;
-    assert(where[b] == LIVE || where[b] == QUEUED);   /* freed, or forwarded */
+    assert(where[b] == LIVE || where[b] == DRAINING); /* freed, or forwarded (P1) */
     where[b] = BATCHED;
     next[b] = ohead;
     if
@@ -165,7 +171,7 @@ inline splice(h, me, first, last, n) {
     assert(owner == h && lk[h] == me);          /* P2 */
     x = first; k = 0;
     do
-    :: k < n -> assert(x != 0 && where[x] == QUEUED);   /* P1 */
+    :: k < n -> assert(x != 0 && where[x] == DRAINING); /* P1 */
                 where[x] = ONRUN; k++;
                 if :: k < n -> x = next[x] :: else -> skip fi
     :: else -> break
@@ -180,7 +186,14 @@ inline splice(h, me, first, last, n) {
 
 inline drain(h, mine, me) {
   assert(lk[h] == me);                          /* P3 */
-  atomic { b = qh[h]; qh[h] = 0 }               /* TakeAll: acquire exchange */
+  atomic {                                      /* TakeAll: acquire exchange */
+    b = qh[h]; qh[h] = 0;
+    x = b;                                      /* ghost: the chain is ours */
+    do
+    :: x != 0 -> assert(where[x] == QUEUED); where[x] = DRAINING; x = next[x]
+    :: else -> break
+    od
+  }
   do
   :: b == 0 -> break
   :: else ->
@@ -201,13 +214,21 @@ inline drain(h, mine, me) {
         k = 0;
         do
         :: k < n ->
-           if :: k + 1 < n -> fx = next[b] :: else -> fx = 0 fi;
+#ifndef BUG_FORWARD_NEXT_AFTER_PUSH
+           if :: k + 1 < n -> fx = next[b] :: else -> fx = 0 fi;   /* before the push */
+#endif
            if
            :: mine -> batch_push(b, o)          /* BatchRemote */
            :: else ->                           /* IncomingQueue::PushOne */
-              atomic { where[b] = BATCHED; seglast[b] = b; seglen[b] = 1 };
+              atomic {
+                assert(where[b] == DRAINING);   /* P1 */
+                where[b] = BATCHED; seglast[b] = b; seglen[b] = 1
+              };
               q_push(o, b, b)
            fi;
+#ifdef BUG_FORWARD_NEXT_AFTER_PUSH
+           if :: k + 1 < n -> fx = next[b] :: else -> fx = 0 fi;
+#endif
            b = fx; k++
         :: else -> break
         od
