@@ -30,13 +30,19 @@
  *      without giving it back (never from a running thread, never a heap on
  *      a stack);
  *   P2 a heap is held by at most one party: a pop takes it only from the
- *      stack, a claim only from a dead thread.
+ *      stack, a claim only from a dead thread;
+ *   P3 a heap whose thread died without its hook stays recoverable: at the
+ *      end, if no scan claimed it, its word still names a thread (tid != 0).
  *
  * Seeded bug (must be rejected):
  *   -DBUG_NO_GENERATION  the word holds the tid alone: a scan that read
  *                        thread 1's word, then saw tid 1 exit, claims the
  *                        heap that thread 2 (tid 1 reused) adopted
  *                        meanwhile.
+ *   -DBUG_UNBIND_AFTER_PUSH  the exit hook unbinds after its push (a step in
+ *                        the wrong order): it erases the binding of the
+ *                        thread that popped the heap meanwhile, which then
+ *                        dies without its hook and is never recovered.
  */
 
 #define STACK 10      /* ghost holder: on a spare stack */
@@ -48,6 +54,7 @@ byte wtid;            /* ... and tid */
 byte holder;          /* ghost: thread number 1/2, STACK, SCAN or DEAD */
 bool on_stack;        /* the heap is on a spare stack */
 bool alive[3];        /* kernel: tid t belongs to a running (or exiting) thread */
+byte finished = 0;    /* threads done (the scanner included) */
 
 #ifdef BUG_NO_GENERATION
 #define NEXT_GEN(g) (g)
@@ -59,8 +66,14 @@ bool alive[3];        /* kernel: tid t belongs to a running (or exiting) thread 
  * UnbindOwner, then PushBack. */
 inline exit_with_hook(me) {
   assert(holder == me);
+#ifndef BUG_UNBIND_AFTER_PUSH
   atomic { gen = NEXT_GEN(gen); wtid = 0 };    /* UnbindOwner: release store */
+#endif
   atomic { holder = STACK; on_stack = 1 }      /* PushBack: release push */
+#ifdef BUG_UNBIND_AFTER_PUSH
+  ;
+  atomic { gen = NEXT_GEN(gen); wtid = 0 }
+#endif
 }
 
 /* Thread 1 runs with tid 1, holding the heap. */
@@ -69,7 +82,8 @@ proctype Thread1() {
   :: exit_with_hook(1)
   :: holder = DEAD                             /* glibc skipped the hook */
   fi;
-  alive[1] = 0                                  /* its exit has finished */
+  alive[1] = 0;                                 /* its exit has finished */
+  finished++
 }
 
 /* Thread 2 starts at any time (with tid 1 reused only once thread 1's exit
@@ -95,7 +109,8 @@ proctype Thread2() {
      fi
   :: else -> skip                               /* it made a fresh heap */
   fi;
-  alive[tid] = 0
+  alive[tid] = 0;
+  finished++
 }
 
 /* RecoverExitedHeaps, looking at the heap twice. */
@@ -124,12 +139,21 @@ proctype Scanner() {
      fi;
      i++
   :: else -> break
-  od
+  od;
+  finished++
+}
+
+/* At the end: a heap whose thread died without its hook (and that no scan
+ * claimed yet) can still be recovered by a later scan: its word names that
+ * thread, not tid 0 (P3). */
+proctype Final() {
+  finished == 3;
+  assert(holder != DEAD || wtid != 0)
 }
 
 init {
   atomic {
     alive[1] = 1; holder = 1; gen = 1; wtid = 1;   /* thread 1 bound */
-    run Thread1(); run Thread2(); run Scanner()
+    run Thread1(); run Thread2(); run Scanner(); run Final()
   }
 }
