@@ -50,6 +50,7 @@ namespace strata::internal {
   X(kSizeTooSmall, "size is too small for the block")                                             \
   X(kMisaligned, "pointer does not have the stated alignment")                                    \
   X(kBadAlignment, "alignment is not a power of two")                                             \
+  X(kNotAlignedBlock, "block was not allocated with this alignment")                              \
   X(kListDamaged,                                                                                 \
     "free list corrupted: the link in this free block was overwritten (a heap overflow or a "     \
     "write after free)")                                                                          \
