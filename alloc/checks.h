@@ -62,6 +62,16 @@ inline constexpr bool kCheckBlockStart = kCheckedBuild;
 // block inside a live one is handed out.
 inline constexpr bool kCheckPoppedLinks = kCheckedBuild;
 
+// Every free claims the freed block with one compare-and-swap on its first
+// word (a locked RMW), from the word it judged (program data) to the claim
+// mark, before it links the block anywhere (free_link.h, ClaimBlock): of
+// two threads freeing one block at the same instant exactly one links it
+// and the other is reported (in count mode it does nothing). A free block's
+// words are then read and written as atomics (plain moves on x86-64), so
+// that the race the claim settles is a defined one.
+inline constexpr bool kClaimFreedBlock = kCheckedBuild;
+
+static_assert(!kClaimFreedBlock || kCheckFreedBlock, "a free judges the word it claims from");
 static_assert(!kCheckFreedBlock || kEncodedLinks, "a free block is recognised by its encoded link");
 static_assert(!kCheckPoppedLinks || kEncodedLinks, "a damaged link shows through the encoding");
 

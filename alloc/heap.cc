@@ -37,7 +37,7 @@ size_t DrainSuspects(Heap* h) {
       if (owner == nullptr) {
         ReportMisuse(p, Misuse::kEmptyArena, "free");
       } else if (!owner->incoming().suspects().Push(p, word)) {
-        FreeRemoteUnjudged(h, owner, d, p, "free");  // every slot taken
+        FreeRemoteUnjudged(h, owner, d, p, reinterpret_cast<FreeBlock*>(word), "free");  // every slot taken
       }
       return;
     }
@@ -49,6 +49,12 @@ size_t DrainSuspects(Heap* h) {
         ReportMisuse(p, Misuse::kDoubleFreeRemote, "free");
         return;
       case ParkedVerdict::kLive:
+        // Its free claims it now (free_link.h), from the word it was
+        // parked with: a free of it since was another's.
+        if (!ClaimJudgedBlock(p, reinterpret_cast<FreeBlock*>(word), h->link_key())) {
+          ReportMisuse(p, Misuse::kDoubleFreeRace, "free");
+          return;
+        }
         FreeToRun(h, d, p);
         ++freed;
         return;

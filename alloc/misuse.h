@@ -44,6 +44,7 @@ namespace strata::internal {
   X(kDoubleFreeRemote, "double free (block already freed by another thread)")                     \
   X(kDoubleFreeHere, "double free (block already freed by this thread)")                          \
   X(kDoubleFreeEmptyRun, "double free (its run has no live block)")                               \
+  X(kDoubleFreeRace, "double free (block freed by another thread at the same time)")              \
   X(kEmptyArena, "block of an empty arena (double free?)")                                        \
   X(kDoubleFreeLarge, "double free of a large block")                                             \
   X(kSizeTooLarge, "size is larger than the block")                                               \
