@@ -47,6 +47,8 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
   a->on_avail_list = false;
+  a->quarantine_ms = 0;
+  a->quarantine_mask = 0;
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     a->pool(i)->FormatFree(static_cast<uint8_t>(i), free_since);
   }
@@ -241,8 +243,39 @@ ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retaine
   return result;
 }
 
+namespace {
+
+// The empty arena to reuse, or null (fresh memory). The checked build
+// (kQuarantineReleased, checks.h) passes over arenas emptied in the last
+// kQuarantineMs, at most kQuarantineArenas of them (the oldest beyond is
+// taken, quarantined or not), and puts them back as they were. Records
+// popped and pushed back meanwhile are simply missed by other poppers.
+ArenaRecord* PopReusable() {
+  if constexpr (!kQuarantineReleased) {
+    return g_empty.Pop();
+  } else {
+    const uint32_t now = static_cast<uint32_t>(os::NowMs());
+    ArenaRecord* passed[kQuarantineArenas];
+    size_t n = 0;
+    ArenaRecord* found = nullptr;
+    while (ArenaRecord* r = g_empty.Pop()) {
+      // Relaxed: the record is ours (the pop acquired it).
+      const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+      if (static_cast<int32_t>(now - since) >= static_cast<int32_t>(kQuarantineMs) || n == kQuarantineArenas) {
+        found = r;
+        break;
+      }
+      passed[n++] = r;
+    }
+    while (n > 0) g_empty.Push(passed[--n]);  // the newest back on top
+    return found;
+  }
+}
+
+}  // namespace
+
 ArenaHeader* AcquireArena(Heap* owner) {
-  if (ArenaRecord* r = g_empty.Pop()) {
+  if (ArenaRecord* r = PopReusable()) {
     // Relaxed: the record is ours (the pop acquired it).
     const bool dirty = !r->purged.load(std::memory_order_relaxed);
     const uint32_t since = r->empty_since.load(std::memory_order_relaxed);

@@ -340,6 +340,13 @@ ABSL_ATTRIBUTE_NOINLINE inline Resolved Resolve(const void* p, const char* op) {
     return {nullptr, nullptr, nullptr};
   }
   PoolDesc* d = RunOf(arena, p);
+  // A pool in no run: its blocks were all freed and the run released (a
+  // double free, typically: the checked build keeps such pools from reuse
+  // for a while, checks.h kQuarantineReleased).
+  if (ABSL_PREDICT_FALSE(d->state == PoolState::kFree)) {
+    ReportMisuse(p, Misuse::kFreePool, op);
+    return {nullptr, nullptr, nullptr};
+  }
   // Only fields that stay fixed while a block of the run lives are read here
   // (start, div_magic, capacity: a free pool's capacity is 0); `carved` is
   // the owner's and is checked on the local path in FreeLocalChecked.

@@ -161,10 +161,10 @@ BlockChain Heap::TakeFromRuns(size_t cls) {
   const uint64_t now = env_->now_ms();
   const uint32_t pools = kClasses[cls].run_pools;
   ArenaHeader* arena = nullptr;
-  int start = arenas_.FindFreeRun(pools, &arena);
+  int start = arenas_.FindFreeRun(pools, &arena, now);
   // Empty runs of other classes give their pools back before we take more.
   if (start < 0 && arenas_.ReleaseEmptyRuns(now, counters_, &arena_cache_) != 0) {
-    start = arenas_.FindFreeRun(pools, &arena);
+    start = arenas_.FindFreeRun(pools, &arena, now);
   }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
@@ -173,7 +173,7 @@ BlockChain Heap::TakeFromRuns(size_t cls) {
       if (!IsListEnd(q->run.free_list())) return q->run.TakeList(list_end(q));
       return q->run.CarveChain(q->Start(), q->size, q->capacity, batch, link_key_);
     }
-    start = arenas_.FindFreeRun(pools, &arena);
+    start = arenas_.FindFreeRun(pools, &arena, now);
   }
   PoolDesc* run = NewRun(cls, arena, start);
   if (run == nullptr) {

@@ -46,6 +46,7 @@ namespace strata::internal {
   X(kDoubleFreeEmptyRun, "double free (its run has no live block)")                               \
   X(kDoubleFreeRace, "double free (block freed by another thread at the same time)")              \
   X(kEmptyArena, "block of an empty arena (double free?)")                                        \
+  X(kFreePool, "block of a free pool (double free?)")                                             \
   X(kDoubleFreeLarge, "double free of a large block")                                             \
   X(kSizeTooLarge, "size is larger than the block")                                               \
   X(kSizeTooSmall, "size is too small for the block")                                             \

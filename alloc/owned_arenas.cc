@@ -28,6 +28,16 @@ std::atomic<int64_t> g_cached_pools{0};
 // pools (so the shared counter is not written on every run).
 constexpr size_t kPublishStep = 16;
 
+// The pools of `a` released too lately to be reused while others fit
+// (checks.h, kQuarantineReleased): the set grows with each release and
+// ends kQuarantineMs after the last.
+uint64_t Quarantined(const ArenaHeader* a, uint64_t now) {
+  if (!kQuarantineReleased || a->quarantine_mask == 0) return 0;
+  const bool over = static_cast<int32_t>(static_cast<uint32_t>(now) - a->quarantine_ms) >=
+                    static_cast<int32_t>(kQuarantineMs);
+  return over ? 0 : a->quarantine_mask & a->free_mask;
+}
+
 }  // namespace
 
 uint64_t CachedPoolBytesAllHeaps() {
@@ -49,13 +59,17 @@ void OwnedArenas::Publish() {
 
 // ---- Runs ------------------------------------------------------------------
 
-int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
-  ArenaHeader* a = FirstAvailArenaOwner();
-  for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
-    const int start = FindRun(a->free_mask, n);
-    if (start >= 0) {
-      *arena = a;
-      return start;
+int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const {
+  // The checked build's first pass leaves the quarantined pools out; its
+  // second (no other run of n fits) takes them.
+  for (int pass = kQuarantineReleased ? 0 : 1; pass < 2; ++pass) {
+    ArenaHeader* a = FirstAvailArenaOwner();
+    for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
+      const int start = FindRun(pass == 0 ? a->free_mask & ~Quarantined(a, now) : a->free_mask, n);
+      if (start >= 0) {
+        *arena = a;
+        return start;
+      }
     }
   }
   return -1;
@@ -74,6 +88,7 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
   if (a->used_pools == 0) --empty_arenas_;
   const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
   a->free_mask &= ~bits;
+  a->quarantine_mask &= ~bits;  // in a run now (checks.h, kQuarantineReleased)
   a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
   a->used_pools += n;
   free_pools_ -= n;
@@ -103,6 +118,12 @@ void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& coun
   const uint64_t bits = RunBits(n, start);
   a->free_mask |= bits;
   a->dirty_mask |= bits;
+  if constexpr (kQuarantineReleased) {
+    // Reused last for kQuarantineMs (FindFreeRun); an expired set starts over.
+    if (Quarantined(a, now) == 0) a->quarantine_mask = 0;
+    a->quarantine_mask |= bits;
+    a->quarantine_ms = static_cast<uint32_t>(now);
+  }
   a->used_pools -= n;
   free_pools_ += n;
   if (!a->on_avail_list) {

@@ -60,8 +60,10 @@ class OwnedArenas {
   // ---- Runs (owner) ----
 
   // Index of a run of n free pools in an owned arena (stored in *arena), or
-  // -1 when the first kRunSearchLimit arenas with free pools have none.
-  int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
+  // -1 when the first kRunSearchLimit arenas with free pools have none. The
+  // checked build (kQuarantineReleased) takes pools released in the last
+  // kQuarantineMs before `now` only when no other run of n fits.
+  int FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const;
   // Claims pools [start, start + run_pools) of `a` for class cls; with
   // start < 0, `a` is an empty arena just taken from the source: it joins
   // the heap first. Returns the run's head, kHeld.
