@@ -272,37 +272,47 @@ ArenaRecord* PopReusable() {
   }
 }
 
+// Takes empty arena record r (popped) for `owner`.
+ArenaHeader* ReuseEmpty(ArenaRecord* r, Heap* owner) {
+  // Relaxed: the record is ours (the pop acquired it).
+  const bool dirty = !r->purged.load(std::memory_order_relaxed);
+  const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+  r->purged.store(false, std::memory_order_relaxed);
+  ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
+  ResetHeader(a, owner, dirty, since);
+  return a;
+}
+
 }  // namespace
 
 ArenaHeader* AcquireArena(Heap* owner) {
-  if (ArenaRecord* r = PopReusable()) {
-    // Relaxed: the record is ours (the pop acquired it).
-    const bool dirty = !r->purged.load(std::memory_order_relaxed);
-    const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
-    r->purged.store(false, std::memory_order_relaxed);
-    ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
-    ResetHeader(a, owner, dirty, since);
-    return a;
-  }
+  if (ArenaRecord* r = PopReusable()) return ReuseEmpty(r, owner);
   // The memory limit counts an arena from its carving (limit.h); charged
   // before the reservation lock, since a soft limit may release memory.
-  if (!ChargeFootprint(kArenaSize)) return nullptr;
-  ArenaHeader* arena;
-  {
-    // A reservation mapped and an arena carved from it change the OS count,
-    // the reservation and the records together for stats. (Begun before
-    // the lock: a mover waiting in Begin holds none that others need.)
-    MoveSpan move;
-    threading::SpinLockHolder hold(&g_reserve_lock);
-    arena = CarveFreshLocked();
+  ArenaHeader* arena = nullptr;
+  if (ChargeFootprint(kArenaSize)) {
+    {
+      // A reservation mapped and an arena carved from it change the OS
+      // count, the reservation and the records together for stats. (Begun
+      // before the lock: a mover waiting in Begin holds none that others
+      // need.)
+      MoveSpan move;
+      threading::SpinLockHolder hold(&g_reserve_lock);
+      arena = CarveFreshLocked();
+    }
+    if (arena == nullptr) UnchargeFootprint(kArenaSize);
   }
   if (arena == nullptr) {
-    UnchargeFootprint(kArenaSize);
-  } else {
-    NoteMapped();
+    // No fresh memory (the OS or the memory limit refused): an arena the
+    // checked build's quarantine passed over is better than none.
+    if (kQuarantineReleased) {
+      if (ArenaRecord* r = g_empty.Pop()) return ReuseEmpty(r, owner);
+    }
+    return nullptr;
   }
+  NoteMapped();
   // Fresh pools were never touched: not resident, so not dirty.
-  if (arena != nullptr) ResetHeader(arena, owner, /*dirty=*/false, 0);
+  ResetHeader(arena, owner, /*dirty=*/false, 0);
   return arena;
 }
 
