@@ -47,8 +47,10 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
   a->on_avail_list = false;
-  a->quarantine_ms = 0;
-  a->quarantine_mask = 0;
+  if constexpr (kQuarantineReleased) {
+    a->quarantine_ms = 0;
+    a->quarantine_mask = 0;
+  }
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     a->pool(i)->FormatFree(static_cast<uint8_t>(i), free_since);
   }

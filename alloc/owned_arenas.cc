@@ -88,7 +88,7 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
   if (a->used_pools == 0) --empty_arenas_;
   const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
   a->free_mask &= ~bits;
-  a->quarantine_mask &= ~bits;  // in a run now (checks.h, kQuarantineReleased)
+  if constexpr (kQuarantineReleased) a->quarantine_mask &= ~bits;  // in a run now
   a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
   a->used_pools += n;
   free_pools_ -= n;
