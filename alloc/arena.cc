@@ -46,7 +46,7 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->free_mask = kAllUsablePools;
   a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
-  a->on_avail_list = false;
+  a->owner_list = 0;
   if constexpr (kQuarantineReleased) {
     a->quarantine_ms = 0;
     a->quarantine_mask = 0;

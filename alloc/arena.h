@@ -137,7 +137,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ValidateBlock(const PoolDesc* d, const 
 //    arena goes back; read with acquire by any thread freeing a block of the
 //    arena. A thread that read a stale owner sends the block to the old
 //    heap, which forwards it.
-//  - used_pools, free_mask, dirty_mask, prev, next, on_avail_list: written
+//  - used_pools, free_mask, dirty_mask, prev, next, owner_list: written
 //    only by the owner holding its metadata lock; read by the owner, and by
 //    the purger and stats reader holding that lock.
 //  - kind, record: fixed while the arena is mapped.
@@ -154,7 +154,7 @@ struct alignas(kPoolSize) ArenaHeader {
   ArenaRecord* record;         // type-stable record (global stacks, stats)
   // ---- The second line: the owner's, under its metadata lock ----
   alignas(kCacheLine) uint32_t used_pools;  // pools that are part of runs
-  bool on_avail_list;          // owner's list: avail (free_mask != 0) or full
+  uint8_t owner_list;          // which of the owner's arena lists (owned_arenas.h)
   uint32_t quarantine_ms;      // (checked build) when a run of it was last released
   uint64_t quarantine_mask;    // (checked build) free pools released up to kQuarantineMs
                                // before quarantine_ms: reused last (checks.h)

@@ -170,8 +170,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max
 // IncomingQueue, and its drain in heap.cc splices p's segment onto its
 // run's list).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
-  self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size, self->link_key(),
-                        self->counters());
+  self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size);
 }
 
 // Hands p (a block of `run`, checked, judged live from its first word
@@ -218,7 +217,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   // FreeLocalChecked): program data that merely looks free goes on.
   if (!on_list && !travelling) return SendRemote(self, owner, p, run, seen, op);
   if (self != nullptr &&
-      self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p, self->link_key())) {
+      self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p)) {
     return ReportMisuse(p, Misuse::kDoubleFreeHere, op);
   }
   // Reported here, so that it does not wait for the owner's next drain:
@@ -290,7 +289,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
       return ReportMisuse(p, Misuse::kDoubleFreeRace, op);
     }
   } else {
-    if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, d, p, op);
+    // self is the thread's tls_heap (FreeFast): g_empty_heap until it has one.
+    if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return FreeRemoteWithoutHeap(owner, d, p, op);
   }
   BatchRemote(self, owner, p, d);
 }

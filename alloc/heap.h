@@ -88,7 +88,7 @@ class alignas(kCacheLine) Heap {
   // (GetLinkKey(); g_empty_heap's is zero), taking arenas and the time from
   // `env`.
   constexpr Heap(uint32_t id, const LinkKey& key, const HeapEnv* env = &kProcessHeapEnv)
-      : link_key_(key), entry_(id), env_(env) {}
+      : link_key_(key), entry_(id), env_(env), outgoing_(link_key_, counters_) {}
 
   // ---- Fast paths (owner thread only) ----
 
@@ -145,7 +145,7 @@ class alignas(kCacheLine) Heap {
   // here. Returns the blocks freed.
   size_t DrainRemote();
   // Hands every outgoing batch to its owner.
-  void FlushOutgoing() { outgoing_.FlushAll(counters_); }
+  void FlushOutgoing() { outgoing_.FlushAll(); }
   // On thread exit: drains, flushes, demotes the current runs and releases
   // every empty run and arena (a dead thread needs no spares).
   void Abandon();

@@ -14,16 +14,15 @@ size_t BatchBucket(size_t blocks) {
 
 }  // namespace
 
-void OutgoingBatches::Retarget(Slot& o, void* p, const void* run, IncomingQueue* to, size_t bytes,
-                               const LinkKey& key, HeapCounters& counters) {
-  if (o.head != nullptr) Flush(o, counters);
+void OutgoingBatches::Retarget(Slot& o, void* p, const void* run, IncomingQueue* to, size_t bytes) {
+  if (o.head != nullptr) Flush(o);
   o.target = to;
   // Retargeted: the push below takes the common path.
-  Push(p, run, to, static_cast<uint32_t>(&o - slots_), bytes, key, counters);
+  Push(p, run, to, static_cast<uint32_t>(&o - slots_), bytes);
 }
 
-void OutgoingBatches::Flush(Slot& o, HeapCounters& counters) {
-  counters.batch_blocks[BatchBucket(o.Blocks())].Add(1);
+void OutgoingBatches::Flush(Slot& o) {
+  counters_->batch_blocks[BatchBucket(o.Blocks())].Add(1);
   o.target->Push(o.head, o.tail, o.Bytes());
   o.head = o.tail = nullptr;
   o.count.Set(0);
@@ -32,19 +31,19 @@ void OutgoingBatches::Flush(Slot& o, HeapCounters& counters) {
   o.seg_blocks = 0;
 }
 
-void OutgoingBatches::FlushAll(HeapCounters& counters) {
+void OutgoingBatches::FlushAll() {
   for (Slot& o : slots_) {
-    if (o.head != nullptr) Flush(o, counters);
+    if (o.head != nullptr) Flush(o);
   }
 }
 
-void OutgoingBatches::FlushAndForget(HeapCounters& counters) {
-  FlushAll(counters);
+void OutgoingBatches::FlushAndForget() {
+  FlushAll();
   for (Slot& o : slots_) o.target = nullptr;
 }
 
-bool OutgoingBatches::Contains(const IncomingQueue* to, uint32_t owner_id, const void* p,
-                               const LinkKey& key) const {
+bool OutgoingBatches::Contains(const IncomingQueue* to, uint32_t owner_id, const void* p) const {
+  const LinkKey& key = *key_;
   const Slot& o = slots_[owner_id % kOutgoingSlots];
   if (o.target != to) return false;
   size_t steps = 0;
@@ -65,7 +64,8 @@ uint64_t OutgoingBatches::Bytes() const {
   return bytes;
 }
 
-bool OutgoingBatches::IsValid(const LinkKey& key) const {
+bool OutgoingBatches::IsValid() const {
+  const LinkKey& key = *key_;
   for (const Slot& o : slots_) {
     if (o.head == nullptr) {
       if (o.count.Get() != 0 || o.tail != nullptr || o.seg_run != nullptr) return false;

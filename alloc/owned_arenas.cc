@@ -15,9 +15,49 @@ int FindRun(uint64_t mask, uint32_t n) {
   return m == 0 ? -1 : __builtin_ctzll(m);
 }
 
+// The longest stretch of consecutive free pools in mask, up to
+// kMaxRunPools (each step keeps the bits that start one more free pool).
+size_t LongestRun(uint64_t mask) {
+  uint64_t m = mask;
+  size_t n = 0;
+  while (m != 0 && n < kMaxRunPools) {
+    m &= m >> 1;
+    ++n;
+  }
+  return n;
+}
+
 // The mask of pools [start, start + n).
 uint64_t RunBits(uint32_t n, uint32_t start) {
   return (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << start;
+}
+
+// Purges a's free pools free for at least delay_ms (all when force), one
+// madvise per stretch of consecutive due pools. Returns the bytes purged.
+// REQUIRES: a's owner's metadata lock.
+size_t PurgeFreePools(ArenaHeader* a, uint64_t now, int64_t delay_ms, bool force, os::PurgeMode mode,
+                      HeapCounters& counters) {
+  uint64_t due = 0;
+  for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
+    const int i = __builtin_ctzll(m);
+    if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->run.free_since()) >= delay_ms) {
+      due |= uint64_t{1} << i;
+    }
+  }
+  size_t bytes = 0;
+  while (due != 0) {
+    const int start = __builtin_ctzll(due);
+    const uint64_t from_start = due >> start;
+    const int len = from_start == ~uint64_t{0} ? 64 : __builtin_ctzll(~from_start);
+    const uint64_t bits = RunBits(static_cast<uint32_t>(len), static_cast<uint32_t>(start));
+    if (os::Purge(a->Base() + size_t(start) * kPoolSize, size_t(len) * kPoolSize, mode)) {
+      a->dirty_mask &= ~bits;
+      counters.pools_purged.Add(static_cast<uint64_t>(len));
+      bytes += size_t(len) * kPoolSize;
+    }
+    due &= ~bits;
+  }
+  return bytes;
 }
 
 // SYNCHRONIZATION: relaxed sum of the heaps' published free pools (a budget
@@ -27,6 +67,10 @@ std::atomic<int64_t> g_cached_pools{0};
 // A heap publishes its cached-pool count when it has moved by this many
 // pools (so the shared counter is not written on every run).
 constexpr size_t kPublishStep = 16;
+
+// Arenas the checked build's FindFreeRun looks at for a run outside the
+// quarantined pools before it takes them (checks.h, kQuarantineReleased).
+constexpr size_t kQuarantineSearchArenas = 16;
 
 // The pools of `a` released too lately to be reused while others fit
 // (checks.h, kQuarantineReleased): the set grows with each release and
@@ -60,16 +104,30 @@ void OwnedArenas::Publish() {
 // ---- Runs ------------------------------------------------------------------
 
 int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const {
-  // The checked build's first pass leaves the quarantined pools out; its
-  // second (no other run of n fits) takes them.
-  for (int pass = kQuarantineReleased ? 0 : 1; pass < 2; ++pass) {
-    ArenaHeader* a = FirstAvailArenaOwner();
-    for (size_t tries = 0; a != nullptr && tries < kRunSearchLimit; a = a->next, ++tries) {
-      const int start = FindRun(pass == 0 ? a->free_mask & ~Quarantined(a, now) : a->free_mask, n);
-      if (start >= 0) {
-        *arena = a;
-        return start;
+  if constexpr (kQuarantineReleased) {
+    // The checked build looks past the pools released lately first
+    // (checks.h): the same best fit, among arenas with n consecutive free
+    // pools besides those, in a bounded walk.
+    size_t looked = 0;
+    for (size_t list = n; list <= kEmptyArenas && looked < kQuarantineSearchArenas; ++list) {
+      for (ArenaHeader* a = FirstArenaOwner(list); a != nullptr && looked < kQuarantineSearchArenas;
+           a = a->next, ++looked) {
+        const int start = FindRun(a->free_mask & ~Quarantined(a, now), n);
+        if (start >= 0) {
+          *arena = a;
+          return start;
+        }
       }
+    }
+  } else {
+    (void)now;
+  }
+  // Best fit: partly used arenas first, the tightest first, so that empty
+  // arenas stay empty (and can go back) and long stretches stay long.
+  for (size_t list = n; list <= kEmptyArenas; ++list) {
+    if (ArenaHeader* a = FirstArenaOwner(list)) {
+      *arena = a;
+      return FindRun(a->free_mask, n);  // the list guarantees one
     }
   }
   return -1;
@@ -82,7 +140,7 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
     ++arenas_;
     ++empty_arenas_;
     free_pools_ += kUsablePools;
-    LinkArena(a, /*avail=*/true);
+    LinkArena(a);
     start = FindRun(a->free_mask, n);
   }
   if (a->used_pools == 0) --empty_arenas_;
@@ -92,10 +150,7 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
   a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
   a->used_pools += n;
   free_pools_ -= n;
-  if (a->free_mask == 0) {
-    UnlinkArena(a);
-    LinkArena(a, /*avail=*/false);
-  }
+  Relist(a);
   PoolDesc* head = a->pool(static_cast<size_t>(start));
   head->FormatHead(cls, n, reinterpret_cast<FreeBlock*>(a));  // the list ends at the arena base
   for (uint32_t i = 1; i < n; ++i) head[i].FormatTail(cls, i);
@@ -126,11 +181,8 @@ void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& coun
   }
   a->used_pools -= n;
   free_pools_ += n;
-  if (!a->on_avail_list) {
-    UnlinkArena(a);
-    LinkArena(a, /*avail=*/true);
-  }
   if (a->used_pools == 0) ++empty_arenas_;
+  Relist(a);
   counters.runs_released.Add(1);
   Publish();
 }
@@ -195,29 +247,39 @@ size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters, Arena
 
 // ---- Arenas ----------------------------------------------------------------
 
-void OwnedArenas::LinkArena(ArenaHeader* a, bool avail) {
-  a->on_avail_list = avail;
-  (avail ? avail_ : full_).PushFront(a);
+size_t OwnedArenas::ListOf(const ArenaHeader* a) {
+  if (a->used_pools == 0) return kEmptyArenas;
+  return LongestRun(a->free_mask);  // 0 (kFullArenas) when none is free
 }
 
-void OwnedArenas::UnlinkArena(ArenaHeader* a) { (a->on_avail_list ? avail_ : full_).Remove(a); }
+void OwnedArenas::LinkArena(ArenaHeader* a) {
+  const size_t list = ListOf(a);
+  a->owner_list = static_cast<uint8_t>(list);
+  lists_[list].PushFront(a);
+}
+
+void OwnedArenas::UnlinkArena(ArenaHeader* a) { lists_[a->owner_list].Remove(a); }
+
+void OwnedArenas::Relist(ArenaHeader* a) {
+  if (ListOf(a) == a->owner_list) return;
+  UnlinkArena(a);
+  LinkArena(a);
+}
 
 void OwnedArenas::ReleaseEmptyArenas(size_t budget, uint64_t now, ArenaCache* cache, const HeapEnv& env,
                                      HeapCounters& counters) {
   // Empty arenas first: nothing pins them.
   if (empty_arenas_ == 0) return;
   threading::SpinLockHolder hold(&lock_);
-  for (ArenaHeader* a = avail_.front(); a != nullptr && CachedPoolBytes() > budget;) {
+  for (ArenaHeader* a = lists_[kEmptyArenas].front(); a != nullptr && CachedPoolBytes() > budget;) {
     ArenaHeader* next = a->next;
-    if (a->used_pools == 0) {
-      UnlinkArena(a);
-      --arenas_;
-      --empty_arenas_;
-      free_pools_ -= kUsablePools;
-      counters.arenas_released.Add(1);
-      cache->Forget(a);
-      env.release_arena(a, now);
-    }
+    UnlinkArena(a);
+    --arenas_;
+    --empty_arenas_;
+    free_pools_ -= kUsablePools;
+    counters.arenas_released.Add(1);
+    cache->Forget(a);
+    env.release_arena(a, now);
     a = next;
   }
   Publish();
@@ -252,27 +314,10 @@ size_t OwnedArenas::PurgeLocked(uint64_t now, int64_t delay_ms, bool force, Heap
       }
     }
   }
-  // Full arenas have no free pools: only the avail list matters.
-  for (ArenaHeader* a = avail_.front(); a != nullptr; a = a->next) {
-    uint64_t due = 0;
-    for (uint64_t m = a->dirty_mask; m != 0; m &= m - 1) {
-      const int i = __builtin_ctzll(m);
-      if (force || static_cast<int32_t>(now - a->pool(static_cast<size_t>(i))->run.free_since()) >= delay_ms) {
-        due |= uint64_t{1} << i;
-      }
-    }
-    // One madvise per stretch of consecutive due pools.
-    while (due != 0) {
-      const int start = __builtin_ctzll(due);
-      const uint64_t from_start = due >> start;
-      const int len = from_start == ~uint64_t{0} ? 64 : __builtin_ctzll(~from_start);
-      const uint64_t bits = RunBits(static_cast<uint32_t>(len), static_cast<uint32_t>(start));
-      if (os::Purge(a->Base() + size_t(start) * kPoolSize, size_t(len) * kPoolSize, mode)) {
-        a->dirty_mask &= ~bits;
-        counters.pools_purged.Add(static_cast<uint64_t>(len));
-        bytes += size_t(len) * kPoolSize;
-      }
-      due &= ~bits;
+  // Full arenas have no free pools: the other lists only.
+  for (size_t list = kFullArenas + 1; list < kArenaLists; ++list) {
+    for (ArenaHeader* a = lists_[list].front(); a != nullptr; a = a->next) {
+      bytes += PurgeFreePools(a, now, delay_ms, force, mode, counters);
     }
   }
   return bytes;
@@ -282,7 +327,10 @@ size_t OwnedArenas::PurgeLocked(uint64_t now, int64_t delay_ms, bool force, Heap
 
 ArenaHeader* OwnedArenas::AnyArena() {
   threading::SpinLockHolder hold(&lock_);
-  return !avail_.empty() ? avail_.front() : full_.front();
+  for (const ArenaList& list : lists_) {
+    if (!list.empty()) return list.front();
+  }
+  return nullptr;
 }
 
 size_t OwnedArenas::Detach(ArenaHeader* a, ArenaCache* cache) {
@@ -311,7 +359,7 @@ void OwnedArenas::MoveEmptyRun(PoolDesc* d, OwnedArenas* to) {
 
 void OwnedArenas::Attach(ArenaHeader* a, size_t free_pools) {
   threading::SpinLockHolder hold(&lock_);
-  LinkArena(a, a->free_mask != 0);
+  LinkArena(a);
   ++arenas_;
   free_pools_ += free_pools;
   if (a->used_pools == 0) ++empty_arenas_;
@@ -333,15 +381,14 @@ bool OwnedArenas::IsValid(const Heap* owner) const {
   }
   if (empty_pools != empty_run_pools_) return false;
   size_t arenas = 0, empty = 0, free_pools = 0;
-  for (const ArenaList* list : {&avail_, &full_}) {
-    for (const ArenaHeader* a = list->front(); a != nullptr; a = a->next) {
+  for (size_t list = 0; list < kArenaLists; ++list) {
+    for (const ArenaHeader* a = lists_[list].front(); a != nullptr; a = a->next) {
       ++arenas;
       if (a->used_pools == 0) ++empty;
       free_pools += static_cast<size_t>(__builtin_popcountll(a->free_mask));
       // Relaxed: the owner writes the owner field only when the arena moves.
       if (!a->IsValid() || a->owner.load(std::memory_order_relaxed) != owner) return false;
-      if (a->on_avail_list != (a->free_mask != 0)) return false;
-      if ((list == &avail_) != a->on_avail_list) return false;
+      if (a->owner_list != list || ListOf(a) != list) return false;
       for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
         if (a->pool(i)->state == PoolState::kHead && !a->pool(i)->IsValid()) return false;
       }

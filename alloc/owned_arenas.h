@@ -23,16 +23,24 @@
 
 namespace strata::internal {
 
-// Arenas with free pools a heap searches for a run before taking a new one.
-inline constexpr size_t kRunSearchLimit = 16;
+// A heap's arenas sit on one of these lists, by what a run can still get
+// from them: none (no free pool), a longest stretch of 1..kMaxRunPools - 1
+// consecutive free pools, kMaxRunPools or more (the longest run a class
+// needs), or everything (no pool in a run: an empty arena). A run of n
+// pools is then found in O(kMaxRunPools) steps, best fit first, whatever
+// the number of arenas, and empty arenas are found without a walk.
+inline constexpr size_t kFullArenas = 0;
+inline constexpr size_t kEmptyArenas = kMaxRunPools + 1;
+inline constexpr size_t kArenaLists = kMaxRunPools + 2;
 
 // Free pools and empty-run pools held by all heaps together, in bytes
 // (published by each heap in steps of kPublishStep pools; relaxed).
 uint64_t CachedPoolBytesAllHeaps();
 
 // Invariants (owner's view, or under the lock; IsValid checks them):
-//   arenas_ == |avail_| + |full_|, and every arena on them is owned by this
-//     heap; an arena is on avail_ <=> its free_mask != 0 (on_avail_list)
+//   arenas_ == the sum of |lists_[i]|, and every arena on them is owned by
+//     this heap; an arena is on lists_[ListOf(a)], and a->owner_list says
+//     which
 //   free_pools_ == sum over the arenas of popcount(free_mask)
 //   empty_arenas_ == the arenas with used_pools == 0
 //   empty_run_pools_ == sum of run_pools over the runs on empty_[*], each
@@ -59,10 +67,12 @@ class OwnedArenas {
 
   // ---- Runs (owner) ----
 
-  // Index of a run of n free pools in an owned arena (stored in *arena), or
-  // -1 when the first kRunSearchLimit arenas with free pools have none. The
+  // Index of a run of n free pools in an owned arena (stored in *arena): in
+  // the arena whose longest free stretch fits it most tightly, an empty
+  // arena last; -1 when no owned arena has n consecutive free pools. The
   // checked build (kQuarantineReleased) takes pools released in the last
-  // kQuarantineMs before `now` only when no other run of n fits.
+  // kQuarantineMs before `now` only when no other run of n fits in the
+  // first kQuarantineSearchArenas arenas that could hold one.
   int FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const;
   // Claims pools [start, start + run_pools) of `a` for class cls; with
   // start < 0, `a` is an empty arena just taken from the source: it joins
@@ -115,8 +125,8 @@ class OwnedArenas {
   template <typename Fn>
   void ForEachArenaHoldingLock(Fn fn) {
     threading::SpinLockHolder hold(&lock_);
-    for (const ArenaList* list : {&avail_, &full_}) {
-      for (ArenaHeader* a = list->front(); a != nullptr; a = a->next) fn(a);
+    for (const ArenaList& list : lists_) {
+      for (ArenaHeader* a = list.front(); a != nullptr; a = a->next) fn(a);
     }
   }
   // Bytes kept in free pools and empty runs (owner's view).
@@ -140,8 +150,12 @@ class OwnedArenas {
   using ArenaList = threading::IntrusiveList<ArenaHeader, &ArenaHeader::prev, &ArenaHeader::next>;
   using RunList = threading::IntrusiveList<PoolDesc, &PoolDesc::prev, &PoolDesc::next>;
 
-  void LinkArena(ArenaHeader* a, bool avail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The list `a` belongs on, from its masks (see kArenaLists).
+  static size_t ListOf(const ArenaHeader* a);
+  void LinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void UnlinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Moves `a` to the list its masks now call for.
+  void Relist(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& counters, ArenaCache* cache)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void LinkEmptyLocked(PoolDesc* d, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -158,14 +172,13 @@ class OwnedArenas {
   // them without it: it reads its own writes. A caller that acts on what it
   // read under the lock reads it again there (TakeEmpty). Every unlocked
   // read is one of these three, and the analysis trusts them.
-  ArenaHeader* FirstAvailArenaOwner() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return avail_.front(); }
+  ArenaHeader* FirstArenaOwner(size_t list) const ABSL_NO_THREAD_SAFETY_ANALYSIS { return lists_[list].front(); }
   bool NoEmptyRunOwner(size_t cls) const ABSL_NO_THREAD_SAFETY_ANALYSIS { return empty_[cls].empty(); }
   size_t EmptyRunPoolsOwner() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return empty_run_pools_; }
 
   // Touched by the purger and the stats reader: on its own line.
   alignas(kCacheLine) mutable threading::SpinLock lock_;
-  ArenaList avail_ ABSL_GUARDED_BY(lock_);  // arenas with free pools
-  ArenaList full_ ABSL_GUARDED_BY(lock_);   // arenas without
+  ArenaList lists_[kArenaLists] ABSL_GUARDED_BY(lock_);  // the owned arenas (kArenaLists)
   RunList empty_[kNumClasses] ABSL_GUARDED_BY(lock_);  // empty runs kept whole, by class
   size_t empty_run_pools_ ABSL_GUARDED_BY(lock_) = 0;  // pools in empty_ runs
   size_t arenas_ = 0;           // owned arenas

@@ -20,6 +20,9 @@ PACKAGES=(
   universal-ctags
   # Reading strata's heap profiles (google-pprof, the legacy heap-profile format).
   google-perftools
+  # The model checker that verifies the lock-free protocols' Promela models
+  # (tests/model/check.sh, run by //tests/model:check_test).
+  spin
   # Real programs the preload tests run under strata: python3 and its stdlib
   # test suite, memcached with its conformance/load tools, sqlite3, git, sort.
   python3 libpython3.11-testsuite memcached libmemcached-tools sqlite3 git coreutils
