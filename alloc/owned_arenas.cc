@@ -104,7 +104,8 @@ void OwnedArenas::Publish() {
 // ---- Runs ------------------------------------------------------------------
 
 int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const {
-  if constexpr (kQuarantineReleased) {
+  // (A plain if: the default build compiles the walk and drops it.)
+  if (kQuarantineReleased) {
     // The checked build looks past the pools released lately first
     // (checks.h): the same best fit, among arenas with n consecutive free
     // pools besides those, in a bounded walk.
@@ -119,8 +120,6 @@ int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) cons
         }
       }
     }
-  } else {
-    (void)now;
   }
   // Best fit: partly used arenas first, the tightest first, so that empty
   // arenas stay empty (and can go back) and long stretches stay long.
