@@ -47,6 +47,10 @@ void ResetHeader(ArenaHeader* a, Heap* owner, bool dirty, uint32_t free_since) {
   a->dirty_mask = dirty ? kAllUsablePools : 0;
   a->prev = a->next = nullptr;
   a->owner_list = 0;
+  if constexpr (kQuarantineReleased) {
+    a->quarantine_ms = 0;
+    a->quarantine_mask = 0;
+  }
   for (size_t i = kFirstUsablePool; i < kPoolsPerArena; ++i) {
     a->pool(i)->FormatFree(static_cast<uint8_t>(i), free_since);
   }
@@ -241,35 +245,76 @@ ArenaDecayResult DecayEmptyArenas(uint64_t now, int64_t delay_ms, size_t retaine
   return result;
 }
 
-ArenaHeader* AcquireArena(Heap* owner) {
-  if (ArenaRecord* r = g_empty.Pop()) {
-    // Relaxed: the record is ours (the pop acquired it).
-    const bool dirty = !r->purged.load(std::memory_order_relaxed);
-    const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
-    r->purged.store(false, std::memory_order_relaxed);
-    ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
-    ResetHeader(a, owner, dirty, since);
-    return a;
+namespace {
+
+// The empty arena to reuse, or null (fresh memory). The checked build
+// (kQuarantineReleased, checks.h) passes over arenas emptied in the last
+// kQuarantineMs, at most kQuarantineArenas of them (the oldest beyond is
+// taken, quarantined or not), and puts them back as they were. Records
+// popped and pushed back meanwhile are simply missed by other poppers.
+ArenaRecord* PopReusable() {
+  if constexpr (!kQuarantineReleased) {
+    return g_empty.Pop();
+  } else {
+    const uint32_t now = static_cast<uint32_t>(os::NowMs());
+    ArenaRecord* passed[kQuarantineArenas];
+    size_t n = 0;
+    ArenaRecord* found = nullptr;
+    while (ArenaRecord* r = g_empty.Pop()) {
+      // Relaxed: the record is ours (the pop acquired it).
+      const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+      if (static_cast<int32_t>(now - since) >= static_cast<int32_t>(kQuarantineMs) || n == kQuarantineArenas) {
+        found = r;
+        break;
+      }
+      passed[n++] = r;
+    }
+    while (n > 0) g_empty.Push(passed[--n]);  // the newest back on top
+    return found;
   }
+}
+
+// Takes empty arena record r (popped) for `owner`.
+ArenaHeader* ReuseEmpty(ArenaRecord* r, Heap* owner) {
+  // Relaxed: the record is ours (the pop acquired it).
+  const bool dirty = !r->purged.load(std::memory_order_relaxed);
+  const uint32_t since = r->empty_since.load(std::memory_order_relaxed);
+  r->purged.store(false, std::memory_order_relaxed);
+  ArenaHeader* a = r->arena.load(std::memory_order_relaxed);
+  ResetHeader(a, owner, dirty, since);
+  return a;
+}
+
+}  // namespace
+
+ArenaHeader* AcquireArena(Heap* owner) {
+  if (ArenaRecord* r = PopReusable()) return ReuseEmpty(r, owner);
   // The memory limit counts an arena from its carving (limit.h); charged
   // before the reservation lock, since a soft limit may release memory.
-  if (!ChargeFootprint(kArenaSize)) return nullptr;
-  ArenaHeader* arena;
-  {
-    // A reservation mapped and an arena carved from it change the OS count,
-    // the reservation and the records together for stats. (Begun before
-    // the lock: a mover waiting in Begin holds none that others need.)
-    MoveSpan move;
-    threading::SpinLockHolder hold(&g_reserve_lock);
-    arena = CarveFreshLocked();
+  ArenaHeader* arena = nullptr;
+  if (ChargeFootprint(kArenaSize)) {
+    {
+      // A reservation mapped and an arena carved from it change the OS
+      // count, the reservation and the records together for stats. (Begun
+      // before the lock: a mover waiting in Begin holds none that others
+      // need.)
+      MoveSpan move;
+      threading::SpinLockHolder hold(&g_reserve_lock);
+      arena = CarveFreshLocked();
+    }
+    if (arena == nullptr) UnchargeFootprint(kArenaSize);
   }
   if (arena == nullptr) {
-    UnchargeFootprint(kArenaSize);
-  } else {
-    NoteMapped();
+    // No fresh memory (the OS or the memory limit refused): an arena the
+    // checked build's quarantine passed over is better than none.
+    if (kQuarantineReleased) {
+      if (ArenaRecord* r = g_empty.Pop()) return ReuseEmpty(r, owner);
+    }
+    return nullptr;
   }
+  NoteMapped();
   // Fresh pools were never touched: not resident, so not dirty.
-  if (arena != nullptr) ResetHeader(arena, owner, /*dirty=*/false, 0);
+  ResetHeader(arena, owner, /*dirty=*/false, 0);
   return arena;
 }
 

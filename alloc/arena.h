@@ -155,6 +155,9 @@ struct alignas(kPoolSize) ArenaHeader {
   // ---- The second line: the owner's, under its metadata lock ----
   alignas(kCacheLine) uint32_t used_pools;  // pools that are part of runs
   uint8_t owner_list;          // which of the owner's arena lists (owned_arenas.h)
+  uint32_t quarantine_ms;      // (checked build) when a run of it was last released
+  uint64_t quarantine_mask;    // (checked build) free pools released up to kQuarantineMs
+                               // before quarantine_ms: reused last (checks.h)
   uint64_t free_mask;          // bit i set <=> pool i is free; bits 0 and 1 never
   uint64_t dirty_mask;         // free pools whose pages may be resident (not purged)
   ArenaHeader* prev;           // owner's arena lists

@@ -18,6 +18,9 @@
 #ifndef STRATA_ALLOC_CHECKS_H_
 #define STRATA_ALLOC_CHECKS_H_
 
+#include <cstddef>
+#include <cstdint>
+
 #ifndef STRATA_CHECKED
 #define STRATA_CHECKED 0
 #endif
@@ -62,6 +65,32 @@ inline constexpr bool kCheckBlockStart = kCheckedBuild;
 // block inside a live one is handed out.
 inline constexpr bool kCheckPoppedLinks = kCheckedBuild;
 
+// Every free claims the freed block with one compare-and-swap on its first
+// word (a locked RMW), from the word it judged (program data) to the claim
+// mark, before it links the block anywhere (free_link.h, ClaimBlock): of
+// two threads freeing one block at the same instant exactly one links it
+// and the other is reported (in count mode it does nothing). A free block's
+// words are then read and written as atomics (plain moves on x86-64), so
+// that the race the claim settles is a defined one.
+inline constexpr bool kClaimFreedBlock = kCheckedBuild;
+
+// Memory released in the last kQuarantineMs is not reused while other free
+// memory is at hand: a heap's pools freed from a run (OwnedArenas::
+// FindFreeRun takes other free pools of its arenas first) and empty arenas
+// given back to the source (AcquireArena takes an older one, or fresh
+// memory, passing over at most kQuarantineArenas). A double free that comes
+// shortly after its block's memory was released (a thread that frees its
+// last block and exits, and the next thread's start-up) then finds free
+// memory and is reported, instead of freeing a new live block there. The
+// memory it costs is bounded by kQuarantineArenas arenas; nothing on a
+// fast path. A constant, not an option: it only widens a window the
+// checked build's reports already cover. (Blocks reused from a class
+// cache or a run's own list are not quarantined: README, "Contract".)
+inline constexpr bool kQuarantineReleased = kCheckedBuild;
+inline constexpr uint32_t kQuarantineMs = 50;
+inline constexpr size_t kQuarantineArenas = 8;
+
+static_assert(!kClaimFreedBlock || kCheckFreedBlock, "a free judges the word it claims from");
 static_assert(!kCheckFreedBlock || kEncodedLinks, "a free block is recognised by its encoded link");
 static_assert(!kCheckPoppedLinks || kEncodedLinks, "a damaged link shows through the encoding");
 

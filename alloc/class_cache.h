@@ -175,12 +175,14 @@ class ClassCache {
   // blocks of 16 bytes or more), which then reads as a link to null: a
   // cached block's words are those of a travelling one, so that a thread
   // that cannot see this list still knows it free (misuse.h).
+  // The second word is stored first: a free that finds the link (ClaimBlock,
+  // free_link.h) finds the second word with it.
   ABSL_ATTRIBUTE_ALWAYS_INLINE static void Link(size_t cls, FreeBlock* b, const FreeBlock* next,
                                                 const LinkKey& key) {
-    SetLink(b, next, key);
     if constexpr (kCheckFreedBlock) {
       if (cls > 1) SetLink(b + 1, nullptr, key);  // class 1's 8-byte blocks have one word
     }
+    SetLink(b, next, key);
   }
 
   // Clears the words that made b (of class cls) a free block, as it is
@@ -190,8 +192,8 @@ class ClassCache {
   // remote free path trusts LooksCached and LooksTravelling on their own.
   ABSL_ATTRIBUTE_ALWAYS_INLINE static void ClearFreeWords(size_t cls, FreeBlock* b) {
     if constexpr (kEncodedLinks) {
-      b->next = nullptr;
-      if (cls > 1) SegmentWord(b)->next = nullptr;  // class 1's 8-byte blocks have one word
+      StoreWord(b, nullptr);
+      if (cls > 1) StoreWord(SegmentWord(b), nullptr);  // class 1's 8-byte blocks have one word
     }
   }
 

@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "alloc/checks.h"
 #include "alloc/config.h"
 
@@ -88,11 +89,36 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* DecodeLink(const void* b, const F
   return reinterpret_cast<FreeBlock*>(((w ^ reinterpret_cast<uintptr_t>(b)) * k.inv) ^ k.x);
 }
 
+// A free block's stored words (its link, and from 16 bytes its second
+// word) as they are, read and written through these two alone. In the
+// checked build (kClaimFreedBlock) they are atomics, because a thread
+// freeing a block a second time reads them while the first free writes
+// them (ClaimBlock, below); on x86-64 both are plain moves. A free that
+// finds a link reads the words stored before it: the second word is always
+// stored before the link that makes the block look linked.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* LoadWord(const FreeBlock* slot) {
+  if constexpr (kClaimFreedBlock) {
+    // Acquire pairs with the release in StoreWord: the words stored before
+    // this one (a block's second word before its link) are seen with it.
+    return std::atomic_ref<FreeBlock*>(const_cast<FreeBlock*&>(slot->next)).load(std::memory_order_acquire);
+  } else {
+    return slot->next;
+  }
+}
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreWord(FreeBlock* slot, FreeBlock* word) {
+  if constexpr (kClaimFreedBlock) {
+    // Release pairs with the acquire in LoadWord.
+    std::atomic_ref<FreeBlock*>(slot->next).store(word, std::memory_order_release);
+  } else {
+    slot->next = word;
+  }
+}
+
 // Stores b's link to next: encoded in the checked build (kEncodedLinks),
 // the plain address in the default build.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SetLink(FreeBlock* b, const FreeBlock* next, const LinkKey& k) {
   if constexpr (kEncodedLinks) {
-    b->next = EncodeLink(b, next, k);
+    StoreWord(b, EncodeLink(b, next, k));
   } else {
     (void)k;
     b->next = const_cast<FreeBlock*>(next);
@@ -101,7 +127,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SetLink(FreeBlock* b, const FreeBlock* 
 // Reads b's link.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* NextOf(const FreeBlock* b, const LinkKey& k) {
   if constexpr (kEncodedLinks) {
-    return DecodeLink(b, b->next, k);
+    return DecodeLink(b, LoadWord(b), k);
   } else {
     (void)k;
     return b->next;
@@ -123,12 +149,61 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool SameArena(const void* a, const void* b)
 // a block: 8-aligned, below 2^47).
 inline constexpr uintptr_t kLinkShapeMask = ~((uintptr_t{1} << 47) - 1) | 7;
 
-// True when p's first word decodes to a link-shaped address: p is (almost
-// surely) free, on a list or travelling back to its owner. Reads program
-// data; the slow paths confirm a hit (HasFreeBlock, LinkTargetIsStrata).
+// True when `word`, block p's first word, decodes to a link-shaped
+// address: p is (almost surely) free, on a list or travelling back to its
+// owner. Reads program data; the slow paths confirm a hit (HasFreeBlock,
+// LinkTargetIsStrata).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool WordLooksFree(const void* p, const FreeBlock* word, const LinkKey& k) {
+  return (reinterpret_cast<uintptr_t>(DecodeLink(p, word, k)) & kLinkShapeMask) == 0;
+}
+// The same of p's first word as it is now.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LooksFree(const void* p, const LinkKey& k) {
   const FreeBlock* next = NextOf(static_cast<const FreeBlock*>(p), k);
   return (reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) == 0;
+}
+
+// THE CLAIM (the checked build's, kClaimFreedBlock). A free turns a live
+// block into a free one in one step that no other free can also make: a
+// compare-and-swap of the block's first word from the word the free judged
+// (program data: the block is live) to the claim mark, b's link to itself
+// (no list ever holds it: it looks free, and on b's own list, to every
+// check). Only then does the free store the block's words where it links
+// it (the second word first, the link last: StoreWord). Of two threads
+// freeing one block at once, one claims it and links it; the other's CAS
+// fails, or it finds the block already looking free: it reports a double
+// free and, in count mode, does nothing. Every path that frees a live block
+// claims it: the local free (FreeInClass, FreeLocalChecked), the remote free
+// (FreeRemote, SendRemote) and the owner's verdict on a parked suspect
+// (DrainSuspects); blocks already free (a drain, a class list giving blocks
+// back, a forwarded block) move from one free state to another unclaimed.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline FreeBlock* ClaimMark(const void* b, const LinkKey& k) {
+  return EncodeLink(b, static_cast<const FreeBlock*>(b), k);
+}
+// Claims live block b, whose first word the free read as `seen` and judged
+// program data. True when it is this free's to link; false when the word
+// changed since (another free claimed it first). The default build claims
+// nothing (true). REQUIRES: `seen` does not look free (WordLooksFree), so
+// it is no claim mark; a word that does goes to ClaimJudgedBlock.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ClaimBlock(void* b, FreeBlock* seen, const LinkKey& k) {
+  if constexpr (kClaimFreedBlock) {
+    FreeBlock* const mark = ClaimMark(b, k);
+    // Relaxed: the claim orders nothing. The loser reads nothing more of
+    // the block (it reports and returns); the winner's words are published
+    // by its release store of the link (StoreWord) and, beyond, by the
+    // hand-offs that move the block (the queue, the stacks).
+    return std::atomic_ref<FreeBlock*>(static_cast<FreeBlock*>(b)->next)
+        .compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed);
+  } else {
+    (void)b, (void)seen, (void)k;
+    return true;
+  }
+}
+// ClaimBlock for a word the slow paths judged program data although it may
+// look free: false also when `seen` is a claim mark (another free is
+// linking the block).
+inline bool ClaimJudgedBlock(void* b, FreeBlock* seen, const LinkKey& k) {
+  if (kClaimFreedBlock && seen == ClaimMark(b, k)) return false;
+  return ClaimBlock(b, seen, k);
 }
 
 // True when p's first word is a link a run's list could hold: it decodes to

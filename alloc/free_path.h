@@ -104,7 +104,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeInClass(Heap* self, size_t cls, voi
     // A block on a free list, in a class cache or travelling back from
     // another thread looks free (free_link.h): the slow path confirms and
     // reports it.
-    if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeSlow(p, op, max_size);
+    FreeBlock* const seen = LoadWord(static_cast<FreeBlock*>(p));
+    if (ABSL_PREDICT_FALSE(WordLooksFree(p, seen, self->link_key()))) return FreeSlow(p, op, max_size);
+    // The claim (free_link.h): a free of p by another thread at this
+    // instant either loses it or finds p looking free.
+    if (ABSL_PREDICT_FALSE(!ClaimBlock(p, seen, self->link_key()))) {
+      return ReportMisuse(p, Misuse::kDoubleFreeRace, op);
+    }
   }
   FreeToCache(self, cls, p, op);
 }
@@ -167,9 +173,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void BatchRemote(Heap* self, Heap* owner, vo
   self->outgoing().Push(p, run, &owner->incoming(), owner->entry().id(), run->size);
 }
 
-// Hands p (a block of `run`, checked) to `owner`: batched by `self`, or
-// alone when the thread has no heap (self null).
-inline void SendRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
+// Hands p (a block of `run`, checked, judged live from its first word
+// `seen`) to `owner`: claimed (free_link.h), then batched by `self`, or
+// alone when the thread has no heap (self null). A lost claim is reported.
+inline void SendRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run, FreeBlock* seen, const char* op) {
+  if (ABSL_PREDICT_FALSE(!ClaimJudgedBlock(p, seen, owner->link_key()))) {
+    return ReportMisuse(p, Misuse::kDoubleFreeRace, op);
+  }
   if (ABSL_PREDICT_FALSE(self == nullptr)) {
     owner->incoming().PushOne(static_cast<FreeBlock*>(p), run->size);
     return;
@@ -179,14 +189,15 @@ inline void SendRemote(Heap* self, Heap* owner, void* p, const PoolDesc* run) {
 
 // A block that looks free and that its owner cannot check (every suspect
 // slot taken): reported when its words are those of a travelling block or
-// of a block on its run's list, else sent.
+// of a block on its run's list, else sent (claimed from its first word
+// `seen`).
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, const PoolDesc* run, void* p,
-                                                       const char* op) {
+                                                       FreeBlock* seen, const char* op) {
   if (LooksTravelling(p, run->size)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   if (LooksOnItsList(p, owner->link_key()) || LooksCached(p, run->size, owner->link_key())) {
     return ReportMisuse(p, Misuse::kDoubleFree, op);
   }
-  SendRemote(self, owner, p, run);
+  SendRemote(self, owner, p, run, seen, op);
 }
 
 // A block for another heap that looks free (free_link.h) must not be linked
@@ -196,12 +207,15 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteUnjudged(Heap* self, Heap* owner, 
 // thread without a heap.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owner, PoolDesc* run, void* p,
                                                           const char* op) {
+  // The word judged, which a send claims from (a claim mark, another free
+  // under way, looks on its list).
+  FreeBlock* const seen = LoadWord(static_cast<FreeBlock*>(p));
   // On its run's list or in its owner's class cache, or travelling.
   const bool on_list = LooksOnItsList(p, owner->link_key()) || LooksCached(p, run->size, owner->link_key());
   const bool travelling = !on_list && LooksTravelling(p, run->size);
   // Only the words of a list or batch member can be free (see
   // FreeLocalChecked): program data that merely looks free goes on.
-  if (!on_list && !travelling) return SendRemote(self, owner, p, run);
+  if (!on_list && !travelling) return SendRemote(self, owner, p, run, seen, op);
   if (self != nullptr &&
       self->outgoing().Contains(&owner->incoming(), owner->entry().id(), p)) {
     return ReportMisuse(p, Misuse::kDoubleFreeHere, op);
@@ -213,8 +227,8 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
   if (on_list) return ReportMisuse(p, Misuse::kDoubleFree, op);
   if (run->size >= 2 * sizeof(FreeBlock*)) return ReportMisuse(p, Misuse::kDoubleFreeRemote, op);
   // An 8-byte block has one word to judge by (2^-40): its owner checks it.
-  if (owner->incoming().suspects().Push(p, *static_cast<const uintptr_t*>(p))) return;
-  FreeRemoteUnjudged(self, owner, run, p, op);  // every suspect slot taken
+  if (owner->incoming().suspects().Push(p, reinterpret_cast<uintptr_t>(seen))) return;
+  FreeRemoteUnjudged(self, owner, run, p, seen, op);  // every suspect slot taken
 }
 
 // The first free of a thread that has no heap yet: it takes one (which may
@@ -223,8 +237,12 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteLookingFree(Heap* self, Heap* owne
 ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteWithoutHeap(Heap* owner, PoolDesc* run, void* p,
                                                           const char* op) {
   if (ThreadHeap() != nullptr) return FreeSlow(p, op, SIZE_MAX);
-  if (kCheckFreedBlock && LooksFree(p, owner->link_key())) return FreeRemoteLookingFree(nullptr, owner, run, p, op);
-  SendRemote(nullptr, owner, p, run);
+  // (The default build reads no freed block.)
+  FreeBlock* const seen = kCheckFreedBlock ? LoadWord(static_cast<FreeBlock*>(p)) : nullptr;
+  if (kCheckFreedBlock && WordLooksFree(p, seen, owner->link_key())) {
+    return FreeRemoteLookingFree(nullptr, owner, run, p, op);
+  }
+  SendRemote(nullptr, owner, p, run, seen, op);
 }
 
 // A remote free that looks free, or a thread without a heap: g_empty_heap's
@@ -262,7 +280,14 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
   if constexpr (kCheckFreedBlock) {
     // Every heap but g_empty_heap holds the owner's key; g_empty_heap's is
     // zero, so that every block looks free to a thread with no heap yet.
-    if (ABSL_PREDICT_FALSE(LooksFree(p, self->link_key()))) return FreeRemoteUncommon(self, owner, d, p, op);
+    FreeBlock* const seen = LoadWord(static_cast<FreeBlock*>(p));
+    if (ABSL_PREDICT_FALSE(WordLooksFree(p, seen, self->link_key()))) {
+      return FreeRemoteUncommon(self, owner, d, p, op);
+    }
+    // The claim (free_link.h), before p joins a batch.
+    if (ABSL_PREDICT_FALSE(!ClaimBlock(p, seen, self->link_key()))) {
+      return ReportMisuse(p, Misuse::kDoubleFreeRace, op);
+    }
   } else {
     // self is the thread's tls_heap (FreeFast): g_empty_heap until it has one.
     if (ABSL_PREDICT_FALSE(self == &g_empty_heap)) return FreeRemoteWithoutHeap(owner, d, p, op);
@@ -315,6 +340,13 @@ ABSL_ATTRIBUTE_NOINLINE inline Resolved Resolve(const void* p, const char* op) {
     return {nullptr, nullptr, nullptr};
   }
   PoolDesc* d = RunOf(arena, p);
+  // A pool in no run: its blocks were all freed and the run released (a
+  // double free, typically: the checked build keeps such pools from reuse
+  // for a while, checks.h kQuarantineReleased).
+  if (ABSL_PREDICT_FALSE(d->state == PoolState::kFree)) {
+    ReportMisuse(p, Misuse::kFreePool, op);
+    return {nullptr, nullptr, nullptr};
+  }
   // Only fields that stay fixed while a block of the run lives are read here
   // (start, div_magic, capacity: a free pool's capacity is 0); `carved` is
   // the owner's and is checked on the local path in FreeLocalChecked.
@@ -342,10 +374,13 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeLarge(LargeHeader* h, const void* p, con
 }
 
 // FreeLocalChecked's judgement, under the slow lock: nothing, or the misuse
-// to report (*run_io: p's run, found again after a drain).
-inline std::optional<Misuse> JudgeLocalFree(Heap* self, PoolDesc** run_io, void* p) {
+// to report (*run_io: p's run, found again after a drain). `seen`: p's
+// first word when the free began (the checked build's).
+inline std::optional<Misuse> JudgeLocalFree(Heap* self, PoolDesc** run_io, void* p, FreeBlock* seen) {
   PoolDesc* run = *run_io;
   if (!ValidateBlock(run, p, run->run.carved())) return Misuse::kNotBlockStart;
+  // Another free of p is linking it (free_link.h, the claim).
+  if (kClaimFreedBlock && seen == ClaimMark(p, self->link_key())) return Misuse::kDoubleFreeRace;
   // (The default build's blocks hold plain links: nothing to judge by.)
   if (kCheckFreedBlock && HoldsFreeWords(p, run->size, self->link_key())) {
     if (self->cache().Contains(run->size_class, p, self->link_key()) || run->HasFreeBlock(p)) {
@@ -369,13 +404,20 @@ inline std::optional<Misuse> JudgeLocalFree(Heap* self, PoolDesc** run_io, void*
 // The checks read the run's owner line and may drain the queue: under the
 // heap's slow lock (heap.h), released before the push (whose own slow path
 // takes it again).
+// The block is claimed (free_link.h) from the word the judgement began
+// with: a word changed meanwhile is another free's.
 ABSL_ATTRIBUTE_NOINLINE inline void FreeLocalChecked(Heap* self, PoolDesc* run, void* p, const char* op) {
+  // (The default build reads no freed block.)
+  FreeBlock* const seen = kCheckFreedBlock ? LoadWord(static_cast<FreeBlock*>(p)) : nullptr;
   std::optional<Misuse> found;
   {
     threading::OwnerLockHolder hold(&self->slow_lock_);
-    found = JudgeLocalFree(self, &run, p);
+    found = JudgeLocalFree(self, &run, p, seen);
   }
   if (ABSL_PREDICT_FALSE(found.has_value())) return ReportMisuse(p, *found, op);
+  if (ABSL_PREDICT_FALSE(!ClaimJudgedBlock(p, seen, self->link_key()))) {
+    return ReportMisuse(p, Misuse::kDoubleFreeRace, op);
+  }
   FreeToCache(self, run->size_class, p, op);
 }
 
@@ -386,10 +428,12 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteChecked(Heap* self, Heap* owner, P
   if (ABSL_PREDICT_FALSE(owner == nullptr)) return ReportMisuse(p, Misuse::kEmptyArena, op);
   if (ABSL_PREDICT_FALSE(ThreadHeapIfAny() == nullptr)) return FreeRemoteWithoutHeap(owner, run, p, op);
   // The owner's copy of the key: one load each off a pointer we hold.
-  if (kCheckFreedBlock && ABSL_PREDICT_FALSE(LooksFree(p, owner->link_key()))) {
+  // (The default build reads no freed block.)
+  FreeBlock* const seen = kCheckFreedBlock ? LoadWord(static_cast<FreeBlock*>(p)) : nullptr;
+  if (kCheckFreedBlock && ABSL_PREDICT_FALSE(WordLooksFree(p, seen, owner->link_key()))) {
     return FreeRemoteLookingFree(self, owner, run, p, op);
   }
-  SendRemote(self, owner, p, run);
+  SendRemote(self, owner, p, run, seen, op);
 }
 
 // Frees p, which Resolve() accepted, locally or to its owner.

@@ -66,7 +66,7 @@ size_t DrainSuspects(Heap* h) {
       if (owner == nullptr) {
         ReportMisuse(p, Misuse::kEmptyArena, "free");
       } else if (!owner->incoming().suspects().Push(p, word)) {
-        FreeRemoteUnjudged(h, owner, d, p, "free");  // every slot taken
+        FreeRemoteUnjudged(h, owner, d, p, reinterpret_cast<FreeBlock*>(word), "free");  // every slot taken
       }
       return;
     }
@@ -78,6 +78,12 @@ size_t DrainSuspects(Heap* h) {
         ReportMisuse(p, Misuse::kDoubleFreeRemote, "free");
         return;
       case ParkedVerdict::kLive:
+        // Its free claims it now (free_link.h), from the word it was
+        // parked with: a free of it since was another's.
+        if (!ClaimJudgedBlock(p, reinterpret_cast<FreeBlock*>(word), h->link_key())) {
+          ReportMisuse(p, Misuse::kDoubleFreeRace, "free");
+          return;
+        }
         FreeToRun(h, d, p);
         ++freed;
         return;
@@ -198,10 +204,10 @@ BlockChain Heap::TakeFromRuns(size_t cls) {
   const uint64_t now = env_->now_ms();
   const uint32_t pools = kClasses[cls].run_pools;
   ArenaHeader* arena = nullptr;
-  int start = arenas_.FindFreeRun(pools, &arena);
+  int start = arenas_.FindFreeRun(pools, &arena, now);
   // Empty runs of other classes give their pools back before we take more.
   if (start < 0 && arenas_.ReleaseEmptyRuns(now, counters_, &arena_cache_) != 0) {
-    start = arenas_.FindFreeRun(pools, &arena);
+    start = arenas_.FindFreeRun(pools, &arena, now);
   }
   if (start < 0 && CollectOrphans(1) > 0) {
     // A dead thread's memory is ours now: its partial runs come first.
@@ -210,7 +216,7 @@ BlockChain Heap::TakeFromRuns(size_t cls) {
       if (!IsListEnd(q->run.free_list())) return q->run.TakeList(list_end(q));
       return q->run.CarveChain(q->Start(), q->size, q->capacity, batch, link_key_);
     }
-    start = arenas_.FindFreeRun(pools, &arena);
+    start = arenas_.FindFreeRun(pools, &arena, now);
   }
   PoolDesc* run = NewRun(cls, arena, start);
   if (run == nullptr) {

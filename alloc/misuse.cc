@@ -75,7 +75,7 @@ ParkedVerdict JudgeParked(const PoolDesc* run, const void* p, uintptr_t word) {
   // taken apart) since. One that is on no list, unchanged and not
   // travelling was live: its data only looked free.
   if (!ValidateBlock(run, p, run->run.carved()) || run->HasFreeBlock(p) ||
-      *static_cast<const uintptr_t*>(p) != word || LooksCached(p, run->size, GetLinkKey())) {
+      reinterpret_cast<uintptr_t>(LoadWord(static_cast<const FreeBlock*>(p))) != word || LooksCached(p, run->size, GetLinkKey())) {
     return ParkedVerdict::kDoubleFree;
   }
   if (LooksTravelling(p, run->size)) return ParkedVerdict::kDoubleFreeRemote;

@@ -44,12 +44,15 @@ namespace strata::internal {
   X(kDoubleFreeRemote, "double free (block already freed by another thread)")                     \
   X(kDoubleFreeHere, "double free (block already freed by this thread)")                          \
   X(kDoubleFreeEmptyRun, "double free (its run has no live block)")                               \
+  X(kDoubleFreeRace, "double free (block freed by another thread at the same time)")              \
   X(kEmptyArena, "block of an empty arena (double free?)")                                        \
+  X(kFreePool, "block of a free pool (double free?)")                                             \
   X(kDoubleFreeLarge, "double free of a large block")                                             \
   X(kSizeTooLarge, "size is larger than the block")                                               \
   X(kSizeTooSmall, "size is too small for the block")                                             \
   X(kMisaligned, "pointer does not have the stated alignment")                                    \
   X(kBadAlignment, "alignment is not a power of two")                                             \
+  X(kNotAlignedBlock, "block was not allocated with this alignment")                              \
   X(kListDamaged,                                                                                 \
     "free list corrupted: the link in this free block was overwritten (a heap overflow or a "     \
     "write after free)")                                                                          \

@@ -54,7 +54,6 @@ class OutgoingBatches {
     HeapCounters& counters = *counters_;
     auto* b = static_cast<FreeBlock*>(p);
     FreeBlock* const head = o.head;
-    SetLink(b, head, key);
     if (bytes >= 2 * sizeof(FreeBlock*)) {
       // p joins the open segment, or opens one of its own.
       if (o.seg_run == run && ABSL_PREDICT_TRUE(o.seg_blocks < kSegmentMaxBlocks)) {
@@ -68,6 +67,9 @@ class OutgoingBatches {
     } else {
       o.seg_run = nullptr;  // a segment of one, without a segment word
     }
+    // The link last: a free that finds it finds the segment word with it
+    // (ClaimBlock, free_link.h).
+    SetLink(b, head, key);
     if (head == nullptr) o.tail = b;
     o.head = b;
     const uint64_t count = o.count.Add(Slot::kBlock + bytes);

@@ -68,6 +68,20 @@ std::atomic<int64_t> g_cached_pools{0};
 // pools (so the shared counter is not written on every run).
 constexpr size_t kPublishStep = 16;
 
+// Arenas the checked build's FindFreeRun looks at for a run outside the
+// quarantined pools before it takes them (checks.h, kQuarantineReleased).
+constexpr size_t kQuarantineSearchArenas = 16;
+
+// The pools of `a` released too lately to be reused while others fit
+// (checks.h, kQuarantineReleased): the set grows with each release and
+// ends kQuarantineMs after the last.
+uint64_t Quarantined(const ArenaHeader* a, uint64_t now) {
+  if (!kQuarantineReleased || a->quarantine_mask == 0) return 0;
+  const bool over = static_cast<int32_t>(static_cast<uint32_t>(now) - a->quarantine_ms) >=
+                    static_cast<int32_t>(kQuarantineMs);
+  return over ? 0 : a->quarantine_mask & a->free_mask;
+}
+
 }  // namespace
 
 uint64_t CachedPoolBytesAllHeaps() {
@@ -89,7 +103,24 @@ void OwnedArenas::Publish() {
 
 // ---- Runs ------------------------------------------------------------------
 
-int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena) const {
+int OwnedArenas::FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const {
+  // (A plain if: the default build compiles the walk and drops it.)
+  if (kQuarantineReleased) {
+    // The checked build looks past the pools released lately first
+    // (checks.h): the same best fit, among arenas with n consecutive free
+    // pools besides those, in a bounded walk.
+    size_t looked = 0;
+    for (size_t list = n; list <= kEmptyArenas && looked < kQuarantineSearchArenas; ++list) {
+      for (ArenaHeader* a = FirstArenaOwner(list); a != nullptr && looked < kQuarantineSearchArenas;
+           a = a->next, ++looked) {
+        const int start = FindRun(a->free_mask & ~Quarantined(a, now), n);
+        if (start >= 0) {
+          *arena = a;
+          return start;
+        }
+      }
+    }
+  }
   // Best fit: partly used arenas first, the tightest first, so that empty
   // arenas stay empty (and can go back) and long stretches stay long.
   for (size_t list = n; list <= kEmptyArenas; ++list) {
@@ -114,6 +145,7 @@ PoolDesc* OwnedArenas::ClaimRun(size_t cls, ArenaHeader* a, int start, HeapCount
   if (a->used_pools == 0) --empty_arenas_;
   const uint64_t bits = RunBits(n, static_cast<uint32_t>(start));
   a->free_mask &= ~bits;
+  if constexpr (kQuarantineReleased) a->quarantine_mask &= ~bits;  // in a run now
   a->dirty_mask &= ~bits;  // in a run now: the run's pages are in use
   a->used_pools += n;
   free_pools_ -= n;
@@ -140,6 +172,12 @@ void OwnedArenas::ReleaseRunLocked(PoolDesc* d, uint64_t now, HeapCounters& coun
   const uint64_t bits = RunBits(n, start);
   a->free_mask |= bits;
   a->dirty_mask |= bits;
+  if constexpr (kQuarantineReleased) {
+    // Reused last for kQuarantineMs (FindFreeRun); an expired set starts over.
+    if (Quarantined(a, now) == 0) a->quarantine_mask = 0;
+    a->quarantine_mask |= bits;
+    a->quarantine_ms = static_cast<uint32_t>(now);
+  }
   a->used_pools -= n;
   free_pools_ += n;
   if (a->used_pools == 0) ++empty_arenas_;

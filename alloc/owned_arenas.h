@@ -69,8 +69,11 @@ class OwnedArenas {
 
   // Index of a run of n free pools in an owned arena (stored in *arena): in
   // the arena whose longest free stretch fits it most tightly, an empty
-  // arena last; -1 when no owned arena has n consecutive free pools.
-  int FindFreeRun(uint32_t n, ArenaHeader** arena) const;
+  // arena last; -1 when no owned arena has n consecutive free pools. The
+  // checked build (kQuarantineReleased) takes pools released in the last
+  // kQuarantineMs before `now` only when no other run of n fits in the
+  // first kQuarantineSearchArenas arenas that could hold one.
+  int FindFreeRun(uint32_t n, ArenaHeader** arena, uint64_t now) const;
   // Claims pools [start, start + run_pools) of `a` for class cls; with
   // start < 0, `a` is an empty arena just taken from the source: it joins
   // the heap first. Returns the run's head, kHeld.

@@ -154,11 +154,27 @@ STRATA_ENTRY void DeallocateSized(void* p, size_t size) noexcept {
   internal::FreeFast(p, size, "free_sized");
 }
 
+namespace {
+
+// True (and reported) when p, aligned to `alignment`, cannot have been
+// allocated with it: an alignment above a page is served by a large block
+// alone (AlignedClass), so a block of a run (whose start may happen to sit
+// on such a boundary) was allocated without it. Both builds: a page-map
+// lookup on the aligned frees' rare alignments, no load of the block.
+bool NotAllocatedWithAlignment(const void* p, size_t alignment, const char* op) {
+  if (ABSL_PREDICT_TRUE(alignment <= internal::kPoolSize) || !internal::GetPageMap().InArena(p)) return false;
+  internal::ReportMisuse(p, internal::Misuse::kNotAlignedBlock, op);
+  return true;
+}
+
+}  // namespace
+
 STRATA_ENTRY void DeallocateAligned(void* p, size_t alignment) noexcept {
   if (ABSL_PREDICT_FALSE(reinterpret_cast<uintptr_t>(p) & (alignment - 1))) {
     internal::ReportMisuse(p, internal::Misuse::kMisaligned, "free_aligned");
     return;
   }
+  if (ABSL_PREDICT_FALSE(NotAllocatedWithAlignment(p, alignment, "free_aligned"))) return;
   internal::FreeFast(p, SIZE_MAX, "free_aligned");
 }
 
@@ -172,6 +188,7 @@ STRATA_ENTRY void DeallocateAlignedSized(void* p, size_t size, size_t alignment)
     internal::ReportMisuse(p, internal::Misuse::kMisaligned, "free_aligned_sized");
     return;
   }
+  if (ABSL_PREDICT_FALSE(NotAllocatedWithAlignment(p, alignment, "free_aligned_sized"))) return;
   // An aligned request was served rounded up to its alignment (up to a
   // page; see AlignedClass): the size is judged rounded the same way.
   const size_t unit = alignment < internal::kPoolSize ? alignment : internal::kPoolSize;

@@ -102,9 +102,11 @@ set(STRATA_TESTS
   tests/threading/thread_id_test.cc
 )
 set(STRATA_FLAGS_TESTS tests/alloc/flags_test.cc)
-# The checked build's (strata_cc_test's NAME_checked): misuse_test only
-# here (it asserts kCheckedBuild), the others in both builds.
+# The checked build's (strata_cc_test's NAME_checked): misuse_test and
+# concurrent_free_test only here (they assert kCheckedBuild), the others in
+# both builds.
 set(STRATA_CHECKED_TESTS
+  tests/alloc/concurrent_free_test.cc
   tests/alloc/error_test.cc
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc

@@ -157,7 +157,7 @@ class PartsTest : public ::testing::Test {
   // new arena.
   PoolDesc* Claim(size_t cls) {
     ArenaHeader* a = nullptr;
-    const int start = arenas_.FindFreeRun(kClasses[cls].run_pools, &a);
+    const int start = arenas_.FindFreeRun(kClasses[cls].run_pools, &a, TestHeapEnv::Now());
     if (start < 0) {
       a = NewArena();
       if (a == nullptr) return nullptr;
@@ -211,7 +211,7 @@ TEST_F(PartsTest, ClaimRunInAFreshArenaJoinsItAndCountsItsPools) {
   EXPECT_FALSE(arenas_.IsValid(reinterpret_cast<const Heap*>(&cache_)));  // not that owner's
 
   ArenaHeader* found = nullptr;
-  EXPECT_EQ(arenas_.FindFreeRun(n, &found), static_cast<int>(kFirstUsablePool + n));
+  EXPECT_EQ(arenas_.FindFreeRun(n, &found, TestHeapEnv::Now()), static_cast<int>(kFirstUsablePool + n));
   EXPECT_EQ(found, a);
 
   const uint64_t now = TestHeapEnv::Now();
@@ -230,6 +230,52 @@ TEST_F(PartsTest, ClaimRunInAFreshArenaJoinsItAndCountsItsPools) {
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 }
 
+// Issue 24, F3: the pools of a released run (here a 20 KiB block's, one
+// block a run) are reused last for kQuarantineMs in the checked build, so
+// that a double free of its block shortly after finds a free pool instead
+// of a new block there; the default build reuses the first fit at once.
+// Either way, with no other room the released pools are taken.
+TEST_F(PartsTest, ReleasedPoolsAreReusedLastWhileQuarantined) {
+  const size_t cls = SizeToClass(20000);
+  ASSERT_EQ(kClasses[cls].blocks, 1u);  // one block a run
+  const uint32_t n = kClasses[cls].run_pools;
+  PoolDesc* first = Claim(cls);
+  PoolDesc* second = Claim(cls);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ArenaHeader* a = ArenaOf(first);
+  ASSERT_EQ(ArenaOf(second), a);
+  const int released = first->index;
+  const uint64_t t = TestHeapEnv::Now();
+  arenas_.ReleaseRun(first, t, counters_, &cache_);
+
+  ArenaHeader* found = nullptr;
+  const int at_once = arenas_.FindFreeRun(n, &found, t + 1);
+  ASSERT_GE(at_once, 0);
+  EXPECT_EQ(found, a);
+  if (kQuarantineReleased) {
+    EXPECT_TRUE(at_once >= released + static_cast<int>(n) || at_once + static_cast<int>(n) <= released)
+        << "pools released 1 ms ago reused: " << at_once;
+  } else {
+    EXPECT_EQ(at_once, released);
+  }
+  EXPECT_EQ(arenas_.FindFreeRun(n, &found, t + kQuarantineMs - 1), kQuarantineReleased ? at_once : released);
+  // Past the quarantine: the first fit again.
+  EXPECT_EQ(arenas_.FindFreeRun(n, &found, t + kQuarantineMs), released);
+
+  // No other room: the quarantined pools are taken.
+  std::vector<PoolDesc*> fill;
+  for (;;) {
+    const int s1 = arenas_.FindFreeRun(1, &found, t + 1);
+    if (s1 < 0 || found != a || (s1 >= released && s1 < released + static_cast<int>(n))) break;
+    fill.push_back(arenas_.ClaimRun(1, found, s1, counters_));
+  }
+  EXPECT_EQ(arenas_.FindFreeRun(n, &found, t + 1), released);
+  EXPECT_EQ(found, a);
+  for (PoolDesc* d : fill) arenas_.ReleaseRun(d, t, counters_, &cache_);
+  arenas_.ReleaseRun(second, t, counters_, &cache_);
+}
+
 TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   ArenaHeader* a = NewArena();
   ASSERT_NE(a, nullptr);
@@ -237,7 +283,7 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   runs.push_back(arenas_.ClaimRun(kCls64, a, -1, counters_));
   for (size_t i = 0; i < kUsablePools; ++i) {
     ArenaHeader* found = nullptr;
-    const int start = arenas_.FindFreeRun(1, &found);
+    const int start = arenas_.FindFreeRun(1, &found, TestHeapEnv::Now());
     if (start < 0) break;
     ASSERT_EQ(found, a);
     runs.push_back(arenas_.ClaimRun(kCls64, found, start, counters_));
@@ -249,7 +295,7 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   EXPECT_EQ(arenas_.counts().free_pools, 0u);
   EXPECT_EQ(Get(counters_.runs_created), kUsablePools);
   ArenaHeader* found = nullptr;
-  EXPECT_EQ(arenas_.FindFreeRun(1, &found), -1);  // full arenas are not searched
+  EXPECT_EQ(arenas_.FindFreeRun(1, &found, TestHeapEnv::Now()), -1);  // full arenas are not searched
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 
   // One run back: the arena has room again.
@@ -259,9 +305,9 @@ TEST_F(PartsTest, ArenaThatFillsUpMovesToTheFullListAndBack) {
   EXPECT_EQ(a->owner_list, 1u);  // a longest free stretch of one pool
   EXPECT_EQ(arenas_.counts().free_pools, 1u);
   EXPECT_EQ(arenas_.counts().empty_arenas, 0u);
-  EXPECT_EQ(arenas_.FindFreeRun(1, &found), static_cast<int>(back->index));
+  EXPECT_EQ(arenas_.FindFreeRun(1, &found, TestHeapEnv::Now()), static_cast<int>(back->index));
   EXPECT_EQ(found, a);
-  EXPECT_EQ(arenas_.FindFreeRun(2, &found), -1);  // one pool is no room for two
+  EXPECT_EQ(arenas_.FindFreeRun(2, &found, TestHeapEnv::Now()), -1);  // one pool is no room for two
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 
   // A run too large for the room: a second, fresh arena.
@@ -303,10 +349,10 @@ TEST_F(PartsTest, LongRunFoundBehindManyFragmentedArenas) {
   EXPECT_TRUE(arenas_.IsValid(nullptr));
 
   ArenaHeader* found = nullptr;
-  const int start = arenas_.FindFreeRun(kMaxRunPools, &found);
+  const int start = arenas_.FindFreeRun(kMaxRunPools, &found, TestHeapEnv::Now());
   EXPECT_EQ(found, roomy);
   EXPECT_GE(start, static_cast<int>(kFirstUsablePool + 1));
-  EXPECT_EQ(arenas_.FindFreeRun(1, &found) >= 0, true);
+  EXPECT_EQ(arenas_.FindFreeRun(1, &found, TestHeapEnv::Now()) >= 0, true);
   EXPECT_NE(found, roomy);  // a short run goes where it fits tightest
   EXPECT_NE(std::find(fragmented.begin(), fragmented.end(), found), fragmented.end());
 
@@ -539,7 +585,7 @@ TEST(OwnedArenasMoveTest, DetachMoveEmptyRunAttach) {
   live->run.BecomeCurrent();
   ASSERT_EQ(PopBlocks(live, 1, key).size(), 1u);
   ArenaHeader* found = nullptr;
-  const int start = f.arenas().FindFreeRun(kClasses[kCls1K].run_pools, &found);
+  const int start = f.arenas().FindFreeRun(kClasses[kCls1K].run_pools, &found, TestHeapEnv::Now());
   ASSERT_EQ(found, a);
   PoolDesc* empty = f.arenas().ClaimRun(kCls1K, a, start, f.counters());
   f.arenas().KeepEmpty(empty, now);

@@ -6,9 +6,12 @@
 // can be handed out twice; in count mode the bad call is ignored and the
 // heap stays consistent.
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -461,6 +464,57 @@ TEST(MisuseTest, FreeOfARunTailIsReportedCounted) {
   }
   EXPECT_TRUE(tls_heap->IsValid());
   strata::Deallocate(p);
+}
+
+// --- A double free after the block's pools were released and a new thread
+// started (issue 24, F3). ---
+
+// A thread frees its last block and exits: its heap gives its pools (its
+// arena) back at once. A new thread starts and takes blocks of the class.
+// The block's second free must be reported (its arena is empty, in
+// quarantine: checks.h, kQuarantineReleased), not free one of them.
+TEST(MisuseTest, DoubleFreeAfterItsThreadExitedAndANewOneStartedCounted) {
+  CountMode count;
+  void* p = nullptr;
+  std::thread([&p] {
+    p = strata::Allocate(kSize);
+    strata::Deallocate(p);
+  }).join();
+  std::vector<void*> blocks;
+  std::mutex mu;
+  std::condition_variable cv;
+  int stage = 0;
+  std::thread holder([&] {
+    for (int i = 0; i < 256; ++i) {
+      void* b = strata::Allocate(kSize);
+      std::memset(b, 0x5a, kSize);
+      blocks.push_back(b);
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    stage = 1;
+    cv.notify_all();
+    // Bounded: the main thread sets stage 2 right after its free.
+    cv.wait_for(lock, std::chrono::seconds(60), [&] { return stage == 2; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return stage == 1; }));
+  }
+  strata::Deallocate(p);  // the second free
+  EXPECT_EQ(count.Errors(), 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stage = 2;
+  }
+  cv.notify_all();
+  holder.join();
+  // None of the new thread's blocks was freed: their bytes are intact and
+  // none is handed out again while they live.
+  for (void* b : blocks) {
+    for (size_t i = 0; i < kSize; ++i) ASSERT_EQ(static_cast<unsigned char*>(b)[i], 0x5a) << b;
+  }
+  ExpectDistinctBlocks(2000, std::set<void*>(blocks.begin(), blocks.end()));
+  for (void* b : blocks) strata::Deallocate(b);
 }
 
 // --- Interior pointers: the checked build checks every free's block start. ---

@@ -15,6 +15,12 @@
 //   xdf_batch, xdf_twice,     point 1): after the freer exited, q p p from
 //   xdf_two_threads           one thread, while in another thread's batch,
 //                             twice by one thread, by two threads
+//   xdf_new_thread            a thread frees its last block and exits; a new
+//                             thread starts and allocates; the block's
+//                             second free (its pools were just released)
+//   xdf_medium_exited         a 20 KiB block (one a run) freed by a thread
+//                             that exits, then by its owner: the owner's
+//                             check brings it back, releasing its run
 //   overflow1, overflow8      1 or 8 bytes written past a block into its free
 //                             neighbour: reported before the link is followed
 //   count                     every misuse above in count mode; the process
@@ -186,6 +192,66 @@ void DoubleFreeByTwoThreads() {
   void* p = malloc(64);
   OnThread([p] { free(p); });
   OnThread([p] { free(p); });
+}
+
+// A thread frees its last block and exits (its pools go back at once); a
+// new thread starts (glibc's allocations for it) and takes blocks of the
+// same class; then the first block is freed again. It must be reported, not
+// free one of the new thread's live blocks (issue 24, F3).
+void DoubleFreeAfterPoolsReleased() {
+  void* p = nullptr;
+  OnThread([&p] {
+    p = malloc(64);
+    memset(p, 1, 64);
+    free(p);
+  });
+  std::mutex mu;
+  std::condition_variable cv;
+  int stage = 0;
+  static void* blocks[256];
+  std::thread t([&] {
+    for (void*& b : blocks) {
+      b = malloc(64);
+      memset(b, 0x5a, 64);
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    stage = 1;
+    cv.notify_all();
+    cv.wait(lock, [&] { return stage == 2; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return stage == 1; });
+  }
+  bool reused = false;
+  for (void* b : blocks) reused |= b == p;
+  printf("xdf_new_thread: the block was %shanded out again\n", reused ? "" : "not ");
+  fflush(stdout);
+  free(p);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stage = 2;
+  }
+  cv.notify_all();
+  t.join();
+  for (void* b : blocks) {
+    if (b != p) free(b);
+  }
+}
+
+// A 20 KiB block (one block a run) freed by a thread that exits, then by
+// its owner again: the owner's check drains its queue, which brings the
+// block back and empties (releases) its run; the release starts the
+// background thread, whose creation allocates. The second free must be
+// reported, not free what the released pools served meanwhile (issue 24,
+// F3).
+void DoubleFreeMediumAfterFreerExited() {
+  void* p = malloc(20000);
+  void* next = malloc(20000);  // p's run is spent: it falls asleep
+  memset(p, 1, 20000);
+  OnThread([p] { free(p); });
+  free(p);
+  free(next);
 }
 
 // Two neighbouring 64 B blocks; the second is freed and `len` bytes are
@@ -421,6 +487,8 @@ constexpr Case kCases[] = {
     {"xdf_batch", &DoubleFreeInABatch},
     {"xdf_twice", &DoubleFreeTwiceByOneThread},
     {"xdf_two_threads", &DoubleFreeByTwoThreads},
+    {"xdf_new_thread", &DoubleFreeAfterPoolsReleased},
+    {"xdf_medium_exited", &DoubleFreeMediumAfterFreerExited},
     {"overflow1", &OverflowByOne},
     {"overflow8", &OverflowByEight},
     {"sized_small", &SizedSmall},

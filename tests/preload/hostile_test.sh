@@ -43,8 +43,8 @@ dies file_eof 'strata: free\(0x[0-9a-f]+\): pointer was not allocated by strata'
 checked=0
 case "$LIB" in *_checked.so) checked=1 ;; esac
 if [ "$checked" -eq 1 ]; then
-  for c in xdf_exited xdf_qpp xdf_batch xdf_twice xdf_two_threads; do
-    dies $c 'strata: free\(0x[0-9a-f]+\): (double free|block of an empty arena)'
+  for c in xdf_exited xdf_qpp xdf_batch xdf_twice xdf_two_threads xdf_new_thread xdf_medium_exited; do
+    dies $c 'strata: free\(0x[0-9a-f]+\): (double free|block of an empty arena|block of a free pool)'
   done
   dies overflow1 'strata: heap corruption at 0x[0-9a-f]+: free list corrupted'
   dies overflow8 'strata: heap corruption at 0x[0-9a-f]+: free list corrupted'
