@@ -27,6 +27,12 @@ size_t LongestRun(uint64_t mask) {
   return n;
 }
 
+// The list arena `a` belongs on, from its masks (see kArenaLists).
+size_t ListOf(const ArenaHeader* a) {
+  if (a->used_pools == 0) return kEmptyArenas;
+  return LongestRun(a->free_mask);  // 0 (kFullArenas) when none is free
+}
+
 // The mask of pools [start, start + n).
 uint64_t RunBits(uint32_t n, uint32_t start) {
   return (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << start;
@@ -245,11 +251,6 @@ size_t OwnedArenas::ReleaseEmptyRuns(uint64_t now, HeapCounters& counters, Arena
 }
 
 // ---- Arenas ----------------------------------------------------------------
-
-size_t OwnedArenas::ListOf(const ArenaHeader* a) {
-  if (a->used_pools == 0) return kEmptyArenas;
-  return LongestRun(a->free_mask);  // 0 (kFullArenas) when none is free
-}
 
 void OwnedArenas::LinkArena(ArenaHeader* a) {
   const size_t list = ListOf(a);

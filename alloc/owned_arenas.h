@@ -150,8 +150,6 @@ class OwnedArenas {
   using ArenaList = threading::IntrusiveList<ArenaHeader, &ArenaHeader::prev, &ArenaHeader::next>;
   using RunList = threading::IntrusiveList<PoolDesc, &PoolDesc::prev, &PoolDesc::next>;
 
-  // The list `a` belongs on, from its masks (see kArenaLists).
-  static size_t ListOf(const ArenaHeader* a);
   void LinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void UnlinkArena(ArenaHeader* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Moves `a` to the list its masks now call for.
