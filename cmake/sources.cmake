@@ -13,6 +13,8 @@ set(STRATA_CORE_SOURCES
   alloc/foreign_hook.cc
   alloc/fork.cc
   alloc/free_link.cc
+  alloc/guarded.cc
+  alloc/guarded_fault.cc
   alloc/heap.cc
   alloc/heap_profile.cc
   alloc/heap_registry.cc
