@@ -77,6 +77,8 @@ set(STRATA_PUBLIC_SUPPORT_HEADERS
 # flags_test needs STRATA_BUILD_FLAGS.
 set(STRATA_TESTS
   tests/alloc/error_test.cc
+  tests/alloc/guarded_fault_test.cc
+  tests/alloc/guarded_test.cc
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/init_test.cc
@@ -108,6 +110,8 @@ set(STRATA_FLAGS_TESTS tests/alloc/flags_test.cc)
 # here (it asserts kCheckedBuild), the others in both builds.
 set(STRATA_CHECKED_TESTS
   tests/alloc/error_test.cc
+  tests/alloc/guarded_fault_test.cc
+  tests/alloc/guarded_test.cc
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/misuse_test.cc
