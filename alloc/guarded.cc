@@ -26,8 +26,9 @@ namespace {
 
 // What the page map holds for every chunk of the region: the free path's
 // Resolve tells a guarded pointer by its kind (the prefix every header
-// registered there shares).
-struct alignas(kCacheLine) GuardedRegionHeader {
+// registered there shares), read through an ArenaHeader*, whose alignment
+// (a page) it therefore has.
+struct alignas(kPoolSize) GuardedRegionHeader {
   uint32_t kind;
 };
 constinit GuardedRegionHeader g_header{kGuardedKind};

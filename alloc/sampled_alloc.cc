@@ -43,9 +43,12 @@ STRATA_ENTRY void* Sample(void* b, size_t n, size_t sampled_size, size_t align, 
   const SampleChoice choice = samples.Choose(sampled_size);
   if (!choice.profile && !choice.guard) return b;
   auto* header = static_cast<ArenaHeader*>(GetPageMap().Lookup(b));
+  // Only a block of at most a page (never a large one) can be guarded.
+  const bool guard = choice.guard && header->kind == kArenaKind && GuardedFits(n, align);
+  if (!choice.profile && !guard) return b;
   uintptr_t pcs[kMaxStackFrames];
   const size_t depth = CaptureStack(pcs, kMaxStackFrames);
-  if (choice.guard && header->kind == kArenaKind && GuardedFits(n, align)) {
+  if (guard) {
     // A page of its own between guards (guarded.h): b goes back. Its page
     // reads as zeros, as a zeroed allocation must.
     if (void* g = GuardedAllocate(n, align, pcs, depth)) {

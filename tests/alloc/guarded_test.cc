@@ -224,6 +224,24 @@ TEST_F(GuardedTest, ThreadsAllocateAndFreeGuardedBlocks) {
   EXPECT_LE(Now().slots_live, Now().slots_total);
 }
 
+// A guarded block is optional for the memory limit: at the limit the
+// allocation is served, simply not guarded (and nothing is given back).
+TEST_F(GuardedTest, AtTheMemoryLimitTheSampleIsNotGuarded) {
+  void* warm = strata::Allocate(64);  // the class has blocks at hand
+  const uint64_t skipped = Now().skipped;
+  ASSERT_TRUE(SetMemoryLimit(1, /*hard=*/false));
+  void* p = strata::Allocate(64);
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(InGuardedRegion(p));
+  EXPECT_GT(Now().skipped, skipped);
+  ASSERT_TRUE(SetMemoryLimit(0, /*hard=*/false));
+  strata::Deallocate(p);
+  strata::Deallocate(warm);
+  void* q = Guarded(64);
+  EXPECT_NE(q, nullptr) << "guarded again below the limit";
+  strata::Deallocate(q);
+}
+
 TEST_F(GuardedTest, TurnedOffNoMoreGuarded) {
   ASSERT_TRUE(SetGuardedSampleBytes(0));
   const uint64_t before = Now().allocations;
