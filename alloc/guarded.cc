@@ -18,6 +18,7 @@
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_map.h"
+#include "alloc/size_class.h"
 #include "alloc/stack_trace.h"
 #include "threading/spin_lock.h"
 
@@ -105,12 +106,12 @@ uint32_t SlotAt(uintptr_t a) {
   return static_cast<uint32_t>(page / 2);
 }
 
-// The alignment a block of n bytes gets without asking: that of the size
-// class it would have had (the largest power of two <= 16 dividing n
-// rounded up to 8, size_class.h's contract).
+// The alignment a block of n bytes (at most a page) gets without asking:
+// that of the size class it would have had, the largest power of two <= 16
+// dividing the class's size (size_class.h's contract).
 size_t NaturalAlign(size_t n) {
-  const size_t rounded = RoundUp(n, 8);
-  return (rounded & 15) == 0 ? 16 : 8;
+  const size_t size = kClasses[SizeToClass(n)].size;
+  return (size & 15) == 0 ? 16 : 8;
 }
 
 // Maps the region (guard pages and slots, all PROT_NONE), registers it in
@@ -320,10 +321,12 @@ STRATA_ENTRY void GuardedFree(void* p, const char* op) {
   GuardedFault f{};
   {
     threading::SpinLockHolder hold(&g_lock);
+    // GuardedResolve found p at the start of a slot's block (the slot
+    // cannot change: it is p's page).
     const uint32_t i = SlotAt(a);
-    GuardedSlot& s = g_slots[i];  // GuardedResolve found p at the start of slot i's block
+    GuardedSlot& s = g_slots[i < g_count ? i : 0];
     // Relaxed: under the lock.
-    if (s.block == a && s.state.load(std::memory_order_relaxed) == kLive) {
+    if (i < g_count && s.block == a && s.state.load(std::memory_order_relaxed) == kLive) {
       char* page = SlotPage(i);
       // Inaccessible first, then its pages dropped: a later touch faults,
       // and the slot reads as zeros when it serves again.
@@ -339,7 +342,7 @@ STRATA_ENTRY void GuardedFree(void* p, const char* op) {
       QuarantineLocked(i);
       --g_live;
       freed = true;
-    } else if (s.block == a) {
+    } else if (i < g_count && s.block == a) {
       CopySlotLocked(i, a, &f);  // freed already: both stacks for the report
     }
   }
