@@ -32,6 +32,7 @@ struct ArenaRecord;
 enum HeaderKind : uint32_t {
   kArenaKind = 0x616e7261,  // "arna"
   kLargeKind = 0x656772a1,
+  kGuardedKind = 0x64726167,  // "gard": the guarded slots' region (guarded.h)
 };
 
 enum class PoolState : uint8_t {

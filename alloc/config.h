@@ -17,6 +17,13 @@
 // there too: a signal handler's report looks for the section among the
 // frames it interrupted (reentry.h).
 #define STRATA_ENTRY __attribute__((section("strata_entry")))
+// The same for an inline function of a header (one copy per link, in a
+// COMDAT group): GCC refuses to put COMDAT and plain functions of one
+// object in one section, so they have a section of their own, which
+// stack_trace.cc treats as the entry section. The free path's uncommon
+// steps (free_path.h) are there, so that a guarded block's free captures
+// its stack from the program's frame on (guarded.h).
+#define STRATA_ENTRY_INLINE __attribute__((section("strata_entry_inline")))
 
 namespace strata::internal {
 

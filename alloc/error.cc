@@ -50,7 +50,7 @@ namespace {
 
 // One line, "strata: <op>(<p>): <what>" (or "strata: heap corruption at
 // <p>: <what>" without an op), then abort or count.
-void Report(const char* op, const void* p, const char* what) {
+void Report(const char* op, const void* p, const char* what, const ReportDetail* detail = nullptr) {
   const bool count = GetErrorMode() == ErrorMode::kCount;
   if (!count) ClaimTheAbortingReport();
   {
@@ -63,6 +63,7 @@ void Report(const char* op, const void* p, const char* what) {
     }
     w.Str(count ? " (ignored: error_mode=count)\n" : "\n");
   }
+  if (detail != nullptr) detail->write(2, detail->arg);
   if (!count) os::Abort();
   // Relaxed: statistics only.
   g_errors.fetch_add(1, std::memory_order_relaxed);
@@ -70,7 +71,9 @@ void Report(const char* op, const void* p, const char* what) {
 
 }  // namespace
 
-void ReportInvalidFree(const void* p, const char* what, const char* op) { Report(op, p, what); }
+void ReportInvalidFree(const void* p, const char* what, const char* op, const ReportDetail* detail) {
+  Report(op, p, what, detail);
+}
 
 void ReportCorruption(const void* p, const char* what) { Report(nullptr, p, what); }
 

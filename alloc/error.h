@@ -25,10 +25,20 @@ void SetErrorMode(ErrorMode mode);
 // Errors reported so far (in count mode; abort mode never returns).
 uint64_t ErrorCount();
 
-// `what` is a fixed message such as "double free"; `op` the entry point.
+// More lines a report writes after its one line, before it aborts (the
+// stacks of a guarded block, guarded.h): write(fd, arg) writes them with
+// no lock held and without allocating.
+struct ReportDetail {
+  void (*write)(int fd, const void* arg);
+  const void* arg;
+};
+
+// `what` is a fixed message such as "double free"; `op` the entry point;
+// `detail`, when set, adds its lines after the one line.
 // Returns only in count mode.
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportInvalidFree(const void* p, const char* what,
-                                                                   const char* op);
+                                                                   const char* op,
+                                                                   const ReportDetail* detail = nullptr);
 
 // Damage found in strata's own structures (a free-list link overwritten by
 // the program): one line naming the address; returns only in count mode,

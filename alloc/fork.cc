@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "alloc/arena.h"
+#include "alloc/guarded.h"
 #include "alloc/heap.h"
 #include "alloc/heap_profile.h"
 #include "alloc/mapping_moves.h"
@@ -20,7 +21,8 @@ namespace {
 // lock is never held while the reservation lock is taken (NewRun maps
 // memory first), and the reservation path nests the metadata lock. The heap
 // profile's lock is taken with no other strata lock held, and nests the
-// metadata lock (new buckets).
+// metadata lock (new buckets). The guarded slots' lock is a leaf (only
+// mprotect and madvise run under it).
 void Prepare() {
   // First: a stats reader holds it while it waits for moves to end, and a
   // move may wait for the reservation or metadata lock (mapping_moves.h).
@@ -29,6 +31,7 @@ void Prepare() {
   LockAllHeapsForFork();
   LockArenaSourceForFork();
   LockProfileForFork();
+  LockGuardedForFork();
   LockMetaForFork();
   options_internal::LockForFork();
 }
@@ -36,6 +39,7 @@ void Prepare() {
 void Unlock(bool in_child) {
   options_internal::UnlockForFork();
   UnlockMetaForFork();
+  UnlockGuardedForFork();
   UnlockProfileForFork();
   UnlockArenaSourceForFork();
   UnlockAllHeapsForFork(in_child);

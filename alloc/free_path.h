@@ -25,9 +25,14 @@
 //         FreeRemoteWithoutHeap      the thread gets a heap, or p goes alone
 //         FreeRemoteLookingFree      a second free? (misuse.h's predicates)
 //   FreeSlow(p)                      anything else: null, foreign memory,
-//                                    large blocks, sized-free mismatches,
-//                                    blocks that look free (checked here)
-//     Resolve -> FreeResolved -> FreeLarge | FreeLocalChecked | FreeRemoteChecked
+//                                    large and guarded blocks, sized-free
+//                                    mismatches, blocks that look free
+//                                    (checked here)
+//     Resolve -> FreeResolved -> FreeLarge | GuardedFree (guarded.h) |
+//                                FreeLocalChecked | FreeRemoteChecked
+// The out-of-line steps a guarded block's free passes through (FreeUncached,
+// FreeSlow, FreeResolved) are in the inline entry section (config.h), so
+// that the free's stack, captured below them, starts at the program.
 #ifndef STRATA_ALLOC_FREE_PATH_H_
 #define STRATA_ALLOC_FREE_PATH_H_
 
@@ -41,6 +46,7 @@
 #include "alloc/config.h"
 #include "alloc/foreign_hook.h"
 #include "alloc/free_link.h"
+#include "alloc/guarded.h"
 #include "alloc/heap.h"
 #include "alloc/heap_profile.h"
 #include "alloc/heap_registry.h"
@@ -136,8 +142,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeFast(void* p, size_t max_size = SIZ
 // pool, the header's pools), which the cache remembers.
 // (p comes first, in the register it arrived in: the fast path moves
 // nothing before its tail calls.)
-ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max_size,
-                                                 const char* op) noexcept {
+STRATA_ENTRY_INLINE ABSL_ATTRIBUTE_NOINLINE inline void FreeUncached(void* p, Heap* self, size_t max_size,
+                                                              const char* op) noexcept {
   size_t cls;
   ArenaHeader* arena = ArenaOf(p);
   if (self->arena_cache().Holds(p)) {
@@ -299,10 +305,11 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemote(Heap* self, void* p, size_t max_s
 
 // What a pointer resolves to, after validation.
 struct Resolved {
-  ArenaHeader* arena;  // null for a large block (or when invalid)
+  ArenaHeader* arena;  // null for a large or guarded block (or when invalid)
   PoolDesc* run;       // arena only
   LargeHeader* large;  // large only
-  bool ok() const { return arena != nullptr || large != nullptr; }
+  size_t guarded_usable = 0;  // a guarded block's usable size (guarded.h); 0: not guarded
+  bool ok() const { return arena != nullptr || large != nullptr || guarded_usable != 0; }
 };
 
 // A pointer strata does not own: a free may belong to the foreign-free hook
@@ -328,6 +335,12 @@ ABSL_ATTRIBUTE_NOINLINE inline Resolved Resolve(const void* p, const char* op) {
   }
   auto* arena = static_cast<ArenaHeader*>(header);
   if (ABSL_PREDICT_FALSE(arena->kind != kArenaKind)) {
+    if (arena->kind == kGuardedKind) {
+      // A live or freed guarded block, judged (and reported) by its slot.
+      size_t usable = 0;
+      if (!GuardedResolve(p, op, &usable)) return {nullptr, nullptr, nullptr};
+      return {nullptr, nullptr, nullptr, usable};
+    }
     auto* large = static_cast<LargeHeader*>(header);
     if (!IsLargeBlock(large, p)) {
       ReportMisuse(p, Misuse::kNotLiveLarge, op);
@@ -359,6 +372,7 @@ ABSL_ATTRIBUTE_NOINLINE inline Resolved Resolve(const void* p, const char* op) {
 
 // The usable size of a block Resolve() accepted.
 inline size_t UsableResolved(const Resolved& r) {
+  if (r.guarded_usable != 0) return r.guarded_usable;
   return r.large != nullptr ? r.large->ProgramUsable() : r.run->size;
 }
 
@@ -437,8 +451,9 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeRemoteChecked(Heap* self, Heap* owner, P
 }
 
 // Frees p, which Resolve() accepted, locally or to its owner.
-ABSL_ATTRIBUTE_NOINLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
+STRATA_ENTRY_INLINE ABSL_ATTRIBUTE_NOINLINE inline void FreeResolved(const Resolved& r, void* p, const char* op) {
   if (ABSL_PREDICT_FALSE(r.large != nullptr)) return FreeLarge(r.large, p, op);
+  if (ABSL_PREDICT_FALSE(r.guarded_usable != 0)) return GuardedFree(p, op);
   // Acquire pairs with the release store of owner when the arena was taken.
   Heap* owner = r.arena->owner.load(std::memory_order_acquire);
   Heap* self = tls_heap;
@@ -446,7 +461,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeResolved(const Resolved& r, void* p, con
   FreeRemoteChecked(self, owner, r.run, p, op);
 }
 
-ABSL_ATTRIBUTE_NOINLINE inline void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
+STRATA_ENTRY_INLINE ABSL_ATTRIBUTE_NOINLINE inline void FreeSlow(void* p, const char* op, size_t max_size) noexcept {
   if (p == nullptr) return;
   const Resolved r = Resolve(p, op);
   if (!r.ok()) return;
@@ -464,6 +479,7 @@ ABSL_ATTRIBUTE_NOINLINE inline void FreeSlow(void* p, const char* op, size_t max
 // program data: 2^-40 or less), or a large block that is not live (in the
 // large cache). realloc's in-place paths, which free nothing, check it.
 ABSL_ATTRIBUTE_NOINLINE inline bool LooksAlreadyFree(const Resolved& r, const void* p) {
+  if (r.guarded_usable != 0) return !GuardedIsLive(p);
   if (r.large != nullptr) {
     // A freed large block whose mapping waits in the large cache still
     // resolves (its header and block are where they were): its state says
@@ -475,6 +491,12 @@ ABSL_ATTRIBUTE_NOINLINE inline bool LooksAlreadyFree(const Resolved& r, const vo
   }
   // (The default build's free blocks hold plain links: nothing to judge by.)
   return kCheckFreedBlock && HoldsFreeWords(p, r.run->size, GetLinkKey());
+}
+
+// Reports p, which LooksAlreadyFree found free, as freed twice by `op`.
+ABSL_ATTRIBUTE_NOINLINE inline void ReportAlreadyFree(const Resolved& r, const void* p, const char* op) {
+  if (r.guarded_usable != 0) return GuardedReportFreed(p, op);
+  ReportMisuse(p, Misuse::kDoubleFree, op);
 }
 
 }  // namespace strata::internal

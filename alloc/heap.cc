@@ -158,7 +158,8 @@ Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
     cache_.SetCountdown(cls, 1);  // the next allocation comes here too
   } else if (countdown <= 1) {
     // This allocation ended the countdown: it is sampled when the heap
-    // profile is on (the countdown was drawn at its rate).
+    // profile or guarded sampling is on (the countdown was drawn at their
+    // combined rate; Sample decides which, sampling.h).
     sample = samples_.rate() > 0;
     cache_.SetCountdown(cls, samples_.NextBlocks(kClasses[cls].size));
   } else {
@@ -168,11 +169,16 @@ Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
 }
 
 void Heap::FollowOptions() {
+  // Every slow path comes here: one load while no option changed.
+  const uint64_t changes = OptionChanges();
+  if (changes == options_seen_) return;
+  options_seen_ = changes;
   const bool stats = GetOption(Option::kStats) != 0;
-  const int64_t rate = GetOption(Option::kProfileSampleBytes);
-  if (stats == stats_mode_ && rate == samples_.rate()) return;
+  const int64_t profile = GetOption(Option::kProfileSampleBytes);
+  const int64_t guarded = GetOption(Option::kGuardedSampleBytes);
+  if (stats == stats_mode_ && samples_.Follows(profile, guarded)) return;
   stats_mode_ = stats;
-  samples_.Reset(rate);
+  samples_.Reset(profile, guarded);
   for (size_t c = 1; c < kNumClasses; ++c) {
     cache_.SetCountdown(c, stats ? 1 : samples_.NextBlocks(kClasses[c].size));
   }

@@ -24,7 +24,8 @@
 // for threads are heap_registry.h's.
 //
 // SYNCHRONIZATION (each part's header says its own)
-//  - The fast-path parts (cache_, arena_cache_), samples_, stats_mode_ and
+//  - The fast-path parts (cache_, arena_cache_), samples_, stats_mode_,
+//    options_seen_ and
 //    outgoing_ (but each slot's count): the owner thread only. "Owner
 //    thread" is the thread whose tls_heap points here; a heap changes hands
 //    only through the registry's stacks, whose release push / acquire pop
@@ -170,7 +171,7 @@ class alignas(kCacheLine) Heap {
   size_t Decay(uint64_t now, int64_t delay_ms, bool force, bool exclusive);
   // Follows the options the fast paths depend on: `stats` (detailed mode:
   // every allocation takes the counting slow path) and
-  // profile_sample_bytes (the countdowns are drawn afresh). Each heap
+  // profile_sample_bytes or guarded_sample_bytes (the countdowns are drawn afresh). Each heap
   // follows them on its next slow path that looks; this makes the calling
   // thread's heap follow now.
   void FollowOptions();
@@ -233,6 +234,7 @@ class alignas(kCacheLine) Heap {
   alignas(kCacheLine) ClassRuns runs_;
   SampleCountdown samples_;
   bool stats_mode_ = false;  // detailed stats: every allocation takes AllocateSlow
+  uint64_t options_seen_ = 0;  // OptionChanges() when FollowOptions last looked
   // Set while a thread other than the owner drains the queue (Decay): runs
   // that empty are kept, never released, so that nothing the owner's fast
   // paths read (the arena cache) changes under them.

@@ -20,9 +20,9 @@ const char* MisuseMessage(Misuse m) { return kMessages[static_cast<size_t>(m)]; 
 
 // Inside a signal handler that interrupted strata, what looks wrong may be
 // the interrupted operation's half-done work: that is reported instead.
-void ReportMisuse(const void* p, Misuse m, const char* op) {
+void ReportMisuse(const void* p, Misuse m, const char* op, const ReportDetail* detail) {
   if (InterruptedStrataBySignal()) ReportReentry();
-  ReportInvalidFree(p, MisuseMessage(m), op);
+  ReportInvalidFree(p, MisuseMessage(m), op, detail);
 }
 
 void ReportDamage(const void* p, Misuse m) {

@@ -48,6 +48,8 @@ namespace strata::internal {
   X(kEmptyArena, "block of an empty arena (double free?)")                                        \
   X(kFreePool, "block of a free pool (double free?)")                                             \
   X(kDoubleFreeLarge, "double free of a large block")                                             \
+  X(kDoubleFreeGuarded, "double free of a guarded block")                                         \
+  X(kNotGuardedBlock, "pointer is not the start of a guarded block")                              \
   X(kSizeTooLarge, "size is larger than the block")                                               \
   X(kSizeTooSmall, "size is too small for the block")                                             \
   X(kMisaligned, "pointer does not have the stated alignment")                                    \
@@ -69,9 +71,11 @@ enum class Misuse : uint8_t {
 // The message of misuse m.
 const char* MisuseMessage(Misuse m);
 
-// Reports misuse m of p by entry point `op` (error.h: one line, then abort,
-// or in count mode the caller skips the call). Returns only in count mode.
-ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportMisuse(const void* p, Misuse m, const char* op);
+// Reports misuse m of p by entry point `op` (error.h: one line, then
+// `detail`'s lines when set, then abort, or in count mode the caller skips
+// the call). Returns only in count mode.
+ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD void ReportMisuse(const void* p, Misuse m, const char* op,
+                                                              const ReportDetail* detail = nullptr);
 
 // Reports damage m found at p in strata's own lists (kListDamaged,
 // kBatchDamaged). Returns only in count mode, where the caller drops what it

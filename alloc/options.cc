@@ -292,6 +292,9 @@ void Store(Option o, int64_t value, OptionSource source) {
   // Relaxed: see g_values / g_sources.
   options_internal::g_values[i].store(value, std::memory_order_relaxed);
   g_sources[i].store(static_cast<uint8_t>(source), std::memory_order_relaxed);
+  // Release pairs with the acquire load in OptionChanges(): the value is
+  // stored before the count that announces it.
+  options_internal::g_changes.fetch_add(1, std::memory_order_release);
   NotifyChange(o);
 }
 
@@ -332,6 +335,8 @@ bool Apply(Option o, const char* text, OptionSource source, bool quiet = false) 
 }  // namespace
 
 namespace options_internal {
+
+constinit std::atomic<uint64_t> g_changes{0};
 
 constinit std::atomic<int64_t> g_values[kNumOptions] = {
 #define STRATA_OPTION_DEFAULT(id, name, type, def, lo, hi, runtime, choices, doc) \

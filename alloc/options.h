@@ -113,7 +113,14 @@ inline constexpr size_t kMaxOptionString = 256;
     "memory_limit_mode.")                                                                        \
   X(kMemoryLimitMode, memory_limit_mode, kEnum, 0, 0, 1, true, "soft|hard",                       \
     "soft: before mapping past the limit, give back every cache and map anyway (counted); "     \
-    "hard: allocations that would map past it fail with ENOMEM.")
+    "hard: allocations that would map past it fail with ENOMEM.")                                \
+  X(kGuardedSampleBytes, guarded_sample_bytes, kBytes, 0, 0, int64_t{1} << 40, true, nullptr,     \
+    "Guarded sampling: about one allocation (of at most a page) per this many bytes allocated "  \
+    "gets a page of its own between guard pages, so that an overflow or a use after free "      \
+    "faults at once and is reported; 0 turns it off.")                                           \
+  X(kGuardedSlots, guarded_slots, kInt, 256, 1, 16384, true, nullptr,                             \
+    "Guarded slots (a page and a guard page each), reserved at the first guarded allocation; "  \
+    "later changes may lower the slots used, not raise them above those reserved.")
 
 enum class Option : uint32_t {
 #define STRATA_OPTION_ENUM(id, name, type, def, lo, hi, runtime, choices, doc) id,
@@ -143,7 +150,18 @@ bool FindOption(const char* name, Option* out);
 
 namespace options_internal {
 extern std::atomic<int64_t> g_values[kNumOptions];
+extern std::atomic<uint64_t> g_changes;
 }  // namespace options_internal
+
+// How many times an option was set so far (any option, any source): a slow
+// path that follows several knobs compares this one count, and reads the
+// knobs only when it moved. A reader that sees a count sees the values
+// stored before it.
+inline uint64_t OptionChanges() {
+  // Acquire pairs with the release increment after each value's store
+  // (options.cc, Store).
+  return options_internal::g_changes.load(std::memory_order_acquire);
+}
 
 // The value in force (kEnum: the index of the choice; kString: unused).
 inline int64_t GetOption(Option o) {
@@ -181,6 +199,11 @@ inline bool SetBackgroundRelease(bool on) { return SetOption(Option::kBackground
 // once, every other thread within its next 8 MiB allocated or next sample.
 inline bool SetProfileSampleBytes(size_t bytes) {
   return SetOption(Option::kProfileSampleBytes, static_cast<int64_t>(bytes));
+}
+// Guarded sampling's rate (guarded.h; 0: off): followed as the heap
+// profile's rate is.
+inline bool SetGuardedSampleBytes(size_t bytes) {
+  return SetOption(Option::kGuardedSampleBytes, static_cast<int64_t>(bytes));
 }
 // The memory limit (0: none) and its mode (limit.h); the mode first, so a
 // new limit never applies with the old mode.

@@ -128,6 +128,13 @@ bool Purge(void* p, size_t size, PurgeMode mode) {
   return ok;
 }
 
+bool Protect(void* p, size_t size, bool accessible) {
+  const int saved_errno = errno;
+  const bool ok = mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+  errno = saved_errno;
+  return ok;
+}
+
 uint64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

@@ -26,6 +26,11 @@ enum class PurgeMode { kDontNeed, kFree };
 void* MapAligned(size_t size, size_t align);
 void Unmap(void* p, size_t size);
 bool Purge(void* p, size_t size, PurgeMode mode);
+// Makes [p, p + size) read-write (accessible) or inaccessible (PROT_NONE:
+// any touch faults). REQUIRES: page-aligned, inside a mapping from
+// MapAligned. Returns false when the OS refused. Errno is preserved.
+// (Straight to the kernel, as MapScratch: the guarded slots' only use.)
+bool Protect(void* p, size_t size, bool accessible);
 
 // Transient memory for one call's output (Scratch, scratch.h): `size`
 // bytes (a multiple of the page size) of zeroed read-write memory, or

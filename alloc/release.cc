@@ -244,7 +244,7 @@ void ReleaseForLimit() {
 }
 
 void OnOptionChange(Option o) {
-  if (o == Option::kProfileSampleBytes) {
+  if (o == Option::kProfileSampleBytes || o == Option::kGuardedSampleBytes) {
     // The calling thread follows at once; the others at their next check.
     if (Heap* h = ThreadHeapIfAny()) h->FollowOptions();
     return;

@@ -53,6 +53,7 @@ inline constexpr RetentionRow kRetentionRows[] = {
     {"large_overhead", "large: header and rounding", &RetentionStats::large_overhead, false},
     {"large_cached", "large: cached for reuse", &RetentionStats::large_cached, false},
     {"metadata", "strata metadata", &RetentionStats::metadata, false},
+    {"guarded", "guarded slots and guard pages", &RetentionStats::guarded, false},
 };
 
 // The bytes of one row (free_pinned: all its buckets).

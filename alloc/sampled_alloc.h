@@ -1,5 +1,8 @@
-// Sampled allocations (heap profiling): the countdown's slow side. A sampled
-// allocation is served as a large block of its own (large.h), its stack
+// Sampled allocations (heap profiling and guarded sampling): the
+// countdown's slow side. A sample for guarded sampling gets a guarded slot
+// (guarded.h) when it fits one (at most a page) and one is free; a
+// profiled allocation is served as a large block of its own (large.h), or
+// by its guarded slot when it is both, its stack
 // recorded in the profile (heap_profile.h) and the record's handle kept in
 // the block's header, so that its free, which always takes the slow path
 // for a large block, takes it out of the profile. No free fast path pays
@@ -18,10 +21,11 @@
 namespace strata::internal {
 
 // Takes the place of block b, just allocated for n bytes with alignment
-// `align` (zeroed when `zero`), which the heap profile samples: returns a
-// sampled block (b freed), or b itself when b is large already (then only
-// marked) or when the sampled block cannot be had (memory refused: b
-// stays, unsampled). `sampled_size` is the size whose probability drew the
+// `align` (zeroed when `zero`), whose countdown ran out: returns a guarded
+// or profiled block (b freed), or b itself when b is large already (then
+// only marked), when the sample turns out to be for neither (sampling.h's
+// split), or when the block cannot be had (no guarded slot free, memory
+// refused: b stays, unsampled). `sampled_size` is the size whose probability drew the
 // sample: the class's size for a block of a class, n for a large block.
 ABSL_ATTRIBUTE_NOINLINE void* Sample(void* b, size_t n, size_t sampled_size, size_t align,
                                      bool zero) noexcept;

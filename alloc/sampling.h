@@ -86,13 +86,38 @@ inline double SampleProbability(size_t n, int64_t rate) {
   return 1 - ExpNeg(x);
 }
 
-// A thread's sampling: the rate its countdowns were drawn with, their
+// The mean of the union of two sampling processes of means a and b (0:
+// off): each is a Poisson process over allocated bytes, so their union is
+// one of rate 1/a + 1/b. Rounded down, so that the union's probability is
+// never below the sum of the two it serves (SampleCountdown::Choose).
+inline int64_t CombinedRate(int64_t a, int64_t b) {
+  if (a <= 0) return b > 0 ? b : 0;
+  if (b <= 0) return a;
+  const auto r = static_cast<int64_t>(static_cast<double>(a) * static_cast<double>(b) /
+                                      (static_cast<double>(a) + static_cast<double>(b)));
+  return r < 1 ? 1 : r;
+}
+
+// What a sample that the countdown drew is for: the heap profile, guarded
+// sampling (guarded.h), both, or (rarely, see Choose) neither.
+struct SampleChoice {
+  bool profile;
+  bool guard;
+};
+
+// A thread's sampling: the rates its countdowns were drawn with, their
 // generator, and the countdown of its large allocations, in bytes (every
 // large allocation subtracts its size; below zero it is sampled). The
 // allocations of a size class count down in blocks instead, in the class
-// cache (class_cache.h): NextBlocks draws those. Both make every
-// allocation of n bytes sampled with probability 1 - exp(-n/rate) (n the
-// class's size for a class), so that the profile's weights are exact.
+// cache (class_cache.h): NextBlocks draws those. Two users share the one
+// countdown, so that the fast paths count down once: the heap profile
+// (profile_sample_bytes, P) and guarded sampling (guarded_sample_bytes, G).
+// The countdowns are drawn at the mean R = CombinedRate(P, G), so that
+// every allocation of n bytes is drawn with probability
+// pR = 1 - exp(-n/R) whatever came before it (n the class's size for a
+// class); Choose then splits a drawn allocation between the two so that
+// each sees exactly its own probability, pP = 1 - exp(-n/P) and pG, as
+// two independent processes would: the profile's weights stay exact.
 // Owner thread only (a heap's part, heap.h).
 class SampleCountdown {
  public:
@@ -103,32 +128,55 @@ class SampleCountdown {
     left_ -= static_cast<int64_t>(n);
     return ABSL_PREDICT_FALSE(left_ < 0);
   }
-  // Draws every countdown afresh for profile_sample_bytes = rate (0: off).
-  // The generator is seeded on first use from the countdown's own address
-  // (one per heap) and the time.
-  void Reset(int64_t rate) {
+  // Draws every countdown afresh for profile_sample_bytes = profile and
+  // guarded_sample_bytes = guarded (0: off). The generator is seeded on
+  // first use from the countdown's own address (one per heap) and the time.
+  void Reset(int64_t profile, int64_t guarded) {
     if (rng_ == 0) rng_ = (reinterpret_cast<uintptr_t>(this) ^ (os::NowMs() << 32)) | 1;
-    rate_ = rate;
-    left_ = NextSampleInterval(&rng_, rate);
+    profile_rate_ = profile;
+    guarded_rate_ = guarded;
+    rate_ = CombinedRate(profile, guarded);
+    left_ = NextSampleInterval(&rng_, rate_);
+  }
+  // True when the countdowns were drawn for these two rates.
+  bool Follows(int64_t profile, int64_t guarded) const {
+    return profile == profile_rate_ && guarded == guarded_rate_;
   }
   // The allocations of a class of `size` bytes until (and with) its next
   // sample: 1 + floor(X / size) for X exponential of mean rate, that is a
   // geometric number of allocations each sampled with probability
   // 1 - exp(-size/rate). With the rate 0 (off): the allocations in
-  // kSampleCheckBytes, after which the thread looks at the rate again.
+  // kSampleCheckBytes, after which the thread looks at the rates again.
   int32_t NextBlocks(size_t size) {
     const int64_t blocks = NextSampleInterval(&rng_, rate_) / static_cast<int64_t>(size) + (rate_ > 0 ? 1 : 0);
     return blocks < 1 ? 1 : blocks > INT32_MAX ? INT32_MAX : static_cast<int32_t>(blocks);
   }
   // Draws the large allocations' next countdown (at the same rate).
   void RedrawLarge() { left_ = NextSampleInterval(&rng_, rate_); }
-  // The rate the countdowns were drawn with.
+  // What an allocation of `size` bytes that the countdown drew is for. A
+  // uniform u in [0, pR) picks: the profile when u < pP, guarding when
+  // pP(1 - pG) <= u < pP + pG(1 - pP); the two overlap by pP pG (both),
+  // and [pP + pG - pP pG, pR) (empty but for R's rounding) is neither.
+  SampleChoice Choose(size_t size) {
+    if (guarded_rate_ <= 0) return {profile_rate_ > 0, false};
+    if (profile_rate_ <= 0) return {false, true};
+    const double p_r = SampleProbability(size, rate_);
+    const double p_p = SampleProbability(size, profile_rate_);
+    const double p_g = SampleProbability(size, guarded_rate_);
+    const double u = static_cast<double>(NextRandom(&rng_) >> 11) * (1.0 / 9007199254740992.0) * p_r;
+    return {u < p_p, u >= p_p * (1 - p_g) && u < p_p + p_g * (1 - p_p)};
+  }
+  // The mean the countdowns were drawn with (0: both off).
   int64_t rate() const { return rate_; }
+  // profile_sample_bytes when last drawn: the profile's weights use it.
+  int64_t profile_rate() const { return profile_rate_; }
 
  private:
   int64_t left_ = kSampleCheckBytes;  // bytes until the next large sample
   uint64_t rng_ = 0;                  // the generator's state (0: not seeded)
-  int64_t rate_ = 0;                  // profile_sample_bytes when last drawn
+  int64_t rate_ = 0;                  // CombinedRate(profile_rate_, guarded_rate_)
+  int64_t profile_rate_ = 0;          // profile_sample_bytes when last drawn
+  int64_t guarded_rate_ = 0;          // guarded_sample_bytes when last drawn
 };
 
 }  // namespace strata::internal

@@ -8,6 +8,8 @@
 extern "C" {
 extern const char __start_strata_entry[] __attribute__((weak));
 extern const char __stop_strata_entry[] __attribute__((weak));
+extern const char __start_strata_entry_inline[] __attribute__((weak));
+extern const char __stop_strata_entry_inline[] __attribute__((weak));
 }
 
 namespace strata::internal {
@@ -23,9 +25,11 @@ struct Walk {
 bool InEntrySection(uintptr_t pc) {
   const auto lo = reinterpret_cast<uintptr_t>(__start_strata_entry);
   const auto hi = reinterpret_cast<uintptr_t>(__stop_strata_entry);
+  const auto inline_lo = reinterpret_cast<uintptr_t>(__start_strata_entry_inline);
+  const auto inline_hi = reinterpret_cast<uintptr_t>(__stop_strata_entry_inline);
   // A return address may lie just past a function that ends with a call:
-  // the call itself is at pc - 1.
-  return pc - 1 >= lo && pc - 1 < hi;
+  // the call itself is at pc - 1. (Both sections: config.h.)
+  return (pc - 1 >= lo && pc - 1 < hi) || (pc - 1 >= inline_lo && pc - 1 < inline_hi);
 }
 
 _Unwind_Reason_Code OnFrame(struct _Unwind_Context* ctx, void* arg) {
@@ -83,7 +87,31 @@ _Unwind_Reason_Code OnFrameWithin(struct _Unwind_Context* ctx, void* arg) {
   return _Unwind_GetCFA(ctx) > w->frame ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
+// Records the frames from the one a signal interrupted outward.
+_Unwind_Reason_Code OnFrameInterrupted(struct _Unwind_Context* ctx, void* arg) {
+  auto* w = static_cast<Walk*>(arg);
+  int before_insn = 0;
+  const auto pc = static_cast<uintptr_t>(_Unwind_GetIPInfo(ctx, &before_insn));
+  if (pc == 0) return _URC_END_OF_STACK;
+  if (!w->in_program) {
+    if (before_insn == 0) return _URC_NO_REASON;
+    w->in_program = true;
+  }
+  // (The interrupted instruction is at pc itself, the rest are return
+  // addresses: a name looked up at pc - 1 is right for both, but for a
+  // fault on a function's very first instruction.)
+  w->pcs[w->n++] = pc;
+  return w->n == w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
 }  // namespace
+
+size_t CaptureInterruptedStack(uintptr_t* pcs, size_t max) {
+  if (max == 0) return 0;
+  Walk w{pcs, max, 0, false};
+  _Unwind_Backtrace(&OnFrameInterrupted, &w);
+  return w.n;
+}
 
 bool SignalFrameWithin(uintptr_t frame) {
   WithinWalk w{frame, false};

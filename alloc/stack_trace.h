@@ -18,6 +18,12 @@ inline constexpr size_t kMaxStackFrames = 48;
 // are left out. Returns how many were written (at most max).
 size_t CaptureStack(uintptr_t* pcs, size_t max);
 
+// In a signal handler: fills pcs with the frames the signal interrupted,
+// the interrupted instruction's first (the frames of the handler and the
+// kernel's signal frame are left out). Returns how many (at most max; 0
+// when no signal frame is found). Never allocates.
+size_t CaptureInterruptedStack(uintptr_t* pcs, size_t max);
+
 // True when the calling thread runs a signal handler that interrupted one
 // of strata's entry points (or a slow path below one): below the kernel's
 // signal frame, the interrupted frames include one in section

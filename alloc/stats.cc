@@ -11,6 +11,7 @@
 #include "alloc/foreign_hook.h"
 #include "alloc/heap.h"
 #include "alloc/heap_counters.h"
+#include "alloc/guarded.h"
 #include "alloc/heap_profile.h"
 #include "alloc/large.h"
 #include "alloc/limit.h"
@@ -288,6 +289,7 @@ void GatherMapped(void* arg) {
   r.large_cached = large.cached_bytes < large_left ? large.cached_bytes : large_left;
   r.large_overhead = large_left - r.large_cached;
   r.metadata = internal::MetaBytesMapped() + internal::GetPageMap().LeafBytes();
+  r.guarded = internal::GetGuardedStats().region_bytes;
   out->live_bytes = r.in_use + r.in_use_large;
 
   internal::os::Counters& os = internal::os::GetCounters();
@@ -332,6 +334,13 @@ void GetStats(Stats* out) {
   out->profile_samples_taken = profile.samples_taken;
   out->profile_live_bytes = profile.bytes;
   out->profile_stacks = profile.buckets;
+  const internal::GuardedStats guarded = internal::GetGuardedStats();
+  out->guarded_allocations = guarded.allocations;
+  out->guarded_skipped = guarded.skipped;
+  out->guarded_faults = guarded.faults;
+  out->guarded_slots_total = guarded.slots_total;
+  out->guarded_slots_live = guarded.slots_live;
+  out->guarded_slots_freed = guarded.slots_freed;
 }
 
 }  // namespace strata

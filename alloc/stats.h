@@ -77,6 +77,8 @@ struct RetentionStats {
   uint64_t large_overhead;         // large mappings: header, alignment, page rounding
   uint64_t large_cached;           // freed large mappings kept for reuse
   uint64_t metadata;               // heaps, arena records, page-map leaves
+  uint64_t guarded;                // the guarded slots' region (guarded.h): its
+                                   // guard pages and slots, live blocks' pages included
   int64_t next_purge_ms;           // ms until the first resident free memory is purged (-1: none)
   int64_t all_purged_ms;           // ms until all of it is (-1: none; purge_delay_ms < 0: never)
 
@@ -165,6 +167,14 @@ struct Stats {
   uint64_t profile_samples_taken;  // since the start
   uint64_t profile_live_bytes;     // the live heap the samples estimate
   uint64_t profile_stacks;         // distinct stacks seen
+
+  // Guarded sampling (guarded_sample_bytes; guarded.h).
+  uint64_t guarded_allocations;    // guarded blocks handed out since the start
+  uint64_t guarded_skipped;        // guarded samples not served (no slot free, or the limit)
+  uint64_t guarded_faults;         // faults reported in guarded slots
+  uint64_t guarded_slots_total;    // slots reserved (0 until the first guarded allocation)
+  uint64_t guarded_slots_live;     // guarded blocks live now
+  uint64_t guarded_slots_freed;    // freed slots waiting in the quarantine
 };
 
 // Fills *out. Never allocates. Thread-safety: any thread.

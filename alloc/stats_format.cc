@@ -193,6 +193,10 @@ void WriteTable(int fd, const Stats& s, WriteKind kind) {
   w.Str("# heap profile: ").Uint(s.profile_samples_live).Str(" samples live (estimating ")
       .Uint(s.profile_live_bytes).Str(" bytes), ").Uint(s.profile_samples_taken)
       .Str(" taken, ").Uint(s.profile_stacks).Str(" stacks\n");
+  w.Str("# guarded sampling: ").Uint(s.guarded_allocations).Str(" guarded allocations (")
+      .Uint(s.guarded_skipped).Str(" skipped), ").Uint(s.guarded_faults).Str(" faults caught; slots: ")
+      .Uint(s.guarded_slots_live).Str(" live, ").Uint(s.guarded_slots_freed).Str(" in quarantine, ")
+      .Uint(s.guarded_slots_total).Str(" reserved\n");
   WriteOptionsTable(w);
 }
 
@@ -422,6 +426,13 @@ void WriteJson(int fd, const Stats& s, bool arena_map, WriteKind kind) {
   Field(w, "samples_taken", s.profile_samples_taken);
   Field(w, "live_bytes", s.profile_live_bytes);
   Field(w, "stacks", s.profile_stacks);
+  w.Str("},\"guarded\":{");
+  Field(w, "allocations", s.guarded_allocations, false);
+  Field(w, "skipped", s.guarded_skipped);
+  Field(w, "faults", s.guarded_faults);
+  Field(w, "slots_total", s.guarded_slots_total);
+  Field(w, "slots_live", s.guarded_slots_live);
+  Field(w, "slots_freed", s.guarded_slots_freed);
   w.Str("},");
   WriteOptionsJson(w);
   if (arena_map) WriteArenaMapJson(w);
@@ -473,6 +484,15 @@ void WritePrometheus(int fd, const Stats& s, WriteKind kind) {
          s.limit_hard_refusals);
   Metric(w, "profile_live_bytes", "gauge", "Live heap estimated by the heap profile's samples.",
          s.profile_live_bytes);
+  Metric(w, "guarded_allocations_total", "counter", "Guarded blocks handed out (guarded_sample_bytes).",
+         s.guarded_allocations);
+  Metric(w, "guarded_skipped_total", "counter", "Guarded samples not served: no slot free, or the limit.",
+         s.guarded_skipped);
+  Metric(w, "guarded_faults_total", "counter", "Faults reported in guarded slots.", s.guarded_faults);
+  Metric(w, "guarded_slots", "gauge", "Guarded slots reserved.", s.guarded_slots_total);
+  Metric(w, "guarded_slots_live", "gauge", "Guarded slots holding a live block.", s.guarded_slots_live);
+  Metric(w, "guarded_slots_freed", "gauge", "Guarded slots freed, in the quarantine.",
+         s.guarded_slots_freed);
 
   w.Str("# HELP strata_class_blocks_in_use Blocks in use per size class.\n");
   w.Str("# TYPE strata_class_blocks_in_use gauge\n");

@@ -209,7 +209,7 @@ STRATA_ENTRY void* Reallocate(void* p, size_t size) noexcept {
     return nullptr;
   }
   if (ABSL_PREDICT_FALSE(internal::LooksAlreadyFree(r, p))) {
-    internal::ReportMisuse(p, internal::Misuse::kDoubleFree, "realloc");
+    internal::ReportAlreadyFree(r, p, "realloc");
     errno = EINVAL;  // count mode: the freed block is left alone
     return nullptr;
   }
@@ -255,7 +255,7 @@ bool Owns(const void* p) noexcept {
   void* header = internal::GetPageMap().Lookup(p);
   if (header == nullptr) return false;
   auto* arena = static_cast<ArenaHeader*>(header);
-  if (arena->kind == internal::kArenaKind) return true;
+  if (arena->kind == internal::kArenaKind || arena->kind == internal::kGuardedKind) return true;
   auto* large = static_cast<LargeHeader*>(header);
   const uintptr_t base = reinterpret_cast<uintptr_t>(large);
   const uintptr_t q = reinterpret_cast<uintptr_t>(p);

@@ -13,6 +13,8 @@ set(STRATA_CORE_SOURCES
   alloc/foreign_hook.cc
   alloc/fork.cc
   alloc/free_link.cc
+  alloc/guarded.cc
+  alloc/guarded_fault.cc
   alloc/heap.cc
   alloc/heap_profile.cc
   alloc/heap_registry.cc
@@ -75,6 +77,8 @@ set(STRATA_PUBLIC_SUPPORT_HEADERS
 # flags_test needs STRATA_BUILD_FLAGS.
 set(STRATA_TESTS
   tests/alloc/error_test.cc
+  tests/alloc/guarded_fault_test.cc
+  tests/alloc/guarded_test.cc
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/init_test.cc
@@ -108,6 +112,8 @@ set(STRATA_FLAGS_TESTS tests/alloc/flags_test.cc)
 set(STRATA_CHECKED_TESTS
   tests/alloc/concurrent_free_test.cc
   tests/alloc/error_test.cc
+  tests/alloc/guarded_fault_test.cc
+  tests/alloc/guarded_test.cc
   tests/alloc/heap_parts_test.cc
   tests/alloc/heap_test.cc
   tests/alloc/misuse_test.cc

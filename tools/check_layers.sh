@@ -11,7 +11,7 @@ rank() {
   case "$1" in
     config|size_class|os|free_link|sampling|stack_trace|heap_counters|heap_counter_list|checks|cancel|mapping_moves) echo 0 ;;
     fd_writer|scratch|options|error|reentry|foreign_hook|page_map|meta_alloc|limit) echo 1 ;;
-    run|arena|large|heap_profile|misuse|heap_env) echo 2 ;;
+    run|arena|large|heap_profile|misuse|heap_env|guarded|guarded_fault) echo 2 ;;
     arena_cache|class_cache|class_runs|owned_arenas|release_budget|incoming_queue|outgoing_batches) echo 3 ;;
     heap|heap_registry|free_path) echo 3 ;;
     release|fork|stats|stats_format|retention_rows|alloc_path|strata|foreign|init|profile|profile_triggers|sampled_alloc) echo 4 ;;

@@ -680,10 +680,13 @@ RETENTION_GROUPS = (
         ("large: header and rounding", ("large_overhead",)),
         ("strata metadata", ("metadata",)),
     )),
-    ("not resident", ("#9e9e9e", "#c4c4c4", "#e6e6e6"), (
+    ("not resident", ("#9e9e9e", "#c4c4c4", "#e6e6e6", "#7b7b7b"), (
         ("free pools, purged", ("free_pools_purged",)),
         ("empty arenas, purged", ("empty_arenas_purged",)),
         ("reserved, never touched", ("reserve_untouched",)),
+        # Guarded sampling's region: guard pages and slots, inaccessible but
+        # for its live blocks' pages (dumps before it have no such row).
+        ("guarded slots and guard pages", ("guarded",)),
     )),
 )
 
@@ -695,7 +698,7 @@ def retention_rows(r):
         for i, (label, keys) in enumerate(rows):
             total = 0
             for k in keys:
-                v = r[k]
+                v = r.get(k, 0)
                 total += sum(v.values()) if isinstance(v, dict) else v
             if total:
                 out.append((group, label, total, palette[i % len(palette)]))
