@@ -19,22 +19,13 @@
 #include "alloc/heap.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/count_mode.h"
 #include "tests/util/sanitizer.h"
 
 namespace strata::internal {
 namespace {
 
 static_assert(kCheckedBuild, "the checked build's contract: built as concurrent_free_test_checked");
-
-class CountMode {
- public:
-  CountMode() : before_(ErrorCount()) { SetErrorMode(ErrorMode::kCount); }
-  ~CountMode() { SetErrorMode(ErrorMode::kAbort); }
-  uint64_t Errors() const { return ErrorCount() - before_; }
-
- private:
-  const uint64_t before_;
-};
 
 // A reusable barrier for n threads whose every wait is bounded: a thread
 // that waits longer than a minute breaks it, and every wait then returns

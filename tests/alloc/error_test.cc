@@ -16,6 +16,7 @@
 #include "alloc/heap.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/count_mode.h"
 
 namespace strata::internal {
 namespace {
@@ -46,16 +47,6 @@ void ExpectSoundAfterMisuse(void* keep) {
   ExpectDistinctBlocks(500, {keep});
   strata::Deallocate(keep);
 }
-
-class CountMode {
- public:
-  CountMode() : before_(ErrorCount()) { SetErrorMode(ErrorMode::kCount); }
-  ~CountMode() { SetErrorMode(ErrorMode::kAbort); }
-  uint64_t Errors() const { return ErrorCount() - before_; }
-
- private:
-  const uint64_t before_;
-};
 
 
 class ErrorDeathTest : public ::testing::Test {

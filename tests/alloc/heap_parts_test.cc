@@ -32,6 +32,7 @@
 #include "alloc/size_class.h"
 #include "gtest/gtest.h"
 #include "tests/alloc/heap_test_peer.h"
+#include "tests/util/count_mode.h"
 #include "tests/util/sanitizer.h"
 
 namespace strata::internal {
@@ -56,17 +57,6 @@ class ScopedOption {
 };
 
 // Count mode for a test: reports count instead of abort.
-class CountMode {
- public:
-  CountMode() : mode_(GetErrorMode()), before_(ErrorCount()) { SetErrorMode(ErrorMode::kCount); }
-  ~CountMode() { SetErrorMode(mode_); }
-  uint64_t Errors() const { return ErrorCount() - before_; }
-
- private:
-  const ErrorMode mode_;
-  const uint64_t before_;
-};
-
 uint64_t Get(const HeapCounters::Counter& c) { return c.Get(); }
 
 uint64_t Batches(const HeapCounters& c) {

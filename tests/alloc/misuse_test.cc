@@ -22,6 +22,7 @@
 #include "alloc/size_class.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/util/count_mode.h"
 
 namespace strata::internal {
 namespace {
@@ -54,16 +55,6 @@ void ExpectSoundAfterMisuse(void* keep) {
   ExpectDistinctBlocks(500, {keep});
   strata::Deallocate(keep);
 }
-
-class CountMode {
- public:
-  CountMode() : before_(ErrorCount()) { SetErrorMode(ErrorMode::kCount); }
-  ~CountMode() { SetErrorMode(ErrorMode::kAbort); }
-  uint64_t Errors() const { return ErrorCount() - before_; }
-
- private:
-  const uint64_t before_;
-};
 
 // --- A thread frees p and exits; the owner frees p again. ---
 

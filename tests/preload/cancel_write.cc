@@ -27,6 +27,7 @@
 #include <atomic>
 
 #include "tests/util/step_watchdog.h"
+#include "tests/util/thread_in_write.h"
 
 namespace {
 
@@ -35,6 +36,7 @@ WriteFn g_profile_write = nullptr;
 WriteFn g_stats_write = nullptr;
 
 using strata::testing::SleepMs;
+using strata::testing::WaitInWrite;
 using strata::testing::Step;
 
 // ---- Allocating threads ------------------------------------------------
@@ -119,24 +121,6 @@ void* ReadUntilArenas(void* arg) {
   return nullptr;
 }
 
-// True when thread `tid` of this process sits in write(2) (syscall 1).
-bool InWrite(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[8] = {};
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  return n >= 2 && buf[0] == '1' && buf[1] == ' ';
-}
-
-void WaitInWrite() {
-  while (g_writer_tid.load() == 0) SleepMs(1);
-  // Twice in a row: not a write passing through.
-  while (!InWrite(g_writer_tid.load()) || (SleepMs(5), !InWrite(g_writer_tid.load()))) SleepMs(1);
-}
-
 // A pipe whose buffer is full: the next write to it blocks.
 void FullPipe(int fds[2]) {
   if (pipe(fds) != 0) abort();
@@ -208,7 +192,7 @@ int main(int argc, char** argv) {
     g_out_fd = fds[1];
     pthread_create(&writer, nullptr, &ProfileOnce, nullptr);
     Step("the profile writer blocks on the pipe");
-    WaitInWrite();
+    WaitInWrite(g_writer_tid);
     EverythingElseGoesOn("while the profile writer is blocked");
   } else if (strcmp(mode, "stats-pipe") == 0) {
     if (pipe(fds) != 0) abort();
@@ -219,7 +203,7 @@ int main(int argc, char** argv) {
     pthread_create(&writer, nullptr, &StatsOnce, nullptr);
     Step("the stats writer blocks on the pipe inside the arena map");
     while (!g_reader_done.load()) SleepMs(1);
-    WaitInWrite();
+    WaitInWrite(g_writer_tid);
     EverythingElseGoesOn("while the stats writer is blocked");
   } else {
     fprintf(stderr, "cancel_write: unknown mode '%s'\n", mode);

@@ -25,11 +25,13 @@
 #include "gtest/gtest.h"
 #include "tests/util/sanitizer.h"
 #include "tests/util/step_watchdog.h"
+#include "tests/util/thread_in_write.h"
 
 namespace strata {
 namespace {
 
 using testing::SleepMs;
+using testing::WaitInWrite;
 using testing::Step;
 
 // Allocates at `depth` frames below the caller: several stacks, so that a
@@ -46,22 +48,6 @@ __attribute__((noinline)) void* AllocateAt(int depth, size_t n) {
 // Sampled allocations from this thread (sampling at 4 KiB).
 void Churn(int rounds) {
   for (int i = 0; i < rounds; ++i) Deallocate(AllocateAt(i % 12, 64 + static_cast<size_t>(i % 3000)));
-}
-
-// True when thread `tid` sits in write(2) (syscall 1), twice in a row.
-bool InWriteOnce(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[8] = {};
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  return n >= 2 && buf[0] == '1' && buf[1] == ' ';
-}
-void WaitInWrite(const std::atomic<pid_t>& tid) {
-  while (tid.load() == 0) SleepMs(1);
-  while (!InWriteOnce(tid.load()) || (SleepMs(5), !InWriteOnce(tid.load()))) SleepMs(1);
 }
 
 struct Writer {
