@@ -170,8 +170,15 @@ size_t ForEachOrphanExclusive(void (*fn)(Heap* orphan, void* arg), void* arg) {
 
 void OnThreadExit(void* value) {
   auto* h = static_cast<Heap*>(value);
-  h->Abandon();
+  // The thread lets go of its heap before abandoning it: what Abandon
+  // calls may allocate (starting the release engine's thread: glibc's
+  // pthread_create callocs the new thread's TLS vector). From h, after its
+  // current runs were given up, such an allocation made one current again,
+  // on a heap then absorbed by another: two heaps allocating from one run.
+  // It goes to another heap instead (the thread takes one, armed again,
+  // and gives it back in the next round of key destructors).
   tls_heap = &g_empty_heap;
+  h->Abandon();
   // Before the push: no scan may claim a heap that is on the stacks.
   h->entry().UnbindOwner();
   // Relaxed: a count for the rate limit.

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "alloc/options.h"
+#include "alloc/release.h"
 #include "alloc/stats.h"
 #include "alloc/strata.h"
 #include "gtest/gtest.h"
+#include "tests/alloc/heap_test_peer.h"
 #include "tests/util/sanitizer.h"
 
 namespace strata::internal {
@@ -84,6 +86,54 @@ TEST(HeapTest, OrphanedHeapIsAdoptedAndItsBlocksStayFreeable) {
     strata::Deallocate(p);
   });
   adopter.join();
+  ASSERT_TRUE(SetBackgroundRelease(background));
+}
+
+// A thread's exit may allocate while its heap is being given up: what
+// Abandon calls can start the release engine's thread, and glibc's
+// pthread_create callocs the new thread's TLS vector. Such an allocation
+// must come from another heap: from the one being abandoned it made a run
+// current again after Abandon had given its runs up, and once another
+// thread absorbed the orphan's arenas two heaps allocated from that run
+// (larson, 1 run in 2 with refills that gather: "free list corrupted").
+// The decay hook, which Abandon runs when it releases a run, stands in for
+// the thread's start here.
+thread_local bool tls_allocate_in_hook = false;
+std::atomic<Heap*> g_hook_heap{nullptr};
+std::atomic<void*> g_hook_block{nullptr};
+
+void AllocatingDecayHook(uint64_t, bool) {
+  if (!tls_allocate_in_hook) return;
+  tls_allocate_in_hook = false;
+  g_hook_heap.store(tls_heap, std::memory_order_relaxed);
+  g_hook_block.store(strata::Allocate(304), std::memory_order_relaxed);
+}
+
+TEST(HeapTest, AnAllocationWhileItsHeapIsAbandonedComesFromAnotherHeap) {
+  const bool background = GetOption(Option::kBackgroundRelease) != 0;
+  ASSERT_TRUE(SetBackgroundRelease(false));  // no pass takes the orphan meanwhile
+  SetGlobalDecayHook(&AllocatingDecayHook);
+  Heap* dead = nullptr;
+  std::thread t([&] {
+    // A current run with no live block: Abandon gives it up (TakeCurrent)
+    // and releases it, which runs the hook, whose allocation of the same
+    // class then found no current run in the old order and made one.
+    strata::Deallocate(strata::Allocate(304));
+    dead = tls_heap;
+    tls_allocate_in_hook = true;
+  });
+  t.join();
+  InstallReleaseEngine();  // the release engine's hook back
+  Heap* hook_heap = g_hook_heap.load(std::memory_order_relaxed);
+  ASSERT_NE(hook_heap, nullptr) << "the exit ran no decay hook";
+  EXPECT_NE(hook_heap, dead);
+  // The abandoned heap holds no current run: the next thread to hold it, or
+  // the heap that absorbs its arenas, starts from its lists alone.
+  HeapTestPeer peer(dead);
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    EXPECT_EQ(peer.runs().current(cls), &g_empty_pool) << "class " << cls;
+  }
+  strata::Deallocate(g_hook_block.load(std::memory_order_relaxed));
   ASSERT_TRUE(SetBackgroundRelease(background));
 }
 
