@@ -6,6 +6,7 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "alloc/free_path.h"
@@ -19,6 +20,34 @@ namespace strata::internal {
 constinit Heap g_empty_heap(0, LinkKey{});
 
 namespace {
+
+// A refill that got fewer blocks than this from one run (a large class:
+// its runs hold few, and carving gives a page's worth) gathers up to this
+// many from more runs (fewer where the class cache's bound is lower), for
+// a class whose runs hold at most kGatherRunBlocks blocks: the walks that
+// find a taken list's last block stay that short. (Random-order churn of
+// 4-64 KiB blocks: a refill every 4 allocations without it, 1 in 80 with.)
+constexpr uint32_t kRefillBlocks = 8;
+constexpr uint32_t kGatherRunBlocks = 64;
+
+// Completes a chain whose last block is unknown (Run::TakeList's): walks
+// it. In the checked build a damaged link is reported and ends the chain
+// there (what follows stays counted in use, never handed out).
+void FindLast(BlockChain& c, const LinkKey& key) {
+  FreeBlock* b = c.first;
+  for (uint32_t i = 1; i < c.count; ++i) {
+    FreeBlock* next = NextOf(b, key);
+    if constexpr (kCheckPoppedLinks) {
+      if (!LinkTargetIsStrata(next)) {
+        ReportDamage(b, Misuse::kListDamaged);
+        c.count = i;
+        break;
+      }
+    }
+    b = next;
+  }
+  c.last = b;
+}
 
 // SYNCHRONIZATION: release store by the release layer, acquire load here.
 std::atomic<GlobalDecayHook> g_decay_hook{nullptr};
@@ -80,12 +109,26 @@ Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
     counters_.allocations[cls].Add(1);
     counters_.requested_bytes[cls].Add(size);
   }
-  // An empty list is refilled from the class's runs.
+  // An empty list is refilled from the class's runs: from several when one
+  // gives few blocks (a run of a large class holds 1 to 4, and carving
+  // gives a page's worth at a time), so that random-order churn of large
+  // blocks comes here once in kRefillBlocks pops or so, not at every other.
   auto refill = [this, cls] {
     counters_.refills.Add(1);
-    const BlockChain chain = TakeFromRuns(cls);
+    BlockChain chain = TakeFromRuns(cls);
     if (chain.count == 0) return false;  // the OS refused memory (errno ENOMEM)
-    cache_.Add(cls, chain, link_key_);
+    cache_.Add(cls, chain, link_key_);  // the list was empty: `last` unused
+    if (kClasses[cls].blocks <= kGatherRunBlocks) {
+      const uint32_t want = std::min(CacheMaxBlocks(kClasses[cls].size) / 2, kRefillBlocks);
+      const int saved_errno = errno;  // a refusal below is not this call's failure
+      for (uint32_t got = chain.count; got < want; got += chain.count) {
+        chain = TakeFromRuns(cls);
+        if (chain.count == 0) break;
+        if (chain.last == nullptr) FindLast(chain, link_key_);
+        cache_.Add(cls, chain, link_key_);
+      }
+      errno = saved_errno;
+    }
     cache_.SetRoom(cls);
     return true;
   };

@@ -1536,7 +1536,9 @@ TEST_F(HeapPartsTest, AllocatesAndFreesThroughItsParts) {
   EXPECT_EQ(Get(c.arenas_acquired), arenas.size());
   EXPECT_EQ(TestHeapEnv::acquired(), arenas.size());
   EXPECT_EQ(TestHeapEnv::acquire_calls(), arenas.size());
-  EXPECT_GE(Get(c.refills), runs.size());
+  // One refill may gather blocks from several runs (large classes).
+  EXPECT_GT(Get(c.refills), 0u);
+  EXPECT_LT(Get(c.refills), blocks.size());
   EXPECT_EQ(Get(c.runs_released), 0u);
   EXPECT_EQ(Get(c.remote_frees), 0u);
 
