@@ -245,30 +245,39 @@ TEST(HeapTest, FullRunSleepsUntilAShareOfItsBlocksIsFree) {
 // by the fast path: the runs a refill takes hold batches of free blocks.
 // Before runs slept, 40% of these allocations took the slow path.
 TEST(HeapTest, RandomOrderChurnRarelyRefills) {
-  std::thread t([] {
-    constexpr size_t kLive = 10000;
-    const size_t steps = testing::Scaled<size_t>(400000, 100000);
-    uint64_t x = 0x9e3779b97f4a7c15;  // xorshift64: the same sequence on every run
-    auto next = [&x] {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return x;
-    };
-    std::vector<void*> live(kLive);
-    for (void*& p : live) p = strata::Allocate(8 + next() % 121);
-    const uint64_t refills = tls_heap->counters().refills.Get();
-    for (size_t i = 0; i < steps; ++i) {
-      void*& p = live[next() % kLive];
-      strata::Deallocate(p);
-      p = strata::Allocate(8 + next() % 121);
-    }
-    const uint64_t slow = tls_heap->counters().refills.Get() - refills;
-    EXPECT_LT(slow * 100, steps * 10) << slow << " refills in " << steps << " allocations";
-    EXPECT_TRUE(tls_heap->IsValid());
-    for (void* p : live) strata::Deallocate(p);
-  });
-  t.join();
+  // Issue 23's bound: refills under 2 % of allocations on random-order
+  // churn of any size range (large classes gather from several runs).
+  struct Range {
+    size_t min, max, live;
+  };
+  for (const Range r : {Range{8, 128, 10000}, Range{8, 1024, 10000}, Range{256, 4096, 2000},
+                        Range{1024, 16384, 1000}, Range{4096, 65536, 1000}, Range{8, 65536, 1000}}) {
+    std::thread t([r] {
+      const size_t steps = testing::Scaled<size_t>(400000, 100000);
+      uint64_t x = 0x9e3779b97f4a7c15;  // xorshift64: the same sequence on every run
+      auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+      };
+      const size_t span = r.max - r.min + 1;
+      std::vector<void*> live(r.live);
+      for (void*& p : live) p = strata::Allocate(r.min + next() % span);
+      const uint64_t refills = tls_heap->counters().refills.Get();
+      for (size_t i = 0; i < steps; ++i) {
+        void*& p = live[next() % r.live];
+        strata::Deallocate(p);
+        p = strata::Allocate(r.min + next() % span);
+      }
+      const uint64_t slow = tls_heap->counters().refills.Get() - refills;
+      EXPECT_LT(slow * 100, steps * 2) << slow << " refills in " << steps << " allocations of " << r.min << ".."
+                                       << r.max;
+      EXPECT_TRUE(tls_heap->IsValid());
+      for (void* p : live) strata::Deallocate(p);
+    });
+    t.join();
+  }
 }
 
 }  // namespace
