@@ -4,23 +4,6 @@
 #include "alloc/arena.h"
 
 namespace strata::internal {
-namespace {
-
-// The link after b on a class list, for the slow path's walks: in the
-// checked build a damaged one (a write after free) is reported and ends
-// the walk (what follows is lost: its blocks stay counted in use).
-FreeBlock* WalkNext(const FreeBlock* b, const LinkKey& key) {
-  FreeBlock* next = NextOf(b, key);
-  if constexpr (kCheckPoppedLinks) {
-    if (!IsListEnd(next) && !LinkTargetIsStrata(next)) {
-      ReportDamage(b, Misuse::kListDamaged);
-      return nullptr;
-    }
-  }
-  return next;
-}
-
-}  // namespace
 
 void ClassCache::Settle(size_t cls) {
   length_[cls].Set(Length(cls));

@@ -24,6 +24,7 @@
 
 #include "absl/base/attributes.h"
 #include "alloc/arena.h"
+#include "alloc/checks.h"
 #include "alloc/config.h"
 #include "alloc/error.h"
 #include "alloc/free_link.h"
@@ -91,6 +92,21 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool LinkTargetIsStrata(const FreeBlock* nex
   if (next == nullptr) return true;
   if ((reinterpret_cast<uintptr_t>(next) & kLinkShapeMask) != 0) return false;
   return GetPageMap().InArena(next) && InBlockPool(next);
+}
+
+// The link after b on a class list or a chain bound for one, for the slow
+// paths' walks: in the checked build a damaged one (a write after free) is
+// reported and reads as null, the list's end (what follows is lost: its
+// blocks stay counted in use).
+inline FreeBlock* WalkNext(const FreeBlock* b, const LinkKey& key) {
+  FreeBlock* next = NextOf(b, key);
+  if constexpr (kCheckPoppedLinks) {
+    if (!IsListEnd(next) && !LinkTargetIsStrata(next)) {
+      ReportDamage(b, Misuse::kListDamaged);
+      return nullptr;
+    }
+  }
+  return next;
 }
 
 // True when p (a block of `size` bytes that looks free) holds the words of
