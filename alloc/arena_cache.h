@@ -17,11 +17,18 @@
 
 namespace strata::internal {
 
-// Arenas a heap remembers owning, direct-mapped by arena address bits: 256
-// entries, 2 KiB, cover 64 MiB of consecutive arenas. With 64, a heap of
-// 270 arenas took the page map on most frees (st_churn --live=1000000:
-// 818.7M instructions, 756.0M with 256).
-inline constexpr size_t kArenaCacheEntries = 256;
+// Arenas a heap remembers owning, direct-mapped by a fold of the arena
+// number: 1024 entries, 8 KiB. With 64, a heap of 270 arenas took the page
+// map on most frees (st_churn --live=1000000: 818.7M instructions, 756.0M
+// with 256). The fold (the arena number's bits xor those 10 above) keeps
+// arenas a power-of-two stride apart in different slots: reservations
+// (4 MiB) lie between other mappings, and larson's threads' 8 MiB stacks
+// put a heap's arenas 64 MiB apart, which the plain low bits of 256 slots
+// sent to one slot: its checked build left the pop's fast path on up to 6 %
+// of pops, each a refused link into the other arena.
+inline constexpr size_t kArenaCacheEntries = 1024;
+inline constexpr int kArenaCacheShift = 10;  // log2(kArenaCacheEntries)
+static_assert(size_t{1} << kArenaCacheShift == kArenaCacheEntries);
 // A slot holding no arena (no arena lives at address 1).
 inline constexpr uintptr_t kNoArena = 1;
 // Pools whose class the cache keeps, direct-mapped by pool number: 256
@@ -31,7 +38,9 @@ inline constexpr size_t kPoolCacheEntries = 256;
 // A slot holding no pool (no pool number is all ones).
 inline constexpr uintptr_t kNoPool = ~uintptr_t{0};
 // Behind it, for FreeUncached, a larger level: 4096 entries of 4 bytes
-// (16 KiB, touched as used), 16 MiB of consecutive pools. A miss in both
+// (16 KiB, touched as used), indexed by the pool number's low 12 bits xor
+// the 12 above (16 MiB of consecutive pools, and pools a power-of-two
+// stride apart, as larson's arenas are, in different slots). A miss in both
 // loads the pool's descriptor, a line of the arena header that a
 // random-order free rarely finds cached. With the first level alone,
 // larson's threads (5000 live blocks of 8..1000 bytes each, ~600 pools)
@@ -66,6 +75,10 @@ class ArenaCache {
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
     return Slot(a) == (a & ~(kArenaSize - 1));
   }
+  // The slot an arena's address p takes, and the second pool level's slot
+  // p's pool takes (tests check the folds).
+  static size_t ArenaSlot(const void* p) { return SlotOf(reinterpret_cast<uintptr_t>(p)); }
+  static size_t Pool2Slot(const void* p) { return Pool2Index(reinterpret_cast<uintptr_t>(p) >> kPoolShift); }
   // Remembers `arena`. REQUIRES: the heap owns it.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void Remember(const void* arena) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(arena);
@@ -96,7 +109,7 @@ class ArenaCache {
   // learns the pool too.
   bool PoolClassSlow(const void* p, size_t* cls) {
     const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
-    const uint32_t e = pool2_[pool & (kPoolCache2Entries - 1)];
+    const uint32_t e = Pool2(pool);
     if (uintptr_t{e >> 8} != pool >> kPoolCache2Shift || (e & 0xff) == 0) return false;
     *cls = e & 0xff;
     Learn1(pool, *cls);
@@ -107,8 +120,7 @@ class ArenaCache {
   void RememberPool(const void* p, size_t cls) {
     const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
     Learn1(pool, cls);
-    pool2_[pool & (kPoolCache2Entries - 1)] = static_cast<uint32_t>(pool >> kPoolCache2Shift) << 8 |
-                                              static_cast<uint32_t>(cls);
+    Pool2(pool) = static_cast<uint32_t>(pool >> kPoolCache2Shift) << 8 | static_cast<uint32_t>(cls);
   }
   // Forgets the n pools from `first` (a run released, an arena leaving).
   void ForgetPools(const void* first, size_t n) {
@@ -116,18 +128,23 @@ class ArenaCache {
     for (size_t i = 0; i < n; ++i) {
       const size_t slot = (pool + i) & (kPoolCacheEntries - 1);
       if (pool_keys_[slot] == pool + i) pool_keys_[slot] = kNoPool;
-      uint32_t& e = pool2_[(pool + i) & (kPoolCache2Entries - 1)];
+      uint32_t& e = Pool2(pool + i);
       if (uintptr_t{e >> 8} == (pool + i) >> kPoolCache2Shift) e = 0;
     }
   }
 
  private:
-  ABSL_ATTRIBUTE_ALWAYS_INLINE uintptr_t& Slot(uintptr_t a) {
-    return entries_[(a >> kArenaShift) & (kArenaCacheEntries - 1)];
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static size_t SlotOf(uintptr_t a) {
+    const uintptr_t arena = a >> kArenaShift;
+    return (arena ^ (arena >> kArenaCacheShift)) & (kArenaCacheEntries - 1);
   }
-  ABSL_ATTRIBUTE_ALWAYS_INLINE const uintptr_t& Slot(uintptr_t a) const {
-    return entries_[(a >> kArenaShift) & (kArenaCacheEntries - 1)];
-  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uintptr_t& Slot(uintptr_t a) { return entries_[SlotOf(a)]; }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE const uintptr_t& Slot(uintptr_t a) const { return entries_[SlotOf(a)]; }
+  // The second level's entry of pool number `pool`: slot and tag (the bits
+  // above the slot's) still make the whole pool number, as the fold is
+  // undone by the tag.
+  static size_t Pool2Index(uintptr_t pool) { return (pool ^ (pool >> kPoolCache2Shift)) & (kPoolCache2Entries - 1); }
+  uint32_t& Pool2(uintptr_t pool) { return pool2_[Pool2Index(pool)]; }
 
   // The second level's entry holds the pool number's bits above the slot's
   // (its tag) and the class. A pool of an arena has a 47-bit address: the

@@ -110,10 +110,17 @@ Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
   // gives few blocks (a run of a large class holds 1 to 4, and carving
   // gives a page's worth at a time), so that random-order churn of large
   // blocks comes here once in kRefillBlocks pops or so, not at every other.
+  // Each chain's arena enters the arena cache: a chain comes from one run
+  // of an arena the heap owns, and the checked build's pop follows a link
+  // into another arena on the fast path only when the cache holds it (a
+  // heap whose thread frees little locally, larson's, learned its arenas
+  // only from its queue, and sent up to 1 pop in 40 here for the owner
+  // check).
   auto refill = [this, cls] {
     counters_.refills.Add(1);
     BlockChain chain = TakeFromRuns(cls);
     if (chain.count == 0) return false;  // the OS refused memory (errno ENOMEM)
+    arena_cache_.Remember(ArenaOf(chain.first));
     cache_.Add(cls, chain, link_key_);  // the list was empty: `last` unused
     if (kClasses[cls].blocks <= kGatherRunBlocks) {
       const uint32_t want = std::min(CacheMaxBlocks(kClasses[cls].size) / 2, kRefillBlocks);
@@ -122,6 +129,7 @@ Heap::Allocation Heap::AllocateSlow(size_t cls, size_t size) noexcept {
         chain = TakeFromRuns(cls);
         if (chain.count == 0) break;
         if (chain.last == nullptr) FindLast(chain, link_key_);
+        arena_cache_.Remember(ArenaOf(chain.first));
         cache_.Add(cls, chain, link_key_);
       }
       errno = saved_errno;

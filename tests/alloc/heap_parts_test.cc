@@ -946,8 +946,15 @@ TEST(ArenaCacheTest, RemembersAndForgets) {
   ArenaCache cache;
   const uintptr_t base = uintptr_t{0x7e00} << 32;  // never dereferenced
   auto* a = reinterpret_cast<char*>(base);
-  auto* next = a + kArenaSize;                             // the next slot
-  auto* same_slot = a + kArenaCacheEntries * kArenaSize;  // a's slot
+  auto* next = a + kArenaSize;  // the next slot
+  // Arenas a power-of-two stride apart (reservations between thread
+  // stacks) take different slots: the fold.
+  EXPECT_NE(ArenaCache::ArenaSlot(a), ArenaCache::ArenaSlot(next));
+  EXPECT_NE(ArenaCache::ArenaSlot(a), ArenaCache::ArenaSlot(a + (size_t{64} << 20)));
+  EXPECT_NE(ArenaCache::ArenaSlot(a), ArenaCache::ArenaSlot(a + kArenaCacheEntries * kArenaSize));
+  // Another arena in a's slot.
+  char* same_slot = a + kArenaSize;
+  while (ArenaCache::ArenaSlot(same_slot) != ArenaCache::ArenaSlot(a)) same_slot += kArenaSize;
   EXPECT_FALSE(cache.Holds(nullptr));
   EXPECT_FALSE(cache.Holds(a));
 
@@ -989,7 +996,11 @@ TEST(ArenaCacheTest, PoolsFallBackToTheSecondLevel) {
   const uintptr_t base = uintptr_t{0x7e00} << 32;  // never dereferenced
   auto* a = reinterpret_cast<char*>(base) + 5 * kPoolSize;
   auto* rival = a + kPoolCacheEntries * kPoolSize;   // a's first-level slot
-  auto* far = a + kPoolCache2Entries * kPoolSize;    // a's slot in both levels
+  // Another pool in a's second-level slot (the fold puts a + 4096 pools
+  // in another).
+  EXPECT_NE(ArenaCache::Pool2Slot(a), ArenaCache::Pool2Slot(a + kPoolCache2Entries * kPoolSize));
+  char* far = a + kPoolSize;
+  while (ArenaCache::Pool2Slot(far) != ArenaCache::Pool2Slot(a)) far += kPoolSize;
   size_t cls = 0;
   EXPECT_FALSE(cache.PoolClass(a, &cls));
   EXPECT_FALSE(cache.PoolClassSlow(a, &cls));
