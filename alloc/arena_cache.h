@@ -115,11 +115,13 @@ class ArenaCache {
     Learn1(pool, *cls);
     return true;
   }
-  // Remembers that p's pool is in a run of class cls (1..255), in both
-  // levels. REQUIRES: the run's arena is the heap's (and in this cache).
-  void RememberPool(const void* p, size_t cls) {
+  // Remembers that p's pool is in a run of class cls (1..255), in the
+  // first level, and in the second too unless told not to.
+  // REQUIRES: the run's arena is the heap's (and in this cache).
+  void RememberPool(const void* p, size_t cls, bool second_level = true) {
     const uintptr_t pool = reinterpret_cast<uintptr_t>(p) >> kPoolShift;
     Learn1(pool, cls);
+    if (!second_level) return;
     Pool2(pool) = static_cast<uint32_t>(pool >> kPoolCache2Shift) << 8 | static_cast<uint32_t>(cls);
   }
   // Forgets the n pools from `first` (a run released, an arena leaving).
