@@ -211,6 +211,27 @@ class ClassCache {
   threading::SingleWriter<int32_t> room_base_[kNumClasses];
 };
 
+// When each class was last refilled, in its countdown (ClassCache::
+// countdown), which every pop counts down: the refill's gathering takes new
+// runs only for a class that refills often (Heap::AllocateSlow). The owner
+// thread only.
+class RefillMarks {
+ public:
+  // Class cls was refilled; `countdown` its countdown after the refill.
+  void Mark(size_t cls, int32_t countdown) { mark_[cls] = countdown; }
+  // Pops of class cls since its last refill, its countdown now being
+  // `countdown`: meaningless (often negative) when a sample or a change of
+  // options set the countdown anew, and negative before any refill.
+  int64_t PopsSince(size_t cls, int32_t countdown) const { return int64_t{mark_[cls]} - countdown; }
+  // No class refilled lately (a heap a new thread takes).
+  void Forget() {
+    for (int32_t& m : mark_) m = 0;
+  }
+
+ private:
+  int32_t mark_[kNumClasses] = {};
+};
+
 }  // namespace strata::internal
 
 #endif  // STRATA_ALLOC_CLASS_CACHE_H_

@@ -203,8 +203,9 @@ class alignas(kCacheLine) Heap {
   // Blocks of class cls for its (empty) cache, from the first that has some of:
   // the current run's list, its uncarved blocks, the queue (drained), a
   // partial run, an empty run kept whole, a new run. Empty when the OS
-  // refuses memory.
-  BlockChain TakeFromRuns(size_t cls);
+  // refuses memory. Unless `grow`, only blocks already free: the lists of
+  // the current and partial runs, and the queue's (empty when none).
+  BlockChain TakeFromRuns(size_t cls, bool grow);
   // Claims a run of class cls: in `arena` at `start`, or (start < 0) in a
   // new arena from the source. nullptr when the OS refuses memory.
   PoolDesc* NewRun(size_t cls, ArenaHeader* arena, int start);
@@ -233,6 +234,7 @@ class alignas(kCacheLine) Heap {
   HeapEntry entry_;
   alignas(kCacheLine) ClassRuns runs_;
   SampleCountdown samples_;
+  RefillMarks refill_marks_;
   bool stats_mode_ = false;  // detailed stats: every allocation takes AllocateSlow
   uint64_t options_seen_ = 0;  // OptionChanges() when FollowOptions last looked
   // Set while a thread other than the owner drains the queue (Decay): runs

@@ -280,5 +280,32 @@ TEST(HeapTest, RandomOrderChurnRarelyRefills) {
   }
 }
 
+// Gathering takes new runs only for a class that refills often: the first
+// refill of a large class takes one run (its blocks), a second soon after
+// takes more runs up to the refill's want (8 blocks).
+TEST(HeapTest, OnlyAClassThatRefillsOftenGathersNewRuns) {
+  std::thread t([] {
+    const size_t cls = SizeToClass(16384);
+    ASSERT_LT(kClasses[cls].blocks, 8u);  // runs of fewer blocks than a refill wants
+    const uint32_t per_run = kClasses[cls].blocks;
+    void* first = strata::Allocate(64);  // the thread takes its heap
+    HeapTestPeer peer(tls_heap);
+    ASSERT_EQ(peer.cache().Length(cls), 0u);
+    std::vector<void*> held;
+    held.push_back(strata::Allocate(16384));
+    // The first refill: one new run, no more.
+    EXPECT_EQ(peer.cache().Length(cls), per_run - 1);
+    for (uint32_t i = 1; i < per_run; ++i) held.push_back(strata::Allocate(16384));
+    ASSERT_EQ(peer.cache().Length(cls), 0u);
+    // Refilled again within a few pops: new runs up to 8 blocks.
+    held.push_back(strata::Allocate(16384));
+    EXPECT_EQ(peer.cache().Length(cls), 8u - 1);
+    for (void* p : held) strata::Deallocate(p);
+    strata::Deallocate(first);
+    EXPECT_TRUE(tls_heap->IsValid());
+  });
+  t.join();
+}
+
 }  // namespace
 }  // namespace strata::internal
