@@ -92,6 +92,11 @@ class ClassCache {
       (void)arenas;
     }
     head_[cls] = next;
+    // The next pop of this class reads next's first word: fetched now, it
+    // is no cache miss then (a block freed long ago, as larson's are: the
+    // load of b's link above was half of its malloc's samples). A prefetch
+    // never faults, wherever a list's end points.
+    __builtin_prefetch(next);
     ClearFreeWords(cls, b);
     return b;
   }
