@@ -54,7 +54,8 @@ static_assert(size_t{1} << kPoolCache2Shift == kPoolCache2Entries);
 
 // Invariants: every arena in the cache is owned by this cache's heap: an
 // entry is added only after the page map and the arena's owner were
-// checked (Remember), and removed when the arena leaves the heap (Forget,
+// checked, or as the arena of a run the heap's refill takes blocks from
+// (Remember), and removed when the arena leaves the heap (Forget,
 // ForgetAll). Every pool in the cache is a pool of a run of such an arena,
 // of the class the cache gives (RememberPool), and leaves the cache when
 // its run is released (ForgetPools) or its arena leaves. Thread-safety: the

@@ -225,8 +225,10 @@ class RefillMarks {
   // Class cls was refilled; `countdown` its countdown after the refill.
   void Mark(size_t cls, int32_t countdown) { mark_[cls] = countdown; }
   // Pops of class cls since its last refill, its countdown now being
-  // `countdown`: meaningless (often negative) when a sample or a change of
-  // options set the countdown anew, and negative before any refill.
+  // `countdown` (the refill's own pop not counted: 0 for refills back to
+  // back): meaningless (often negative) when a sample or a change of
+  // options set the countdown anew, and negative before any refill (the
+  // countdown is at least 1 at rest).
   int64_t PopsSince(size_t cls, int32_t countdown) const { return int64_t{mark_[cls]} - countdown; }
   // No class refilled lately (a heap a new thread takes).
   void Forget() {

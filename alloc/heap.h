@@ -203,8 +203,9 @@ class alignas(kCacheLine) Heap {
   // Blocks of class cls for its (empty) cache, from the first that has some of:
   // the current run's list, its uncarved blocks, the queue (drained), a
   // partial run, an empty run kept whole, a new run. Empty when the OS
-  // refuses memory. Unless `grow`, only blocks already free: the lists of
-  // the current and partial runs, and the queue's (empty when none).
+  // refuses memory. Unless `grow`, no new run: the lists of the current
+  // and partial runs, the queue's, an empty run kept whole, the current
+  // run's uncarved blocks (empty when none).
   BlockChain TakeFromRuns(size_t cls, bool grow);
   // Claims a run of class cls: in `arena` at `start`, or (start < 0) in a
   // new arena from the source. nullptr when the OS refuses memory.

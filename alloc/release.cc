@@ -180,10 +180,11 @@ void* BackgroundMain(void*) {
 // Starts the background thread if it is wanted and not running. Must be
 // called where allocating is safe (pthread_create allocates): never with a
 // lock the allocation would wait for. A heap's own slow lock is allowed
-// (the owner re-enters it: TakeFromRuns -> MaybeDecay -> this hook runs
-// inside AllocateSlow, and the nested allocation leaves the refill
-// consistent), as is none at all; the release engine's pass lock and the
-// arenas' spin locks are not (GlobalDecay calls this after unlocking).
+// (the owner re-enters it: a refill's drain that empties a run keeps it,
+// FreeLocalSlow -> MaybeDecay(released) -> this hook, inside AllocateSlow;
+// the refill allows for the nested allocation, heap.cc), as is none at all;
+// the release engine's pass lock and the arenas' spin locks are not
+// (GlobalDecay calls this after unlocking).
 void MaybeStartBackground(uint64_t now) {
   // Relaxed: a hint; the CAS below decides. (First: once the thread runs,
   // this one load is all a caller pays.)
