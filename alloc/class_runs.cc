@@ -7,7 +7,17 @@ constinit PoolDesc g_empty_pool;
 
 void ClassRuns::SetCurrent(size_t cls, PoolDesc* d) {
   PoolDesc* old = runs_[cls];
-  if (old != &g_empty_pool) old->run.FallAsleep(old->capacity);
+  if (old != &g_empty_pool) {
+    if (IsListEnd(old->run.free_list()) && old->run.carved() == old->capacity) {
+      old->run.FallAsleep(old->capacity);
+    } else {
+      // Not spent: an allocation the refill let in (its drain started the
+      // release thread, which allocates) made this run current meanwhile,
+      // and it still has blocks to give: a partial run.
+      old->run.Demote();
+      LinkPartial(old);
+    }
+  }
   d->run.BecomeCurrent();
   runs_[cls] = d;
 }

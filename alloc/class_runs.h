@@ -31,7 +31,8 @@ class ClassRuns {
   // The current run of class cls (&g_empty_pool when none).
   PoolDesc* current(size_t cls) const { return runs_[cls]; }
   // Makes d (kHeld, of class cls) the current run; the old one, spent (no
-  // free block, fully carved), falls asleep.
+  // free block, fully carved), falls asleep, or else (a nested allocation
+  // made it current while a refill ran: Heap::TakeFromRuns) goes partial.
   void SetCurrent(size_t cls, PoolDesc* d);
   // Takes the current run of class cls out of its slot, demoted (kHeld);
   // nullptr when there is none.

@@ -229,9 +229,14 @@ BlockChain Heap::TakeFromRuns(size_t cls, bool grow) {
   if (!IsListEnd(d->run.free_list())) return d->run.TakeList(list_end(d));
   if (d->run.carved() < d->capacity) return d->run.CarveChain(d->Start(), d->size, d->capacity, batch, link_key_);
   // 2. Blocks other threads gave back (may give the current run a list).
+  // The drain may also let in an allocation of this class that made
+  // another run current (a run it empties runs the decay hook, which may
+  // start the release thread, which allocates): step 1 again, on whichever
+  // run is current now.
   if (DrainRemote() > 0) {
     d = runs_.current(cls);
     if (!IsListEnd(d->run.free_list())) return d->run.TakeList(list_end(d));
+    if (d->run.carved() < d->capacity) return d->run.CarveChain(d->Start(), d->size, d->capacity, batch, link_key_);
   }
   // 3. A partial run of this class, then an empty one kept whole.
   PoolDesc* p = runs_.TakePartial(cls);
@@ -599,9 +604,10 @@ void RunGlobalDecay(uint64_t now, bool released) {
   if (GlobalDecayHook hook = g_decay_hook.load(std::memory_order_acquire)) hook(now, released);
 }
 
-void SetGlobalDecayHook(GlobalDecayHook hook) {
-  // Release pairs with the acquire load in RunGlobalDecay().
-  g_decay_hook.store(hook, std::memory_order_release);
+GlobalDecayHook SetGlobalDecayHook(GlobalDecayHook hook) {
+  // Release pairs with the acquire load in RunGlobalDecay(); acquire (the
+  // hook returned may be called) pairs with the previous setter's release.
+  return g_decay_hook.exchange(hook, std::memory_order_acq_rel);
 }
 
 // ---------------------------------------------------------------------------

@@ -258,7 +258,8 @@ class alignas(kCacheLine) Heap {
 // (set by the release layer; the heap knows nothing of it but this hook).
 // `released`: the caller has just freed memory (a run or an arena).
 using GlobalDecayHook = void (*)(uint64_t now, bool released);
-void SetGlobalDecayHook(GlobalDecayHook hook);
+// Returns the hook it replaces.
+GlobalDecayHook SetGlobalDecayHook(GlobalDecayHook hook);
 
 // Runs the hook (if set): for frees outside a heap, such as a large block
 // entering the large cache, whose release must not wait for the next

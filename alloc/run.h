@@ -50,8 +50,12 @@
 //                                          (no free block, fully carved)
 //                                          and another takes its place
 //   kHeld     -> kAsleep      FallAsleep   owner: a demoted run that is full
-//   kCurrent  -> kHeld        Demote       owner: thread exit, or an empty
-//                                          current run released over budget
+//   kCurrent  -> kHeld        Demote       owner: thread exit, an empty
+//                                          current run released over budget,
+//                                          or one with blocks to give that
+//                                          another takes the place of (a
+//                                          nested allocation made it current
+//                                          during a refill), then kPartial
 //   kAsleep   -> kHeld        Wake         owner's free slow path, when the
 //                                          blocks back since it slept reach
 //                                          WakeFrees (one push or a segment)

@@ -1673,6 +1673,93 @@ TEST_F(HeapPartsTest, RemoteFreesReturnToTheirOwner) {
   EXPECT_EQ(TestHeapEnv::released(), TestHeapEnv::acquired());
 }
 
+// A refill's drain that empties a run runs the decay hook, which may start
+// the release thread, whose pthread_create allocates on the same heap (the
+// owner re-enters its lock) and may refill the very class list being
+// refilled. The outer refill must then link its chain (a run's list, whose
+// last block it does not know) in front of what the nested one left: it
+// wrote through a null `last` before.
+Heap* g_nested_heap = nullptr;
+size_t g_nested_cls = 0;
+void* g_nested_block = nullptr;
+void AllocatingHook(uint64_t, bool released) {
+  if (!released || g_nested_heap == nullptr) return;
+  Heap* h = g_nested_heap;
+  g_nested_heap = nullptr;  // once
+  g_nested_block = HeapTestPeer(h).Allocate(g_nested_cls, kClasses[g_nested_cls].size);
+}
+
+TEST_F(HeapPartsTest, ARefillSurvivesAnAllocationItsDrainLetsIn) {
+  TestHeap owner(1005, TestHeapEnv::env());
+  TestHeap freer(1006, TestHeapEnv::env());
+  ASSERT_TRUE(owner.get() && freer.get());
+  Heap* h = owner.get();
+  HeapTestPeer peer(h);
+  const size_t c = SizeToClass(304);  // the class refilled, and the nested allocation's
+  const size_t d = kCls64;            // the class whose run the drain empties
+  // Class d: one run full (not current), its blocks all handed out.
+  std::vector<void*> d_blocks;
+  PoolDesc* d_run = nullptr;
+  for (;;) {
+    void* p = peer.Allocate(d, 64);
+    ASSERT_NE(p, nullptr);
+    if (d_run == nullptr) d_run = RunOf(ArenaOf(p), p);
+    if (RunOf(ArenaOf(p), p) != d_run) {
+      FreeLocal(h, p);  // the next run's: back on its run
+      break;
+    }
+    d_blocks.push_back(p);
+  }
+  ASSERT_EQ(d_blocks.size(), d_run->capacity);
+  // Class c: its list empty and its current run spent (every block out).
+  std::vector<void*> c_blocks;
+  c_blocks.push_back(peer.Allocate(c, 304));
+  PoolDesc* c_run = RunOf(ArenaOf(c_blocks[0]), c_blocks[0]);
+  while (c_blocks.size() < c_run->capacity) {
+    c_blocks.push_back(peer.Allocate(c, 304));
+    ASSERT_EQ(RunOf(ArenaOf(c_blocks.back()), c_blocks.back()), c_run);
+  }
+  ASSERT_TRUE(IsListEnd(peer.cache().head(c)));
+  // Remote frees: twelve of c's first (drained last: the queue is a stack;
+  // enough to wake c's spent run onto the partial list), then all of d's
+  // run (drained first: it empties, is kept, and the kept run's decay hook
+  // allocates from class c, whose refill makes a new run current).
+  constexpr size_t kBack = 12;
+  for (size_t i = 0; i < kBack; ++i) BatchRemote(freer.get(), h, c_blocks[i], c_run);
+  freer.get()->FlushOutgoing();
+  for (void* p : d_blocks) BatchRemote(freer.get(), h, p, d_run);
+  freer.get()->FlushOutgoing();
+  g_nested_heap = h;
+  g_nested_cls = c;
+  g_nested_block = nullptr;
+  const GlobalDecayHook previous = SetGlobalDecayHook(&AllocatingHook);
+  void* p = peer.Allocate(c, 304);
+  SetGlobalDecayHook(previous);
+  ASSERT_NE(p, nullptr);
+  ASSERT_NE(g_nested_block, nullptr) << "the drain ran no hook that allocated";
+  EXPECT_NE(p, g_nested_block);
+  // Before, the refill made the woken run current again over the nested
+  // refill's run, which fell asleep with blocks never carved (IsValid),
+  // and linked the woken run's list in front of the nested refill's
+  // leftovers through a null `last`.
+  EXPECT_TRUE(h->IsValid());
+  // Every block handed out once: the rest of class c's blocks too.
+  std::set<void*> live(c_blocks.begin() + kBack, c_blocks.end());
+  ASSERT_TRUE(live.insert(p).second);
+  ASSERT_TRUE(live.insert(g_nested_block).second);
+  for (size_t i = 0; i < 3 * c_run->capacity; ++i) {
+    void* q = peer.Allocate(c, 304);
+    ASSERT_NE(q, nullptr);
+    ASSERT_TRUE(live.insert(q).second) << "handed out twice: " << q;
+  }
+  EXPECT_TRUE(h->IsValid());
+  for (void* q : live) FreeLocal(h, q);
+  HeapTestPeer(h).ReturnCached();
+  EXPECT_TRUE(h->IsValid());
+  EXPECT_TRUE(owner.Tidy());
+  EXPECT_TRUE(freer.Tidy());
+}
+
 // A block sent to a heap that does not own its arena (the arena moved while
 // the block travelled) is forwarded to the owner.
 TEST_F(HeapPartsTest, BlocksSentToTheWrongHeapAreForwarded) {
