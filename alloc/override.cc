@@ -79,8 +79,8 @@ extern "C" {
 
 // ---- C ---------------------------------------------------------------------
 
-STRATA_ENTRY void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
-STRATA_ENTRY void free(void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_HOT_ENTRY void* malloc(size_t size) noexcept { return strata::internal::AllocateFast(size); }
+STRATA_HOT_ENTRY void free(void* p) noexcept { strata::internal::FreeFast(p); }
 STRATA_ENTRY void* calloc(size_t count, size_t size) noexcept {
   return strata::internal::AllocateZeroedFast(count, size);
 }
@@ -222,8 +222,8 @@ using strata::internal::NewAligned;
 using strata::internal::NewAlignedNothrow;
 using strata::internal::NewNothrow;
 
-STRATA_ENTRY void* operator new(size_t size) { return New(size); }
-STRATA_ENTRY void* operator new[](size_t size) { return New(size); }
+STRATA_HOT_ENTRY void* operator new(size_t size) { return New(size); }
+STRATA_HOT_ENTRY void* operator new[](size_t size) { return New(size); }
 STRATA_ENTRY void* operator new(size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
 STRATA_ENTRY void* operator new[](size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
 STRATA_ENTRY void* operator new(size_t size, std::align_val_t align) { return NewAligned(size, align); }
@@ -235,14 +235,14 @@ STRATA_ENTRY void* operator new[](size_t size, std::align_val_t align, const std
   return NewAlignedNothrow(size, align);
 }
 
-STRATA_ENTRY void operator delete(void* p) noexcept { strata::internal::FreeFast(p); }
-STRATA_ENTRY void operator delete[](void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_HOT_ENTRY void operator delete(void* p) noexcept { strata::internal::FreeFast(p); }
+STRATA_HOT_ENTRY void operator delete[](void* p) noexcept { strata::internal::FreeFast(p); }
 STRATA_ENTRY void operator delete(void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
 STRATA_ENTRY void operator delete[](void* p, const std::nothrow_t&) noexcept { strata::Deallocate(p); }
-STRATA_ENTRY void operator delete(void* p, size_t size) noexcept {
+STRATA_HOT_ENTRY void operator delete(void* p, size_t size) noexcept {
   strata::internal::FreeFast(p, size, "free_sized");
 }
-STRATA_ENTRY void operator delete[](void* p, size_t size) noexcept {
+STRATA_HOT_ENTRY void operator delete[](void* p, size_t size) noexcept {
   strata::internal::FreeFast(p, size, "free_sized");
 }
 STRATA_ENTRY void operator delete(void* p, std::align_val_t align) noexcept {
